@@ -1,0 +1,114 @@
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+
+/** Everything the daemon reads from its environment, parsed and checked once at startup. */
+export interface Config {
+  listen: { host: string; port: number };
+  /** Admin tokens; any one of them is accepted (several allow rotation). */
+  tokens: string[];
+  mysqlUrl: string;
+  tls?: { certFile: string; keyFile: string };
+  logLevel: string;
+  /** Largest request body accepted on any protocol, in bytes. */
+  maxBodyBytes: number;
+  /** How long shutdown waits for in-flight requests before closing connections. */
+  shutdownTimeoutMs: number;
+}
+
+/** A configuration value that stops startup; the message names the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+  }
+}
+
+const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const tls = parseTls(env);
+  return {
+    listen: parseAddr(env.DYNROUTE_ADDR ?? "127.0.0.1:8080"),
+    tokens: parseTokens(env),
+    mysqlUrl: parseMysqlUrl(env.MYSQL_URL),
+    ...(tls ? { tls } : {}),
+    logLevel: oneOf("LOG_LEVEL", env.LOG_LEVEL ?? "info", logLevels),
+    maxBodyBytes: positiveInt("DYNROUTE_MAX_BODY_BYTES", env.DYNROUTE_MAX_BODY_BYTES, 64 * 1024),
+    shutdownTimeoutMs: positiveInt("DYNROUTE_SHUTDOWN_TIMEOUT_MS", env.DYNROUTE_SHUTDOWN_TIMEOUT_MS, 10_000),
+  };
+}
+
+function parseAddr(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (host === undefined || !(port >= 0 && port <= 65535)) {
+    throw new ConfigError("DYNROUTE_ADDR", `expected host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got "${value}"`);
+  }
+  if (m?.[1] !== undefined && isIP(host) !== 6) throw new ConfigError("DYNROUTE_ADDR", `"${host}" is not an IPv6 address`);
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+function parseTokens(env: NodeJS.ProcessEnv): string[] {
+  const fromEnv = splitTokens(env.DYNROUTE_TOKENS ?? "", /,/);
+  let fromFile: string[] = [];
+  if (env.DYNROUTE_TOKENS_FILE) {
+    try {
+      fromFile = splitTokens(readFileSync(env.DYNROUTE_TOKENS_FILE, "utf8"), /\r?\n/);
+    } catch (err) {
+      throw new ConfigError("DYNROUTE_TOKENS_FILE", `cannot read ${env.DYNROUTE_TOKENS_FILE}: ${(err as Error).message}`);
+    }
+  }
+  const tokens = [...fromEnv, ...fromFile];
+  if (tokens.length === 0) {
+    throw new ConfigError("DYNROUTE_TOKENS", "no admin token configured: set DYNROUTE_TOKENS (comma-separated) or DYNROUTE_TOKENS_FILE (one per line)");
+  }
+  for (const t of tokens) {
+    if (t.length < 16) throw new ConfigError("DYNROUTE_TOKENS", "every token must be at least 16 characters");
+    if (!/^[\x21-\x7e]+$/.test(t)) throw new ConfigError("DYNROUTE_TOKENS", "tokens must be printable ASCII without spaces");
+  }
+  return tokens;
+}
+
+function splitTokens(text: string, sep: RegExp): string[] {
+  return text
+    .split(sep)
+    .map((t) => t.trim())
+    .filter((t) => t !== "" && !t.startsWith("#"));
+}
+
+function parseMysqlUrl(value: string | undefined): string {
+  if (!value) throw new ConfigError("MYSQL_URL", "not set; e.g. mysql://dynroute:secret@127.0.0.1:3306/dynroute");
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError("MYSQL_URL", "not a URL; e.g. mysql://dynroute:secret@127.0.0.1:3306/dynroute");
+  }
+  if (url.protocol !== "mysql:") throw new ConfigError("MYSQL_URL", `scheme must be mysql://, got ${url.protocol}//`);
+  if (url.pathname.length <= 1) throw new ConfigError("MYSQL_URL", "names no database; add it as the path, e.g. .../dynroute");
+  return value;
+}
+
+function parseTls(env: NodeJS.ProcessEnv): Config["tls"] {
+  const certFile = env.DYNROUTE_TLS_CERT;
+  const keyFile = env.DYNROUTE_TLS_KEY;
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new ConfigError(certFile ? "DYNROUTE_TLS_KEY" : "DYNROUTE_TLS_CERT", "TLS needs both DYNROUTE_TLS_CERT and DYNROUTE_TLS_KEY");
+  return { certFile, keyFile };
+}
+
+function oneOf(variable: string, value: string, allowed: string[]): string {
+  if (!allowed.includes(value)) throw new ConfigError(variable, `must be one of ${allowed.join(", ")}`);
+  return value;
+}
+
+function positiveInt(variable: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(variable, `must be a positive integer, got "${value}"`);
+  return n;
+}

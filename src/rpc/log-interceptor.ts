@@ -1,0 +1,35 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+
+const REQUEST_ID = "x-request-id";
+const clientRequestId = /^[\w.:-]{1,128}$/;
+
+/**
+ * Logs one line per call with its request id (the client's X-Request-Id when
+ * it sent a sane one), procedure, outcome and duration, and echoes the id.
+ * Must run outermost, after errors have become ConnectErrors.
+ */
+export function logInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const given = req.header.get(REQUEST_ID);
+    const requestId = given && clientRequestId.test(given) ? given : randomUUID();
+    const fields = { requestId, procedure: req.url.slice(req.url.indexOf("/", 8)), method: req.requestMethod };
+    try {
+      const res = await next(req);
+      res.header.set(REQUEST_ID, requestId);
+      logger.info({ ...fields, code: "ok", ms: elapsed(started) }, "rpc");
+      return res;
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      ce.metadata.set(REQUEST_ID, requestId);
+      const line = { ...fields, code: Code[ce.code], ms: elapsed(started) };
+      if (ce.code === Code.Internal || ce.code === Code.Unknown) logger.error({ ...line, err: ce.cause ?? ce }, "rpc failed");
+      else logger.info({ ...line, message: ce.rawMessage }, "rpc");
+      throw ce;
+    }
+  };
+}
+
+const elapsed = (started: number) => Math.round((performance.now() - started) * 100) / 100;

@@ -1,0 +1,102 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net, { type AddressInfo } from "node:net";
+import { once } from "node:events";
+
+export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  /** PEM contents; with TLS, ALPN picks h2 or http/1.1. */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+export interface Listener {
+  address: AddressInfo;
+  /** Stops accepting, lets in-flight requests finish (up to timeoutMs), then closes every connection. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+// Every HTTP/2 connection with prior knowledge opens with "PRI * HTTP/2.0"; no HTTP/1 method starts with "PRI".
+const H2_PREFACE_START = Buffer.from("PRI");
+
+/**
+ * Serves Connect, gRPC-Web (HTTP/1.1 or HTTP/2) and gRPC (HTTP/2) on one port.
+ * Cleartext: the first bytes of each connection decide between HTTP/1.1 and
+ * h2c. TLS: ALPN decides.
+ */
+export async function listen(handler: RequestHandler, opts: ListenOptions): Promise<Listener> {
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let inflight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+
+  const tracked: RequestHandler = (req, res) => {
+    inflight++;
+    res.once("close", () => {
+      if (--inflight === 0) drained?.();
+    });
+    if (draining && req.httpVersionMajor === 1) (res as http.ServerResponse).shouldKeepAlive = false;
+    handler(req, res);
+  };
+
+  let server: net.Server;
+  if (opts.tls) {
+    const secure = http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true }, tracked);
+    secure.on("session", (s) => trackSession(s, sessions));
+    server = secure;
+  } else {
+    const h1 = http.createServer(tracked as http.RequestListener);
+    const h2 = http2.createServer(tracked);
+    h2.on("session", (s) => trackSession(s, sessions));
+    server = net.createServer((socket) => dispatchByPreface(socket, h1, h2));
+  }
+  server.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.listen(opts.port, opts.host);
+  await once(server, "listening");
+
+  return {
+    address: server.address() as AddressInfo,
+    async close(timeoutMs) {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sessions) s.close();
+      if (inflight > 0) {
+        const idle = new Promise<void>((resolve) => (drained = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([idle, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+        clearTimeout(timer);
+      }
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+function trackSession(session: http2.ServerHttp2Session, sessions: Set<http2.ServerHttp2Session>): void {
+  sessions.add(session);
+  session.once("close", () => sessions.delete(session));
+}
+
+function dispatchByPreface(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+  let head = Buffer.alloc(0);
+  const dispatch = () => {
+    socket.off("readable", onReadable);
+    socket.off("end", dispatch);
+    socket.unshift(head);
+    const target = head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START) ? h2 : h1;
+    target.emit("connection", socket);
+  };
+  const onReadable = () => {
+    for (let chunk: Buffer | null; (chunk = socket.read()) !== null; ) head = Buffer.concat([head, chunk]);
+    if (head.length >= H2_PREFACE_START.length) dispatch();
+  };
+  socket.on("readable", onReadable);
+  socket.once("end", dispatch);
+  socket.on("error", () => socket.destroy());
+}

@@ -1,0 +1,115 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Validator } from "@bufbuild/protovalidate";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
+import { checkBackends } from "../domain/backend-url.js";
+import { normalizeDomain } from "../domain/domain-name.js";
+import { inputError } from "../domain/errors.js";
+import { parseLabelSelector } from "../domain/label-selector.js";
+import { validateMessage } from "../rpc/validation.js";
+import type { MappingInput, MappingRecord, MappingStore } from "../store/store.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+
+const DEFAULT_PAGE_SIZE = 50;
+const MASKABLE = ["domain", "backends", "labels"] as const;
+
+export interface MappingServiceDeps {
+  store: MappingStore;
+  validator: Validator;
+}
+
+/**
+ * The MappingService RPCs. Requests arrive already checked against their
+ * proto annotations (see the validation interceptor); this adds the rules the
+ * annotations cannot state, normalises domains, and talks to the store.
+ */
+export function createMappingService({ store, validator }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+  return {
+    async createMapping(req) {
+      if (!req.mapping) throw inputError("mapping", "required", "value is required");
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping."));
+      return { mapping: toProto(record) };
+    },
+
+    async getMapping(req) {
+      const record = await store.get(req.tenantId, normalizeDomain(req.domain, "domain"));
+      return { mapping: toProto(record) };
+    },
+
+    async listMappings(req) {
+      const labels = parseLabelSelector(req.labelSelector, "label_selector");
+      const domainSuffix = req.domainSuffix === "" ? undefined : normalizeDomain(req.domainSuffix, "domain_suffix");
+      const filters = JSON.stringify([req.tenantId, labels, domainSuffix ?? ""]);
+      if (req.pageToken !== "" && req.offset !== 0) throw inputError("offset", "offset.page_token", "cannot be combined with page_token");
+      const limit = req.limit === 0 ? DEFAULT_PAGE_SIZE : req.limit;
+      const page = await store.list(req.tenantId, {
+        offset: req.offset,
+        limit,
+        ...(req.pageToken === "" ? {} : { afterId: decodePageToken(req.pageToken, filters, "page_token") }),
+        labels,
+        ...(domainSuffix === undefined ? {} : { domainSuffix }),
+        withTotal: req.total,
+      });
+      const last = page.records[page.records.length - 1];
+      return {
+        mappings: page.records.map(toProto),
+        nextPageToken: page.hasMore && last ? encodePageToken(last.id, filters) : "",
+        ...(page.total === undefined ? {} : { totalSize: page.total }),
+      };
+    },
+
+    async updateMapping(req) {
+      const body = req.mapping;
+      if (!body) throw inputError("mapping", "required", "value is required");
+      const paths = req.updateMask?.paths ?? [];
+      for (const p of paths) {
+        if (!(MASKABLE as readonly string[]).includes(p)) {
+          throw inputError("update_mask", "update_mask.paths", `"${p}" cannot be updated; use ${MASKABLE.join(", ")}`);
+        }
+      }
+      const record = await store.update(
+        req.tenantId,
+        normalizeDomain(req.domain, "domain"),
+        (current) => {
+          // Without a mask the body is the whole new mapping; an empty domain keeps the current one.
+          const merged = create(MappingSchema, {
+            tenantId: body.tenantId,
+            domain: paths.length === 0 || paths.includes("domain") ? body.domain || current.domain : current.domain,
+            backends: paths.length === 0 || paths.includes("backends") ? body.backends : current.backends,
+            labels: paths.length === 0 || paths.includes("labels") ? body.labels : current.labels,
+          });
+          validateMessage(validator, MappingSchema, merged, "mapping.");
+          return toInput(merged, req.tenantId, "mapping.");
+        },
+        req.expectedRevision,
+      );
+      return { mapping: toProto(record) };
+    },
+
+    async deleteMapping(req) {
+      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision);
+      return {};
+    },
+  };
+}
+
+function toInput(m: Mapping, tenantId: string, prefix: string): MappingInput {
+  if (m.tenantId !== "" && m.tenantId !== tenantId) {
+    throw inputError(`${prefix}tenant_id`, "tenant_id.match", "must be empty or equal the tenant_id of the request");
+  }
+  checkBackends(m.backends, `${prefix}backends`);
+  return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: [...m.backends], labels: { ...m.labels } };
+}
+
+function toProto(r: MappingRecord): Mapping {
+  return create(MappingSchema, {
+    tenantId: r.tenantId,
+    domain: r.domain,
+    backends: r.backends,
+    labels: r.labels,
+    createTime: timestampFromDate(r.createTime),
+    updateTime: timestampFromDate(r.updateTime),
+    revision: r.revision,
+  });
+}

@@ -1,0 +1,84 @@
+/** A mapping as the store holds it. */
+export interface MappingRecord {
+  /** Internal row id: insert order, and the position a page token resumes after. */
+  id: bigint;
+  tenantId: string;
+  domain: string;
+  backends: string[];
+  labels: Record<string, string>;
+  createTime: Date;
+  updateTime: Date;
+  /** The id of the outbox row written with the last change. */
+  revision: bigint;
+}
+
+/** The user-settable part of a mapping, already normalised and validated. */
+export interface MappingInput {
+  domain: string;
+  backends: string[];
+  labels: Record<string, string>;
+}
+
+export interface ListQuery {
+  offset: number;
+  limit: number;
+  /** Resume after this row id (keyset paging); constant cost at any depth. */
+  afterId?: bigint;
+  /** Every pair must match (an empty value matches a label set to ""). */
+  labels: Array<[string, string]>;
+  /** Normalised domain: matches itself and any name ending in ".<suffix>". */
+  domainSuffix?: string;
+  withTotal: boolean;
+}
+
+export interface ListResult {
+  records: MappingRecord[];
+  /** More rows match after the last one returned. */
+  hasMore: boolean;
+  total?: number;
+}
+
+/**
+ * Source of truth for mappings. Every write commits the mapping change and
+ * its outbox rows (the full new state of each affected domain) in one
+ * transaction. Failures are StoreErrors.
+ */
+export interface MappingStore {
+  create(tenantId: string, input: MappingInput): Promise<MappingRecord>;
+  get(tenantId: string, domain: string): Promise<MappingRecord>;
+  list(tenantId: string, query: ListQuery): Promise<ListResult>;
+  /**
+   * Replaces the mapping with what `change` returns for the current state,
+   * read under the row lock (so read-modify-write is atomic). A different
+   * domain renames it.
+   */
+  update(
+    tenantId: string,
+    domain: string,
+    change: (current: MappingRecord) => MappingInput,
+    expectedRevision?: bigint,
+  ): Promise<MappingRecord>;
+  delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type StoreErrorCode = "not_found" | "already_exists" | "failed_precondition" | "unavailable";
+
+export class StoreError extends Error {
+  override name = "StoreError";
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export const notFound = (domain: string) => new StoreError("not_found", `mapping ${domain} not found`);
+
+export function checkRevision(current: MappingRecord, expected: bigint | undefined): void {
+  if (expected !== undefined && current.revision !== expected) {
+    throw new StoreError("failed_precondition", `mapping ${current.domain} is at revision ${current.revision}, not ${expected}`);
+  }
+}
