@@ -73,19 +73,13 @@ export class MysqlStore implements MappingStore {
   }
 
   async get(tenantId: string, domain: string): Promise<MappingRecord> {
-    this.assertReady();
-    try {
-      const [rows] = await this.pool.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`, [domain, tenantId]);
-      const row = rows[0];
-      if (!row) throw notFound(domain);
-      return toRecord(row);
-    } catch (err) {
-      return toStoreError(err);
-    }
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`, [domain, tenantId]));
+    const row = rows[0];
+    if (!row) throw notFound(domain);
+    return toRecord(row);
   }
 
   async list(tenantId: string, q: ListQuery): Promise<ListResult> {
-    this.assertReady();
     const filters = ["tenant_id = ?"];
     const params: unknown[] = [tenantId];
     if (q.domainSuffix !== undefined) {
@@ -99,20 +93,19 @@ export class MysqlStore implements MappingStore {
     }
     const pageFilters = q.afterId === undefined ? filters : [...filters, "id > ?"];
     const pageParams = q.afterId === undefined ? params : [...params, q.afterId.toString()];
-    try {
-      const [rows] = await this.pool.query<RowDataPacket[]>(
-        `SELECT ${COLUMNS} FROM mappings WHERE ${pageFilters.join(" AND ")} ORDER BY id LIMIT ? OFFSET ?`,
-        [...pageParams, q.limit + 1, q.offset],
-      );
-      const result: ListResult = { records: rows.slice(0, q.limit).map(toRecord), hasMore: rows.length > q.limit };
-      if (q.withTotal) {
-        const [[count]] = await this.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM mappings WHERE ${filters.join(" AND ")}`, params);
-        result.total = Number(count?.n ?? 0);
-      }
-      return result;
-    } catch (err) {
-      return toStoreError(err);
+    const [rows] = await this.read(() =>
+      this.pool.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE ${pageFilters.join(" AND ")} ORDER BY id LIMIT ? OFFSET ?`, [
+        ...pageParams,
+        q.limit + 1,
+        q.offset,
+      ]),
+    );
+    const result: ListResult = { records: rows.slice(0, q.limit).map(toRecord), hasMore: rows.length > q.limit };
+    if (q.withTotal) {
+      const [[count]] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM mappings WHERE ${filters.join(" AND ")}`, params));
+      result.total = Number(count?.n ?? 0);
     }
+    return result;
   }
 
   async update(
@@ -165,23 +158,47 @@ export class MysqlStore implements MappingStore {
     if (!this.migrated) throw new StoreError("unavailable", `the database is not ready: ${this.notReadyReason}`);
   }
 
-  /** Runs fn in one transaction, again from the start when it lost a deadlock. */
+  /**
+   * Runs fn in one transaction: again from the start when it lost a deadlock,
+   * or when the pooled connection was dead before anything was sent (as after
+   * a database restart).
+   */
   private async transaction<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
     this.assertReady();
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
+      let begun = false;
       try {
         conn = await this.pool.getConnection();
         await conn.beginTransaction();
+        begun = true;
         const result = await fn(conn);
         await conn.commit();
         return result;
       } catch (err) {
-        if (conn && !isConnectionError(err)) await conn.rollback().catch(() => undefined);
-        if (isRetryable(err) && attempt < TX_ATTEMPTS) continue;
+        const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!begun && isConnectionError(err)));
+        if (conn && begun && !isConnectionError(err)) await conn.rollback().catch(() => undefined);
+        if (conn && isConnectionError(err)) {
+          conn.destroy();
+          conn = undefined;
+        }
+        if (retry) continue;
         return toStoreError(err);
       } finally {
         conn?.release();
+      }
+    }
+  }
+
+  /** A read; run again when a pooled connection turns out to be dead. */
+  private async read<T>(fn: () => Promise<T>): Promise<T> {
+    this.assertReady();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt < TX_ATTEMPTS && isConnectionError(err)) continue;
+        return toStoreError(err);
       }
     }
   }

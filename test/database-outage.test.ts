@@ -1,0 +1,73 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDatabase, PrivateMariaDb } from "./harness/mariadb.js";
+import { startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+import { waitFor } from "./harness/ports.js";
+
+let db: PrivateMariaDb;
+let url: string;
+beforeAll(async () => {
+  db = await PrivateMariaDb.start();
+  url = await createDatabase(db.adminUrl);
+});
+afterAll(() => db.destroy());
+
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => "ok",
+    (err: unknown) => Code[ConnectError.from(err).code],
+  );
+
+describe("the database going away", () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await startTestDaemon(url);
+    await daemon.store.ready;
+  });
+  afterAll(() => daemon.close());
+
+  it("answers unavailable (HTTP 503, JSON) while MariaDB is down and recovers without a restart", async () => {
+    const client = daemon.client("connect");
+    await client.createMapping({ tenantId: "t", mapping: { domain: "before.example.org", backends: ["http://a:1"] } });
+
+    await db.stop();
+    expect(await codeOf(client.createMapping({ tenantId: "t", mapping: { domain: "during.example.org", backends: ["http://a:1"] } }))).toBe("Unavailable");
+    expect(await codeOf(daemon.client("grpc").getMapping({ tenantId: "t", domain: "before.example.org" }))).toBe("Unavailable");
+    const res = await fetch(`${daemon.baseUrl}/dynroute.v1.MappingService/ListMappings`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ tenantId: "t" }),
+    });
+    expect(res.status).toBe(503);
+    const body = await res.json();
+    expect(body).toEqual({ code: "unavailable", message: "the database is unavailable; retry later" });
+
+    await db.resume();
+    // The first call after the restart already succeeds: dead pooled connections are replaced.
+    const got = await client.getMapping({ tenantId: "t", domain: "before.example.org" });
+    expect(got.mapping!.backends).toEqual(["http://a:1"]);
+    await client.createMapping({ tenantId: "t", mapping: { domain: "after.example.org", backends: ["http://a:1"] } });
+    expect((await client.listMappings({ tenantId: "t" })).mappings.map((m) => m.domain)).toEqual(["before.example.org", "after.example.org"]);
+  });
+});
+
+describe("starting while the database is down", () => {
+  it("serves unavailable until MariaDB appears, then migrates and serves", async () => {
+    const fresh = await createDatabase(db.adminUrl);
+    await db.stop();
+    const daemon = await startTestDaemon(fresh);
+    try {
+      const client = daemon.client("grpcweb");
+      const err = await client.listMappings({ tenantId: "t" }).catch((e: unknown) => ConnectError.from(e));
+      expect(err).toBeInstanceOf(ConnectError);
+      expect((err as ConnectError).code).toBe(Code.Unavailable);
+      expect((err as ConnectError).rawMessage).toMatch(/^the database is not ready: /);
+      await db.resume();
+      await daemon.store.ready;
+      await waitFor("the first write", () => client.createMapping({ tenantId: "t", mapping: { domain: "late.example.org", backends: ["http://a:1"] } }));
+      expect((await client.getMapping({ tenantId: "t", domain: "late.example.org" })).mapping!.domain).toBe("late.example.org");
+    } finally {
+      await daemon.close();
+    }
+  });
+});

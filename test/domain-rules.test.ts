@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { checkBackends } from "../src/domain/backend-url.js";
+import { normalizeDomain } from "../src/domain/domain-name.js";
+import { InputError } from "../src/domain/errors.js";
+import { parseLabelSelector } from "../src/domain/label-selector.js";
+import { decodePageToken, encodePageToken } from "../src/service/page-token.js";
+
+describe("normalizeDomain", () => {
+  it.each([
+    ["something.wmflabs.org", "something.wmflabs.org"],
+    ["Something.WMFLabs.ORG", "something.wmflabs.org"],
+    ["example.org.", "example.org"],
+    ["bücher.example", "xn--bcher-kva.example"],
+    ["*.Example.org", "*.example.org"],
+    ["localhost", "localhost"],
+    ["a-b.c1.example", "a-b.c1.example"],
+  ])("%s → %s", (raw, want) => {
+    expect(normalizeDomain(raw, "domain")).toBe(want);
+  });
+
+  it.each([
+    ["", "domain.hostname"],
+    [".", "domain.hostname"],
+    ["a..b", "domain.hostname"],
+    ["-a.example", "domain.hostname"],
+    ["a-.example", "domain.hostname"],
+    ["under_score.example", "domain.hostname"],
+    ["example.org:8080", "domain.hostname"],
+    ["http://example.org", "domain.hostname"],
+    ["exa mple.org", "domain.hostname"],
+    ["a*.example.org", "domain.wildcard"],
+    ["*", "domain.wildcard"],
+    ["foo.*.example.org", "domain.wildcard"],
+    ["*.*.example.org", "domain.wildcard"],
+    ["10.0.0.1", "domain.hostname"],
+    [`${"a".repeat(64)}.example`, "domain.hostname"],
+    [Array(64).fill("abc").join("."), "domain.hostname"],
+  ])("rejects %j", (raw, ruleId) => {
+    try {
+      normalizeDomain(raw, "mapping.domain");
+      expect.unreachable(`accepted ${raw}`);
+    } catch (err) {
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as InputError).violations[0]).toMatchObject({ field: "mapping.domain", ruleId });
+    }
+  });
+
+  it("accepts a 253-character name and rejects 255", () => {
+    const name253 = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`;
+    expect(name253.length).toBe(253);
+    expect(normalizeDomain(name253, "d")).toBe(name253);
+    expect(() => normalizeDomain(`${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(63)}`, "d")).toThrow(InputError);
+  });
+});
+
+describe("checkBackends", () => {
+  it("accepts the seed's backends and https with a path", () => {
+    expect(() => checkBackends(["http://instance-01:3000", "http://instance-02:4000", "https://10.0.0.5/app", "http://[::1]:8080"], "backends")).not.toThrow();
+  });
+  it.each(["http://:80", "http://host:0", "http://host:70000", "http://ho st"])("rejects %s naming the index", (bad) => {
+    try {
+      checkBackends(["http://ok:1", bad], "mapping.backends");
+      expect.unreachable();
+    } catch (err) {
+      expect((err as InputError).violations[0]?.field).toBe("mapping.backends[1]");
+    }
+  });
+});
+
+describe("parseLabelSelector", () => {
+  it("parses pairs", () => {
+    expect(parseLabelSelector("env=prod, team=web", "s")).toEqual([
+      ["env", "prod"],
+      ["team", "web"],
+    ]);
+    expect(parseLabelSelector("", "s")).toEqual([]);
+    expect(parseLabelSelector("flag=", "s")).toEqual([["flag", ""]]);
+  });
+  it.each(["env", "=prod", "env=pr od", "e\"nv=x", "a=b,,c=d"])("rejects %j", (bad) => {
+    expect(() => parseLabelSelector(bad, "label_selector")).toThrow(InputError);
+  });
+});
+
+describe("page tokens", () => {
+  it("round-trip with the same filters only", () => {
+    const token = encodePageToken(12345678901234n, "f1");
+    expect(decodePageToken(token, "f1", "page_token")).toBe(12345678901234n);
+    expect(() => decodePageToken(token, "f2", "page_token")).toThrow(/other filters/);
+    expect(() => decodePageToken("garbage!", "f1", "page_token")).toThrow(/not a page token/);
+  });
+});
