@@ -1,41 +1,77 @@
 import { readFileSync } from "node:fs";
 import { createValidator } from "@bufbuild/protovalidate";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { authInterceptor } from "./auth/auth-interceptor.js";
 import { tokenChecker } from "./auth/tokens.js";
 import type { Config } from "./config/config.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { createOpsRoutes } from "./observability/ops-routes.js";
 import { errorInterceptor } from "./rpc/error-interceptor.js";
 import { logInterceptor } from "./rpc/log-interceptor.js";
+import { metricsInterceptor } from "./rpc/metrics-interceptor.js";
 import { validateInterceptor } from "./rpc/validate-interceptor.js";
 import { listen, type Listener } from "./server/listener.js";
 import { createRpcHandler } from "./server/rpc-handler.js";
+import { createAdminService } from "./service/admin-service.js";
 import { createMappingService } from "./service/mapping-service.js";
-import type { MappingStore } from "./store/store.js";
+import type { MappingStore, OutboxStore } from "./store/store.js";
+import { Reconciler } from "./sync/reconciler.js";
+import { OutboxRelay } from "./sync/relay.js";
+import { RouteWriter } from "./sync/route-writer.js";
+
+export interface AppDeps {
+  store: MappingStore & OutboxStore;
+  redis: Redis;
+  logger: Logger;
+}
 
 export interface App {
   listener: Listener;
-  /** Graceful: stop accepting, finish in-flight calls, then close the store. */
+  relay: OutboxRelay;
+  reconciler: Reconciler;
+  metrics: Metrics;
+  /** Graceful: stop accepting, finish in-flight calls, stop the relay, close store and Redis. */
   close(): Promise<void>;
 }
 
-/** Wires a running daemon from its parts; the store is owned (and closed) by the app. */
-export async function startApp(config: Config, deps: { store: MappingStore; logger: Logger }): Promise<App> {
-  const { store, logger } = deps;
+/** Wires a running daemon from its parts; the app owns (and closes) store and Redis. */
+export async function startApp(config: Config, { store, redis, logger }: AppDeps): Promise<App> {
   const validator = createValidator();
+  const metrics = createMetrics();
+  const writer = new RouteWriter(redis, config.redis);
+  const reconciler = new Reconciler(store, writer, logger, metrics);
+  const relay = new OutboxRelay(store, writer, reconciler, logger, metrics, config.relay);
+  store.onCommit(relay.wake);
+
   const handler = createRpcHandler({
-    mappingService: createMappingService({ store, validator }),
-    // Outermost first: logging sees the final code; auth runs before validation so
-    // unauthenticated callers learn nothing about the request rules.
-    interceptors: [logInterceptor(logger), errorInterceptor(), authInterceptor(tokenChecker(config.tokens)), validateInterceptor(validator)],
+    mappingService: createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains) }),
+    adminService: createAdminService({ reconciler }),
+    // Outermost first: logging and metrics see the final code; auth runs before
+    // validation so unauthenticated callers learn nothing about the request rules.
+    interceptors: [
+      logInterceptor(logger),
+      metricsInterceptor(metrics),
+      errorInterceptor(),
+      authInterceptor(tokenChecker(config.tokens)),
+      validateInterceptor(validator),
+    ],
     maxBodyBytes: config.maxBodyBytes,
+    otherRoutes: createOpsRoutes({ store, redis, relay, metrics, readyMaxLagMs: config.readyMaxLagMs }),
   });
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
   const listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
+  relay.start();
   return {
     listener,
+    relay,
+    reconciler,
+    metrics,
     async close() {
       await listener.close(config.shutdownTimeoutMs);
+      await relay.stop();
       await store.close();
+      redis.disconnect();
     },
   };
 }

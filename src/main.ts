@@ -2,6 +2,7 @@ import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
 import { startApp } from "./app.js";
 import { createMysqlStore } from "./store/mysql/mysql-store.js";
+import { createRedis } from "./sync/redis-client.js";
 
 let config: Config;
 try {
@@ -14,7 +15,8 @@ try {
 
 const logger = createLogger(config.logLevel);
 const store = createMysqlStore({ url: config.mysqlUrl, logger });
-const app = await startApp(config, { store, logger });
+const redis = createRedis(config.redis.url, logger);
+const app = await startApp(config, { store, redis, logger });
 const { address, port } = app.listener.address;
 logger.info({ address, port, tls: Boolean(config.tls) }, `dynroute listening on ${config.tls ? "https" : "http"}://${address.includes(":") ? `[${address}]` : address}:${port}`);
 

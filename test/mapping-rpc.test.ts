@@ -37,7 +37,7 @@ describe.each(protocols)("MappingService over %s", (protocol) => {
     expect(m.createTime).toEqual(m.updateTime);
 
     const got = await client().getMapping({ tenantId: tenant, domain: d("SOMETHING") });
-    expect(got.mapping).toEqual(m);
+    expect({ ...got.mapping, live: false }).toEqual(m);
 
     const listed = await client().listMappings({ tenantId: tenant });
     expect(listed.mappings.map((x) => x.domain)).toContain(d("something"));

@@ -13,6 +13,22 @@ export interface Config {
   maxBodyBytes: number;
   /** How long shutdown waits for in-flight requests before closing connections. */
   shutdownTimeoutMs: number;
+  redis: {
+    url: string;
+    /** Prepended to every key and channel dynroute writes. */
+    prefix: string;
+    /** Also maintain `frontend:<domain>` SETs for dynamicproxy-style routers. */
+    compatFrontend: boolean;
+    tombstoneTtlSeconds: number;
+  };
+  relay: {
+    batchSize: number;
+    pollMs: number;
+    reconcileIntervalMs: number;
+    maxBackoffMs: number;
+  };
+  /** /readyz fails when the oldest unapplied change is older than this. */
+  readyMaxLagMs: number;
 }
 
 /** A configuration value that stops startup; the message names the variable. */
@@ -38,7 +54,41 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     logLevel: oneOf("LOG_LEVEL", env.LOG_LEVEL ?? "info", logLevels),
     maxBodyBytes: positiveInt("DYNROUTE_MAX_BODY_BYTES", env.DYNROUTE_MAX_BODY_BYTES, 64 * 1024),
     shutdownTimeoutMs: positiveInt("DYNROUTE_SHUTDOWN_TIMEOUT_MS", env.DYNROUTE_SHUTDOWN_TIMEOUT_MS, 10_000),
+    redis: {
+      url: parseRedisUrl(env.REDIS_URL ?? "redis://127.0.0.1:6379"),
+      prefix: env.DYNROUTE_REDIS_PREFIX ?? "",
+      compatFrontend: bool("DYNROUTE_COMPAT_FRONTEND", env.DYNROUTE_COMPAT_FRONTEND),
+      tombstoneTtlSeconds: positiveInt("DYNROUTE_TOMBSTONE_TTL_S", env.DYNROUTE_TOMBSTONE_TTL_S, 7 * 24 * 3600),
+    },
+    relay: {
+      batchSize: positiveInt("DYNROUTE_RELAY_BATCH", env.DYNROUTE_RELAY_BATCH, 1000),
+      pollMs: positiveInt("DYNROUTE_RELAY_POLL_MS", env.DYNROUTE_RELAY_POLL_MS, 250),
+      reconcileIntervalMs: 1000 * nonNegativeInt("DYNROUTE_RECONCILE_INTERVAL_S", env.DYNROUTE_RECONCILE_INTERVAL_S, 3600),
+      maxBackoffMs: positiveInt("DYNROUTE_RELAY_MAX_BACKOFF_MS", env.DYNROUTE_RELAY_MAX_BACKOFF_MS, 5000),
+    },
+    readyMaxLagMs: positiveInt("DYNROUTE_READY_MAX_LAG_MS", env.DYNROUTE_READY_MAX_LAG_MS, 60_000),
   };
+}
+
+function parseRedisUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError("REDIS_URL", "not a URL; e.g. redis://127.0.0.1:6379/0");
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new ConfigError("REDIS_URL", `scheme must be redis:// or rediss://, got ${url.protocol}//`);
+  return value;
+}
+
+function bool(variable: string, value: string | undefined): boolean {
+  if (value === undefined || value === "" || value === "0" || value === "false") return false;
+  if (value === "1" || value === "true") return true;
+  throw new ConfigError(variable, `must be true or false, got "${value}"`);
+}
+
+function nonNegativeInt(variable: string, value: string | undefined, fallback: number): number {
+  return value === "0" ? 0 : positiveInt(variable, value, fallback);
 }
 
 function parseAddr(value: string): { host: string; port: number } {

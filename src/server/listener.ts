@@ -5,6 +5,18 @@ import { once } from "node:events";
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
+/** The part of an HTTP/1 or HTTP/2 request that plain (non-RPC) routes read. */
+export interface PlainRequest {
+  method?: string | undefined;
+  url?: string | undefined;
+}
+
+/** The part of an HTTP/1 or HTTP/2 response that plain (non-RPC) routes write. */
+export interface PlainResponse {
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body: string): unknown;
+}
+
 export interface ListenOptions {
   host: string;
   port: number;

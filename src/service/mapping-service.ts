@@ -17,6 +17,8 @@ const MASKABLE = ["domain", "backends", "labels"] as const;
 export interface MappingServiceDeps {
   store: MappingStore;
   validator: Validator;
+  /** Which revision routers serve per domain, for Mapping.live. */
+  servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
 }
 
 /**
@@ -24,7 +26,15 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+export function createMappingService({ store, validator, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+  /** Marks mappings whose revision Redis serves; unknown (Redis unreachable) counts as not live. */
+  async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
+    if (mappings.length === 0) return mappings;
+    const served = await servedRevisions(mappings.map((m) => m.domain)).catch(() => undefined);
+    if (served) mappings.forEach((m, i) => (m.live = served[i]! >= m.revision));
+    return mappings;
+  }
+
   return {
     async createMapping(req) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
@@ -34,7 +44,8 @@ export function createMappingService({ store, validator }: MappingServiceDeps): 
 
     async getMapping(req) {
       const record = await store.get(req.tenantId, normalizeDomain(req.domain, "domain"));
-      return { mapping: toProto(record) };
+      const [mapping] = await withLiveness([toProto(record)]);
+      return { mapping };
     },
 
     async listMappings(req) {
@@ -53,7 +64,7 @@ export function createMappingService({ store, validator }: MappingServiceDeps): 
       });
       const last = page.records[page.records.length - 1];
       return {
-        mappings: page.records.map(toProto),
+        mappings: await withLiveness(page.records.map(toProto)),
         nextPageToken: page.hasMore && last ? encodePageToken(last.id, filters) : "",
         ...(page.total === undefined ? {} : { totalSize: page.total }),
       };

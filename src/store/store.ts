@@ -62,6 +62,55 @@ export interface MappingStore {
   close(): Promise<void>;
 }
 
+/** One change of one domain, as the outbox carries it: the full new state. */
+export interface RouteChange {
+  domain: string;
+  /** The outbox row id: the domain's revision after this change. */
+  revision: bigint;
+  /** null: the domain is no longer mapped. */
+  backends: string[] | null;
+  /** When the change was written (for lag measurements). */
+  committedAt?: Date;
+}
+
+/** A live mapping as the router needs it, with its row id for resuming a scan. */
+export interface RouteRow extends RouteChange {
+  id: bigint;
+  backends: string[];
+}
+
+/** Held by at most one daemon at a time across all replicas; lost when its connection dies. */
+export interface RelayLease {
+  /** False once the lease is gone (its connection died or was killed). */
+  held(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+export interface OutboxStats {
+  depth: number;
+  /** Age of the oldest unapplied change; null when there is none. */
+  oldestAgeMs: number | null;
+}
+
+/** What the relay needs from the source of truth. */
+export interface OutboxStore {
+  /**
+   * In one transaction: lock up to `limit` of the oldest unapplied changes
+   * (skipping rows another relay holds), hand them to `apply`, and delete them
+   * once it resolves. If it throws, nothing is deleted. Returns the row count.
+   */
+  drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number>;
+  outboxStats(): Promise<OutboxStats>;
+  /** Up to `limit` mappings with row id above `afterId`, in id order. */
+  scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]>;
+  /** The subset of `domains` that are mapped now. */
+  mappedDomains(domains: readonly string[]): Promise<Set<string>>;
+  /** The relay lease if no one else holds it, else undefined. */
+  tryAcquireRelayLease(): Promise<RelayLease | undefined>;
+  /** Calls `listener` after every committed write (the relay drains at once). */
+  onCommit(listener: () => void): void;
+}
+
 export type StoreErrorCode = "not_found" | "already_exists" | "failed_precondition" | "unavailable";
 
 export class StoreError extends Error {

@@ -1,8 +1,8 @@
 import type { Pool, RowDataPacket } from "mysql2/promise";
 import type { Logger } from "pino";
+import { lockName } from "./mysql-outbox.js";
 import { migrations } from "./migrations.js";
 
-const LOCK_NAME = "dynroute.migrate";
 const LOCK_TIMEOUT_S = 60;
 
 /**
@@ -13,7 +13,7 @@ const LOCK_TIMEOUT_S = 60;
 export async function migrate(pool: Pool, logger: Logger): Promise<void> {
   const conn = await pool.getConnection();
   try {
-    const [[lock]] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK(?, ?) AS got", [LOCK_NAME, LOCK_TIMEOUT_S]);
+    const [[lock]] = await conn.query<RowDataPacket[]>(`SELECT GET_LOCK(${lockName("migrate")}, ?) AS got`, [LOCK_TIMEOUT_S]);
     if (lock?.got !== 1) throw new Error(`could not take the migration lock within ${LOCK_TIMEOUT_S}s`);
     try {
       await conn.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -32,7 +32,7 @@ export async function migrate(pool: Pool, logger: Logger): Promise<void> {
         logger.info({ version: m.version, migration: m.name }, "applied migration");
       }
     } finally {
-      await conn.query("SELECT RELEASE_LOCK(?)", [LOCK_NAME]);
+      await conn.query(`SELECT RELEASE_LOCK(${lockName("migrate")})`);
     }
   } finally {
     conn.release();

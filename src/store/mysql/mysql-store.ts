@@ -9,8 +9,14 @@ import {
   type MappingInput,
   type MappingRecord,
   type MappingStore,
+  type OutboxStats,
+  type OutboxStore,
+  type RelayLease,
+  type RouteChange,
+  type RouteRow,
 } from "../store.js";
 import { migrate } from "./migrate.js";
+import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isDuplicate, isRetryable, toStoreError } from "./mysql-errors.js";
 
 const COLUMNS = "id, tenant_id, domain, backends, labels, revision, create_time, update_time";
@@ -34,20 +40,24 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
     timezone: "Z",
     charset: "utf8mb4",
   });
-  return new MysqlStore(pool, opts.logger);
+  return new MysqlStore(pool, opts);
 }
 
-export class MysqlStore implements MappingStore {
+export class MysqlStore implements MappingStore, OutboxStore {
   private migrated = false;
   private notReadyReason = "migrations have not run yet";
   private closed = false;
   /** Settles once the schema is current (or the store is closed). */
   readonly ready: Promise<void>;
 
+  private readonly logger: Logger;
+  private readonly commitListeners: Array<() => void> = [];
+
   constructor(
     readonly pool: Pool,
-    private readonly logger: Logger,
+    private readonly opts: MysqlStoreOptions,
   ) {
+    this.logger = opts.logger;
     this.ready = this.migrateUntilDone();
   }
 
@@ -148,6 +158,32 @@ export class MysqlStore implements MappingStore {
     });
   }
 
+  drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
+    this.assertReady();
+    return outbox.drainOutbox(this.pool, limit, apply).catch(toStoreError);
+  }
+
+  outboxStats(): Promise<OutboxStats> {
+    return this.read(() => outbox.outboxStats(this.pool));
+  }
+
+  scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]> {
+    return this.read(() => outbox.scanRoutes(this.pool, afterId, limit));
+  }
+
+  mappedDomains(domains: readonly string[]): Promise<Set<string>> {
+    return this.read(() => outbox.mappedDomains(this.pool, domains));
+  }
+
+  tryAcquireRelayLease(): Promise<RelayLease | undefined> {
+    this.assertReady();
+    return outbox.tryAcquireRelayLease(this.opts.url).catch(toStoreError);
+  }
+
+  onCommit(listener: () => void): void {
+    this.commitListeners.push(listener);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.ready;
@@ -174,6 +210,7 @@ export class MysqlStore implements MappingStore {
         begun = true;
         const result = await fn(conn);
         await conn.commit();
+        for (const listener of this.commitListeners) listener();
         return result;
       } catch (err) {
         const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!begun && isConnectionError(err)));

@@ -1,0 +1,78 @@
+import type { Redis } from "ioredis";
+import type { OutboxRelay } from "../sync/relay.js";
+import type { PlainRequest, PlainResponse } from "../server/listener.js";
+import type { OutboxStore } from "../store/store.js";
+import type { Metrics } from "./metrics.js";
+
+export interface OpsDeps {
+  store: OutboxStore;
+  redis: Redis;
+  relay: OutboxRelay;
+  metrics: Metrics;
+  readyMaxLagMs: number;
+}
+
+/**
+ * Unauthenticated operational endpoints, for probes and scrapers:
+ * /healthz (the process answers), /readyz (dependencies and lag), /metrics.
+ * Returns false for any other path.
+ */
+export function createOpsRoutes(deps: OpsDeps): (req: PlainRequest, res: PlainResponse) => Promise<boolean> {
+  return async (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") return false;
+    switch (path) {
+      case "/healthz":
+        json(res, 200, { status: "ok" });
+        return true;
+      case "/readyz": {
+        const report = await readiness(deps);
+        json(res, report.ready ? 200 : 503, report);
+        return true;
+      }
+      case "/metrics": {
+        await updateOutboxGauges(deps).catch(() => undefined);
+        const body = await deps.metrics.registry.metrics();
+        res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
+        res.end(body);
+        return true;
+      }
+      default:
+        return false;
+    }
+  };
+}
+
+async function readiness({ store, redis, relay, readyMaxLagMs }: OpsDeps) {
+  const [mysql, redisUp] = await Promise.all([
+    store.outboxStats().then(
+      (stats) => ({ ok: true as const, stats }),
+      (err: unknown) => ({ ok: false as const, error: (err as Error).message }),
+    ),
+    redis.ping().then(
+      () => true,
+      () => false,
+    ),
+  ]);
+  const lagging = mysql.ok && mysql.stats.oldestAgeMs !== null && mysql.stats.oldestAgeMs > readyMaxLagMs;
+  return {
+    ready: mysql.ok && !lagging,
+    mysql: mysql.ok ? "ok" : `unavailable: ${mysql.error}`,
+    redis: redisUp ? "ok" : "unreachable: routes are not being distributed; changes wait in the outbox",
+    relay: relay.role,
+    outbox: mysql.ok ? { depth: mysql.stats.depth, oldest_age_ms: mysql.stats.oldestAgeMs === null ? null : Math.round(mysql.stats.oldestAgeMs) } : null,
+    max_lag_ms: readyMaxLagMs,
+  };
+}
+
+async function updateOutboxGauges({ store, metrics }: OpsDeps): Promise<void> {
+  const stats = await store.outboxStats();
+  metrics.outboxDepth.set(stats.depth);
+  metrics.outboxOldestAge.set((stats.oldestAgeMs ?? 0) / 1000);
+}
+
+function json(res: PlainResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}

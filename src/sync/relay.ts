@@ -1,0 +1,173 @@
+import type { Logger } from "pino";
+import type { Metrics } from "../observability/metrics.js";
+import type { OutboxStore, RelayLease } from "../store/store.js";
+import type { Reconciler } from "./reconciler.js";
+import type { RouteWriter } from "./route-writer.js";
+
+export interface RelayOptions {
+  /** Outbox rows per transaction and Redis pipeline. */
+  batchSize: number;
+  /** How often to look for other replicas' commits (and, as standby, for the lease). */
+  pollMs: number;
+  /** Full reconciliation period; 0 turns the periodic run off. */
+  reconcileIntervalMs: number;
+  /** Upper bound of the back-off after failures. */
+  maxBackoffMs: number;
+}
+
+export type RelayRole = "leader" | "standby" | "stopped";
+
+const SENTINEL = "dynroute:sentinel";
+
+/**
+ * Applies the outbox to Redis. One relay across all replicas holds the lease
+ * and drains; the others stand by and take over when its connection dies.
+ * The leader wakes at once after a local commit and polls for the rest.
+ * Redis unreachable: the transaction rolls back, the backlog stays in MySQL,
+ * and the relay backs off and retries. Redis emptied (sentinel missing or a
+ * new run_id): full reconciliation before draining on.
+ */
+export class OutboxRelay {
+  role: RelayRole = "standby";
+  private lease: RelayLease | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+  private nextReconcileAt = 0;
+  private reconcileRequested: string | undefined;
+
+  constructor(
+    private readonly store: OutboxStore,
+    private readonly writer: RouteWriter,
+    private readonly reconciler: Reconciler,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+    private readonly opts: RelayOptions,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** A local write committed: drain now instead of at the next poll. */
+  wake = (): void => {
+    this.woken = true;
+    this.wakeUp?.();
+  };
+
+  /** Ask the leader for a full reconciliation at its next turn. */
+  requestReconcile(reason: string): void {
+    this.reconcileRequested = reason;
+    this.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.loop;
+    await this.lease?.release();
+    this.lease = undefined;
+    this.setRole("stopped");
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        if (!(await this.holdLease())) {
+          await this.sleep(this.opts.pollMs);
+          continue;
+        }
+        const reason = await this.reconcileReason();
+        if (reason) {
+          this.reconcileRequested = undefined;
+          await this.reconcile(reason);
+        }
+        while (!this.stopped && (await this.drainBatch()) === this.opts.batchSize);
+        failures = 0;
+        await this.sleep(this.opts.pollMs);
+      } catch (err) {
+        failures++;
+        this.metrics.relayErrors.inc();
+        const backoff = Math.min(this.opts.maxBackoffMs, 50 * 2 ** Math.min(failures, 10));
+        const delay = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
+        this.logger.warn({ err: (err as Error).message, failures, retryInMs: delay }, "relay iteration failed");
+        await this.sleep(delay, false);
+      }
+    }
+  }
+
+  private async holdLease(): Promise<boolean> {
+    if (this.lease && (await this.lease.held())) return true;
+    if (this.lease) {
+      this.lease = undefined;
+      this.logger.warn("relay lease lost");
+    }
+    this.lease = await this.store.tryAcquireRelayLease();
+    if (!this.lease) {
+      this.setRole("standby");
+      return false;
+    }
+    this.logger.info("relay lease acquired; this daemon applies the outbox");
+    this.setRole("leader");
+    this.reconcileRequested ??= "lease acquired";
+    return true;
+  }
+
+  private async reconcileReason(): Promise<string | undefined> {
+    if (this.reconcileRequested) return this.reconcileRequested;
+    const [sentinel, info] = await Promise.all([this.writer.redis.get(this.sentinelKey()), this.writer.redis.info("server")]);
+    if (sentinel !== runId(info)) return sentinel === null ? "redis lost its data" : "redis restarted";
+    if (this.opts.reconcileIntervalMs > 0 && Date.now() >= this.nextReconcileAt) return "periodic";
+    return undefined;
+  }
+
+  private async reconcile(reason: string): Promise<void> {
+    // The sentinel goes first: if Redis is emptied during the run, it is
+    // missing afterwards and the next turn reconciles again.
+    await this.writer.redis.set(this.sentinelKey(), runId(await this.writer.redis.info("server")));
+    await this.reconciler.run(reason);
+    this.nextReconcileAt = Date.now() + this.opts.reconcileIntervalMs;
+  }
+
+  private drainBatch(): Promise<number> {
+    return this.store.drainOutbox(this.opts.batchSize, async (changes) => {
+      await this.writer.apply(changes);
+      const now = Date.now();
+      for (const c of changes) if (c.committedAt) this.metrics.applyLag.observe(Math.max(0, now - c.committedAt.getTime()) / 1000);
+      this.metrics.appliedChanges.inc(changes.length);
+    });
+  }
+
+  private sleep(ms: number, wakeable = true): Promise<void> {
+    if (wakeable && this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        if (wakeable || this.stopped) {
+          this.woken = false;
+          done();
+        }
+      };
+    });
+  }
+
+  private setRole(role: RelayRole): void {
+    this.role = role;
+    this.metrics.relayLeader.set(role === "leader" ? 1 : 0);
+  }
+
+  private sentinelKey(): string {
+    return `${this.writer.layout.prefix}${SENTINEL}`;
+  }
+}
+
+const runId = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? "unknown";
