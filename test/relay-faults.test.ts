@@ -1,0 +1,229 @@
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Redis } from "ioredis";
+import { createConnection, type RowDataPacket } from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
+import { createDatabase, PrivateMariaDb } from "./harness/mariadb.js";
+import { PrivateRedis } from "./harness/redis.js";
+import { startTestDaemon, TOKEN } from "./harness/daemon.js";
+import { spawnDaemon, type DaemonProcess } from "./harness/process.js";
+import { eventuallyRedisMatchesMySQL } from "./harness/convergence.js";
+import { waitFor } from "./harness/ports.js";
+
+let db: PrivateMariaDb;
+let redisServer: PrivateRedis;
+let redis: Redis;
+beforeAll(async () => {
+  [db, redisServer] = await Promise.all([PrivateMariaDb.start(), PrivateRedis.start()]);
+  redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  redis.on("error", () => undefined); // the tests stop this server on purpose
+});
+afterAll(async () => {
+  redis.disconnect();
+  await Promise.all([db.destroy(), redisServer.destroy()]);
+});
+
+type MappingClient = Client<typeof MappingService>;
+
+/**
+ * 20 workers, each cycling its own 5 domains through create → update →
+ * rename → delete, so every operation is valid and all must succeed.
+ * Calls `at(n)` after the n-th completed operation.
+ */
+async function writeStream(clients: MappingClient[], total: number, tag: string, at: (done: number) => Promise<void> | void = () => undefined): Promise<void> {
+  const workers = 20;
+  let done = 0;
+  await Promise.all(
+    [...Array(workers).keys()].map(async (w) => {
+      const client = clients[w % clients.length]!;
+      for (let j = 0; j < total / workers; j++) {
+        const k = j % 5;
+        const d = `w${w}-${k}.${tag}.example`;
+        const renamed = `w${w}-${k}-moved.${tag}.example`;
+        const backends = [`http://b${j}:80`, `http://c${w}:81`];
+        switch (Math.floor(j / 5) % 4) {
+          case 0:
+            await client.createMapping({ tenantId: `tenant-${w % 3}`, mapping: { domain: d, backends } });
+            break;
+          case 1:
+            await client.updateMapping({ tenantId: `tenant-${w % 3}`, domain: d, mapping: { backends } });
+            break;
+          case 2:
+            await client.updateMapping({ tenantId: `tenant-${w % 3}`, domain: d, mapping: { domain: renamed, backends } });
+            break;
+          case 3:
+            await client.deleteMapping({ tenantId: `tenant-${w % 3}`, domain: renamed });
+            break;
+        }
+        await at(++done);
+      }
+    }),
+  );
+}
+
+describe("Redis faults", () => {
+  it("(a) Redis stopped during 2,000 writes: every write succeeds, and Redis converges after it returns empty", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const daemon = await startTestDaemon(url, { REDIS_URL: redisServer.url, DYNROUTE_COMPAT_FRONTEND: "true" });
+    try {
+      await daemon.store.ready;
+      await writeStream([daemon.client("connect"), daemon.client("grpc")], 2000, "a", async (n) => {
+        if (n === 400) await redisServer.stop();
+        if (n === 1400) await redisServer.resume();
+      });
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: daemon.config.redis.prefix, compatFrontend: true });
+      expect(daemon.logs.some((l) => l.includes("redis lost its data") || l.includes("redis restarted"))).toBe(true);
+    } finally {
+      await daemon.close();
+    }
+  });
+
+  it("(b) FLUSHALL during writes: Redis converges", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const daemon = await startTestDaemon(url, { REDIS_URL: redisServer.url });
+    try {
+      await daemon.store.ready;
+      await writeStream([daemon.client("connect")], 1000, "b", async (n) => {
+        if (n === 300 || n === 700) await redis.flushall();
+      });
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: daemon.config.redis.prefix });
+    } finally {
+      await daemon.close();
+    }
+  });
+});
+
+describe("daemon and MySQL faults", () => {
+  const clientFor = (d: DaemonProcess) =>
+    createClient(
+      MappingService,
+      createConnectTransport({
+        baseUrl: d.baseUrl,
+        httpVersion: "1.1",
+        interceptors: [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${TOKEN}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
+  const env = (url: string, prefix: string) => ({ MYSQL_URL: url, REDIS_URL: redisServer.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_REDIS_PREFIX: prefix, DYNROUTE_RELAY_POLL_MS: "50" });
+
+  it("(c) kill -9 mid-writes: every acknowledged write is in MySQL and Redis once another daemon runs", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const first = await spawnDaemon(env(url, "c:"));
+    const client = clientFor(first);
+    await waitFor("migrations", () => client.listMappings({ tenantId: "t" }));
+    const acked: string[] = [];
+    let killed = false;
+    await Promise.all(
+      [...Array(10).keys()].map(async (w) => {
+        for (let i = 0; !killed; i++) {
+          const domain = `k${w}-${i}.kill.example`;
+          try {
+            await client.createMapping({ tenantId: "t", mapping: { domain, backends: ["http://a:1"] } });
+            acked.push(domain);
+          } catch {
+            return; // the daemon is gone
+          }
+          if (acked.length >= 300 && !killed) {
+            killed = true;
+            first.proc.kill("SIGKILL");
+          }
+        }
+      }),
+    );
+    await first.exited;
+    const second = await spawnDaemon(env(url, "c:"));
+    try {
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: "c:" });
+      const conn = await createConnection(url);
+      const [rows] = await conn.query<RowDataPacket[]>("SELECT domain FROM mappings");
+      await conn.end();
+      const stored = new Set(rows.map((r) => r.domain as string));
+      expect(acked.length).toBeGreaterThanOrEqual(300);
+      expect(acked.filter((d) => !stored.has(d))).toEqual([]);
+    } finally {
+      second.proc.kill("SIGTERM");
+      await second.exited;
+    }
+  });
+
+  it("(d) two daemons, concurrent changes of the same domains: one relay at a time, Redis equals MySQL, and the standby takes over", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const daemons = [await spawnDaemon(env(url, "d:")), await spawnDaemon(env(url, "d:"))];
+    const roles = async () => Promise.all(daemons.map(async (d) => ((await (await fetch(`${d.baseUrl}/readyz`)).json()) as { relay: string }).relay));
+    try {
+      await waitFor("migrations", () => clientFor(daemons[0]!).listMappings({ tenantId: "t" }));
+      const samples: string[][] = [];
+      let running = true;
+      const sampler = (async () => {
+        while (running) {
+          samples.push(await roles());
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      // Both daemons change the same domains at once; conflicts are expected, divergence is not.
+      const clients = daemons.map(clientFor);
+      await Promise.all(
+        [...Array(16).keys()].map(async (w) => {
+          for (let i = 0; i < 40; i++) {
+            const client = clients[(w + i) % 2]!;
+            const d = `shared-${(w * 7 + i) % 8}.both.example`;
+            const op = (w + i) % 4;
+            await (
+              op === 0
+                ? client.createMapping({ tenantId: "t", mapping: { domain: d, backends: [`http://w${w}:${i + 1}`] } })
+                : op === 1
+                  ? client.updateMapping({ tenantId: "t", domain: d, mapping: { backends: [`http://w${w}:${i + 1}`] } })
+                  : op === 2
+                    ? client.updateMapping({ tenantId: "t", domain: d, mapping: { domain: `shared-${(w + i) % 8}.both.example`, backends: ["http://r:1"] } })
+                    : client.deleteMapping({ tenantId: "t", domain: d })
+            ).catch((err: unknown) => {
+              expect([Code.NotFound, Code.AlreadyExists]).toContain(ConnectError.from(err).code);
+            });
+          }
+        }),
+      );
+      running = false;
+      await sampler;
+      expect(samples.length).toBeGreaterThan(3);
+      for (const s of samples) expect(s.filter((r) => r === "leader").length).toBeLessThanOrEqual(1);
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: "d:" });
+
+      const final = await roles();
+      expect(final.filter((r) => r === "leader")).toHaveLength(1);
+      const leader = final.indexOf("leader");
+      const standby = daemons[1 - leader]!;
+      daemons[leader]!.proc.kill("SIGTERM");
+      await daemons[leader]!.exited;
+      await waitFor("the standby to take over", async () => expect(((await (await fetch(`${standby.baseUrl}/readyz`)).json()) as { relay: string }).relay).toBe("leader"));
+      await clientFor(standby).createMapping({ tenantId: "t", mapping: { domain: "after-failover.both.example", backends: ["http://a:1"] } });
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: "d:" });
+    } finally {
+      for (const d of daemons) d.proc.kill("SIGTERM");
+      await Promise.all(daemons.map((d) => d.exited));
+    }
+  });
+
+  it("(f) MySQL restarted: the relay takes the lease again and resumes", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const daemon = await startTestDaemon(url, { REDIS_URL: redisServer.url });
+    try {
+      await daemon.store.ready;
+      const client = daemon.client("connect");
+      await writeStream([client], 200, "f1");
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: daemon.config.redis.prefix });
+      await db.stop();
+      await waitFor("the relay to notice", async () => expect(daemon.logs.some((l) => l.includes("relay iteration failed") || l.includes("relay lease lost"))).toBe(true));
+      await db.resume();
+      await writeStream([client], 200, "f2");
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: daemon.config.redis.prefix });
+      expect(daemon.app.relay.role).toBe("leader");
+    } finally {
+      await daemon.close();
+    }
+  });
+});
