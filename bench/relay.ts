@@ -1,0 +1,221 @@
+// Relay benchmark: propagation latency (write acknowledged → route in Redis),
+// backlog drain rate, and full reconciliation time and memory at scale.
+// Each figure is printed beside a baseline measured in the same run on the
+// same servers. Run: npm run bench:relay   (BENCH_MAPPINGS, BENCH_BACKLOG to resize)
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Redis } from "ioredis";
+import { createConnection } from "mysql2/promise";
+import { pino } from "pino";
+import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
+import { createMetrics } from "../src/observability/metrics.js";
+import { createMysqlStore } from "../src/store/mysql/mysql-store.js";
+import { Reconciler } from "../src/sync/reconciler.js";
+import { RouteWriter } from "../src/sync/route-writer.js";
+import { createDatabase, PrivateMariaDb } from "../test/harness/mariadb.js";
+import { PrivateRedis } from "../test/harness/redis.js";
+import { freePort } from "../test/harness/ports.js";
+
+const TOKEN = "bench-token-0123456789abcdef";
+const MAPPINGS = Number(process.env.BENCH_MAPPINGS ?? 1_000_000);
+const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
+const rows: Array<Record<string, string>> = [];
+const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
+const quiet = pino({ level: "silent" });
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const ms = (x: number) => x.toFixed(2);
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+
+async function main() {
+  const [db, redisServer] = await Promise.all([PrivateMariaDb.start(), PrivateRedis.start()]);
+  try {
+    await propagation(db, redisServer);
+    await drain(db, redisServer);
+    await reconcile(db, redisServer);
+  } finally {
+    await Promise.all([db.destroy(), redisServer.destroy()]);
+  }
+  console.log("\n" + table(rows));
+}
+
+/** Latency from each write's acknowledgement to the invalidation message that follows its apply. */
+async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
+  progress("propagation: starting the daemon");
+  const url = await createDatabase(db.adminUrl);
+  const port = await freePort();
+  // Its own process, logging only warnings, so the load generator does not share its event loop.
+  const daemon = spawn(process.execPath, ["dist/src/main.js"], {
+    env: { PATH: process.env.PATH, MYSQL_URL: url, REDIS_URL: redisServer.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${port}`, LOG_LEVEL: "warn" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const auth: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${TOKEN}`);
+    return next(req);
+  };
+  const client = createClient(MappingService, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1", interceptors: [auth] }));
+  for (;;) {
+    try {
+      await client.listMappings({ tenantId: "bench" });
+      break;
+    } catch {
+      await sleep(50);
+    }
+  }
+
+  const sub = new Redis(redisServer.url);
+  const seen = new Map<string, number>();
+  sub.on("message", (_c, domain: string) => seen.set(domain, performance.now()));
+  await sub.subscribe("route-invalidate");
+
+  // Baseline: the floor any Redis-based propagation pays, a write + PUBLISH seen by a subscriber.
+  const pub = new Redis(redisServer.url);
+  const floor: number[] = [];
+  for (let i = 0; i < 500; i++) {
+    const d = `floor-${i}`;
+    const t0 = performance.now();
+    await pub.multi().hset(`floor:${d}`, "rev", "1").publish("route-invalidate", d).exec();
+    while (!seen.has(d)) await sleep(0);
+    floor.push(seen.get(d)! - t0);
+  }
+  floor.sort((a, b) => a - b);
+  rows.push({ measure: "propagation floor: HSET+PUBLISH → subscriber", rate: "serial", p50: ms(pct(floor, 50)), p99: ms(pct(floor, 99)), max: ms(floor.at(-1)!), notes: "baseline, 500 samples" });
+
+  let n = 0;
+  const run = async (label: string, rate: number | null, seconds: number) => {
+    const lat: number[] = [];
+    const pending: Promise<void>[] = [];
+    const started = performance.now();
+    const one = async () => {
+      const d = `p${n++}.bench.example`;
+      await client.createMapping({ tenantId: "bench", mapping: { domain: d, backends: ["http://a:1"] } });
+      const acked = performance.now();
+      while (!seen.has(d)) await sleep(1);
+      lat.push(Math.max(0, seen.get(d)! - acked));
+    };
+    if (rate === null) {
+      // Closed loop: 32 writers as fast as the daemon takes them.
+      await Promise.all([...Array(32)].map(async () => {
+        while (performance.now() - started < seconds * 1000) await one();
+      }));
+    } else {
+      for (let i = 0; i < rate * seconds; i++) {
+        const due = started + (i * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        pending.push(one());
+      }
+      await Promise.all(pending);
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    lat.sort((a, b) => a - b);
+    rows.push({ measure: `propagation ${label}`, rate: `${Math.round(lat.length / elapsed)} writes/s`, p50: ms(pct(lat, 50)), p99: ms(pct(lat, 99)), max: ms(lat.at(-1)!), notes: `${lat.length} writes; ack → route in Redis` });
+  };
+  progress("propagation: floor measured");
+  await run("at 100 writes/s", 100, 5);
+  await run("at 1,000 writes/s", 1000, 5);
+  await run("at max (32 writers)", null, 5);
+  sub.disconnect();
+  pub.disconnect();
+  daemon.kill("SIGTERM");
+  await once(daemon, "exit");
+}
+
+/** Rows/s the relay's drain path moves after an outage left a backlog, vs. a plain pipelined HSET of as many keys. */
+async function drain(db: PrivateMariaDb, redisServer: PrivateRedis) {
+  progress(`drain: ${BACKLOG} outbox rows`);
+  const url = await createDatabase(db.adminUrl);
+  const store = createMysqlStore({ url, logger: quiet });
+  await store.ready;
+  const conn = await createConnection(url);
+  await conn.query(
+    `INSERT INTO outbox (domain, op, backends, created_at) SELECT CONCAT('d', seq, '.drain.example'), 'upsert', '["http://a:1","http://b:2"]', UTC_TIMESTAMP(3) FROM seq_1_to_${BACKLOG}`,
+  );
+  await conn.end();
+  const redis = new Redis(redisServer.url);
+  await redis.flushall();
+
+  let t0 = performance.now();
+  let pipeline = redis.pipeline();
+  for (let i = 1; i <= BACKLOG; i++) {
+    pipeline.hset(`base:d${i}`, "rev", String(i), "backends", '["http://a:1","http://b:2"]');
+    if (i % 1000 === 0) {
+      await pipeline.exec();
+      pipeline = redis.pipeline();
+    }
+  }
+  await pipeline.exec();
+  const baseRate = BACKLOG / ((performance.now() - t0) / 1000);
+  rows.push({ measure: "drain baseline: pipelined HSET, no MySQL, no script", rate: `${Math.round(baseRate)} rows/s`, p50: "", p99: "", max: "", notes: `${BACKLOG} keys, 1,000 per pipeline` });
+
+  const writer = new RouteWriter(redis, { prefix: "", compatFrontend: false, tombstoneTtlSeconds: 3600 });
+  t0 = performance.now();
+  let drained = 0;
+  for (let n; (n = await store.drainOutbox(1000, (changes) => writer.apply(changes).then(() => undefined))) > 0; ) drained += n;
+  const rate = drained / ((performance.now() - t0) / 1000);
+  rows.push({ measure: "backlog drain (relay path: SKIP LOCKED batch → EVALSHA pipeline → DELETE)", rate: `${Math.round(rate)} rows/s`, p50: "", p99: "", max: "", notes: `${drained} rows; ${(rate / baseRate).toFixed(2)}× baseline` });
+  redis.disconnect();
+  await store.close();
+}
+
+/** Full reconciliation from MySQL into an empty Redis at scale, with peak RSS sampled while it runs. */
+async function reconcile(db: PrivateMariaDb, redisServer: PrivateRedis) {
+  progress(`reconcile: inserting ${MAPPINGS} mappings`);
+  const url = await createDatabase(db.adminUrl);
+  const store = createMysqlStore({ url, logger: quiet });
+  await store.ready;
+  const conn = await createConnection(url);
+  await conn.query(
+    `INSERT INTO mappings (tenant_id, domain, backends, labels, revision, create_time, update_time)
+     SELECT CONCAT('t', seq % 100), CONCAT('site-', seq, '.recon.example'), '["http://a:1","http://b:2"]', '{}', seq, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) FROM seq_1_to_${MAPPINGS}`,
+  );
+  await conn.end();
+  const redis = new Redis(redisServer.url);
+  await redis.flushall();
+
+  let t0 = performance.now();
+  let scanned = 0;
+  for (let after = 0n; ; ) {
+    const batch = await store.scanRoutes(after, 5000);
+    if (batch.length === 0) break;
+    scanned += batch.length;
+    after = batch.at(-1)!.id;
+  }
+  const scanMs = performance.now() - t0;
+  rows.push({ measure: "reconcile baseline: stream all mappings from MySQL only", rate: `${Math.round(scanned / (scanMs / 1000))} rows/s`, p50: "", p99: "", max: "", notes: `${scanned} rows in ${(scanMs / 1000).toFixed(1)} s` });
+
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  let peak = rssBefore;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  const reconciler = new Reconciler(store, new RouteWriter(redis, { prefix: "", compatFrontend: false, tombstoneTtlSeconds: 3600 }), quiet, createMetrics());
+  t0 = performance.now();
+  const result = await reconciler.run("bench");
+  const total = performance.now() - t0;
+  clearInterval(sampler);
+  rows.push({
+    measure: `full reconciliation of ${MAPPINGS.toLocaleString("en")} mappings into empty Redis`,
+    rate: `${Math.round(result.pushed / (total / 1000))} rows/s`,
+    p50: "",
+    p99: "",
+    max: "",
+    notes: `${(total / 1000).toFixed(1)} s (${(total / scanMs).toFixed(1)}× the MySQL-only scan); RSS ${mb(rssBefore)} → peak ${mb(peak)} MB`,
+  });
+  redis.disconnect();
+  await store.close();
+}
+
+const mb = (b: number) => Math.round(b / 2 ** 20);
+
+function table(data: Array<Record<string, string>>): string {
+  const cols = ["measure", "rate", "p50", "p99", "max", "notes"];
+  const head = { measure: "measure", rate: "rate", p50: "p50 ms", p99: "p99 ms", max: "max ms", notes: "notes" } as Record<string, string>;
+  const all = [head, ...data];
+  const width = cols.map((c) => Math.max(...all.map((r) => (r[c] ?? "").length)));
+  const line = (r: Record<string, string>) => "| " + cols.map((c, i) => (r[c] ?? "").padEnd(width[i]!)).join(" | ") + " |";
+  return [line(head), "|" + width.map((w) => "-".repeat(w + 2)).join("|") + "|", ...data.map(line)].join("\n");
+}
+
+await main();
