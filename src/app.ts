@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { createValidator } from "@bufbuild/protovalidate";
+import { createServiceImplSpec } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { authInterceptor } from "./auth/auth-interceptor.js";
@@ -13,6 +14,9 @@ import { metricsInterceptor } from "./rpc/metrics-interceptor.js";
 import { validateInterceptor } from "./rpc/validate-interceptor.js";
 import { listen, type Listener } from "./server/listener.js";
 import { createRpcHandler } from "./server/rpc-handler.js";
+import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
+import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
+import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createAdminService } from "./service/admin-service.js";
 import { createMappingService } from "./service/mapping-service.js";
 import type { MappingStore, OutboxStore } from "./store/store.js";
@@ -44,20 +48,23 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   const relay = new OutboxRelay(store, writer, reconciler, logger, metrics, config.relay);
   store.onCommit(relay.wake);
 
+  const services = [
+    createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains) })),
+    createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
+  ];
+  // Outermost first: logging and metrics see the final code; auth runs before
+  // the request is read (REST decodes it there) and validated, so
+  // unauthenticated callers learn nothing about the request rules.
+  const callInterceptors = [logInterceptor(logger), metricsInterceptor(metrics), errorInterceptor(), authInterceptor(tokenChecker(config.tokens))];
+  const messageInterceptors = [validateInterceptor(validator)];
   const handler = createRpcHandler({
-    mappingService: createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains) }),
-    adminService: createAdminService({ reconciler }),
-    // Outermost first: logging and metrics see the final code; auth runs before
-    // validation so unauthenticated callers learn nothing about the request rules.
-    interceptors: [
-      logInterceptor(logger),
-      metricsInterceptor(metrics),
-      errorInterceptor(),
-      authInterceptor(tokenChecker(config.tokens)),
-      validateInterceptor(validator),
-    ],
+    services,
+    interceptors: [...callInterceptors, ...messageInterceptors],
     maxBodyBytes: config.maxBodyBytes,
-    otherRoutes: createOpsRoutes({ store, redis, relay, metrics, readyMaxLagMs: config.readyMaxLagMs }),
+    otherRoutes: [
+      createOpsRoutes({ store, redis, relay, metrics, readyMaxLagMs: config.readyMaxLagMs }),
+      createRestGateway({ services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
+    ],
   });
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
   const listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });

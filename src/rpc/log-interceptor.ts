@@ -15,7 +15,10 @@ export function logInterceptor(logger: Logger): Interceptor {
     const started = performance.now();
     const given = req.header.get(REQUEST_ID);
     const requestId = given && clientRequestId.test(given) ? given : randomUUID();
-    const fields = { requestId, procedure: req.url.slice(req.url.indexOf("/", 8)), method: req.requestMethod };
+    const procedure = `/${req.service.typeName}/${req.method.name}`;
+    // REST calls reach the same procedure under their own path; log it too.
+    const path = new URL(req.url, "http://local").pathname;
+    const fields = { requestId, procedure, method: req.requestMethod, ...(path === procedure ? {} : { path }) };
     try {
       const res = await next(req);
       res.header.set(REQUEST_ID, requestId);

@@ -5,17 +5,22 @@ import { once } from "node:events";
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
-/** The part of an HTTP/1 or HTTP/2 request that plain (non-RPC) routes read. */
-export interface PlainRequest {
+/** The part of an HTTP/1 or HTTP/2 request that plain (non-RPC) routes read; iterating it reads the body. */
+export interface PlainRequest extends AsyncIterable<unknown> {
   method?: string | undefined;
   url?: string | undefined;
+  headers: http.IncomingHttpHeaders;
 }
 
 /** The part of an HTTP/1 or HTTP/2 response that plain (non-RPC) routes write. */
 export interface PlainResponse {
   writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(): unknown;
   end(body: string): unknown;
 }
+
+/** A non-RPC route: answers true when it handled the request. */
+export type PlainRoute = (req: PlainRequest, res: PlainResponse) => Promise<boolean>;
 
 export interface ListenOptions {
   host: string;

@@ -1,29 +1,25 @@
-import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import type { Interceptor, ServiceImplSpec } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { AdminService } from "../../gen/dynroute/v1/admin_pb.js";
-import { MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
-import type { PlainRequest, PlainResponse, RequestHandler } from "./listener.js";
+import type { PlainResponse, PlainRoute, RequestHandler } from "./listener.js";
 
 export interface RpcHandlerOptions {
-  mappingService: ServiceImpl<typeof MappingService>;
-  adminService: ServiceImpl<typeof AdminService>;
+  services: readonly ServiceImplSpec[];
   interceptors: Interceptor[];
   maxBodyBytes: number;
-  /** Paths that are not RPCs; answers true when it handled the request. */
-  otherRoutes: (req: PlainRequest, res: PlainResponse) => Promise<boolean>;
+  /** Paths that are not RPCs, tried in order. */
+  otherRoutes: readonly PlainRoute[];
 }
 
 /** Connect, gRPC and gRPC-Web for every service; other paths go to otherRoutes, else a JSON 404. */
 export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
   return connectNodeAdapter({
     routes: (router) => {
-      router.service(MappingService, opts.mappingService);
-      router.service(AdminService, opts.adminService);
+      for (const { methods } of opts.services) for (const spec of Object.values(methods)) router.rpc(spec.method, spec.impl);
     },
     interceptors: opts.interceptors,
     readMaxBytes: opts.maxBodyBytes,
     fallback(req, res) {
-      opts.otherRoutes(req, res).then(
+      firstHandled(opts.otherRoutes, req, res).then(
         (handled) => handled || notFound(res),
         () => notFound(res, 500),
       );
@@ -31,8 +27,13 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
   }) as RequestHandler;
 }
 
+async function firstHandled(routes: readonly PlainRoute[], ...args: Parameters<PlainRoute>): Promise<boolean> {
+  for (const route of routes) if (await route(...args)) return true;
+  return false;
+}
+
 function notFound(res: PlainResponse, status = 404): void {
-  const body = JSON.stringify(status === 404 ? { code: "not_found", message: "no such route" } : { code: "internal", message: "internal error" });
+  const body = JSON.stringify(status === 404 ? { code: "not_found", message: "no such route", details: [] } : { code: "internal", message: "internal error", details: [] });
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
   res.end(body);
 }

@@ -1,0 +1,54 @@
+import { create } from "@bufbuild/protobuf";
+import { createHandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+
+export type UnaryImplSpec = Extract<MethodImplSpec, { kind: "unary" }>;
+type Next = Parameters<Interceptor>[0];
+
+export interface InProcessCall {
+  /** The protocol name interceptors and handlers see, e.g. "rest". */
+  protocolName: string;
+  requestMethod: string;
+  url: string;
+  header: Headers;
+  signal: AbortSignal;
+}
+
+/**
+ * Calls a unary implementation through interceptors, as connect's own
+ * handlers do, for callers that speak another protocol (the REST gateway).
+ * The request starts as an empty message: an interceptor in the chain
+ * supplies the real one, so the ones before it (auth) run before decoding.
+ */
+export async function invokeUnary(spec: UnaryImplSpec, interceptors: Interceptor[], call: InProcessCall): Promise<UnaryResponse> {
+  const { method } = spec;
+  const context = createHandlerContext({
+    service: method.parent,
+    method,
+    protocolName: call.protocolName,
+    requestMethod: call.requestMethod,
+    url: call.url,
+    requestHeader: call.header,
+    requestSignal: call.signal,
+  });
+  const handler: Next = async (req) => ({
+    stream: false,
+    service: method.parent,
+    method,
+    header: context.responseHeader,
+    trailer: context.responseTrailer,
+    message: create(method.output, await spec.impl((req as UnaryRequest).message, context)),
+  });
+  const next = interceptors.reduceRight<Next>((inner, interceptor) => interceptor(inner), handler);
+  const res = await next({
+    stream: false,
+    service: method.parent,
+    method,
+    requestMethod: call.requestMethod,
+    url: call.url,
+    signal: context.signal,
+    header: call.header,
+    contextValues: context.values,
+    message: create(method.input),
+  });
+  return res as UnaryResponse;
+}
