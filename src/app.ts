@@ -16,6 +16,8 @@ import { listen, type Listener } from "./server/listener.js";
 import { createRpcHandler } from "./server/rpc-handler.js";
 import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
+import { httpRoutes } from "./gateway/http-routes.js";
+import { createOpenApiRoute, openApiDocument } from "./gateway/openapi.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createAdminService } from "./service/admin-service.js";
 import { createMappingService } from "./service/mapping-service.js";
@@ -23,6 +25,9 @@ import type { MappingStore, OutboxStore } from "./store/store.js";
 import { Reconciler } from "./sync/reconciler.js";
 import { OutboxRelay } from "./sync/relay.js";
 import { RouteWriter } from "./sync/route-writer.js";
+
+const API_DESCRIPTION =
+  "Map a domain to backends; nginx routes requests by Host to them. JSON over HTTP, transcoded from the dynroute.v1 protobuf API (also served over Connect, gRPC and gRPC-Web). Field names as in the proto (tenant_id); input also takes lowerCamelCase.";
 
 export interface AppDeps {
   store: MappingStore & OutboxStore;
@@ -52,6 +57,7 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
     createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains) })),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
   ];
+  const routes = httpRoutes(services.map((s) => s.service));
   // Outermost first: logging and metrics see the final code; auth runs before
   // the request is read (REST decodes it there) and validated, so
   // unauthenticated callers learn nothing about the request rules.
@@ -63,7 +69,8 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
     maxBodyBytes: config.maxBodyBytes,
     otherRoutes: [
       createOpsRoutes({ store, redis, relay, metrics, readyMaxLagMs: config.readyMaxLagMs }),
-      createRestGateway({ services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
+      createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION })),
+      createRestGateway({ routes, services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
     ],
   });
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };

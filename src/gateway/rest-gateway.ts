@@ -4,11 +4,13 @@ import { inputError } from "../domain/errors.js";
 import { invokeUnary, type UnaryImplSpec } from "../rpc/invoke-unary.js";
 import type { PlainRequest, PlainResponse, PlainRoute } from "../server/listener.js";
 import { errorAnswer, httpError, type ErrorAnswer } from "./error-body.js";
-import { httpRoutes, type FieldPath, type HttpRoute } from "./http-routes.js";
+import type { FieldPath, HttpRoute } from "./http-routes.js";
 import { expandPath, matchPath } from "./path-template.js";
 import { decodeRequest } from "./request-decoder.js";
 
 export interface RestGatewayOptions {
+  /** The bindings to serve (see httpRoutes) and the implementations of their methods. */
+  routes: readonly HttpRoute[];
   services: readonly ServiceImplSpec[];
   /** Run on every call before its request is decoded: logging, error mapping, auth. */
   callInterceptors: Interceptor[];
@@ -27,7 +29,7 @@ const jsonOut = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
  * false for paths no binding matches.
  */
 export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
-  const routes = httpRoutes(opts.services.map((s) => s.service));
+  const { routes } = opts;
   const specs = new Map<HttpRoute["method"], UnaryImplSpec>();
   for (const { methods } of opts.services) for (const spec of Object.values(methods)) if (spec.kind === "unary") specs.set(spec.method, spec);
 
