@@ -21,6 +21,7 @@ import { createOpenApiRoute, openApiDocument } from "./gateway/openapi.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createAdminService } from "./service/admin-service.js";
 import { createMappingService } from "./service/mapping-service.js";
+import { createReflectionServices } from "./service/reflection-service.js";
 import type { MappingStore, OutboxStore } from "./store/store.js";
 import { Reconciler } from "./sync/reconciler.js";
 import { OutboxRelay } from "./sync/relay.js";
@@ -57,6 +58,7 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
     createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains) })),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
   ];
+  services.push(...createReflectionServices(services.map((s) => s.service)));
   const routes = httpRoutes(services.map((s) => s.service));
   // Outermost first: logging and metrics see the final code; auth runs before
   // the request is read (REST decodes it there) and validated, so

@@ -53,3 +53,34 @@ describe.each(Object.keys(protocolFlags) as Array<keyof typeof protocolFlags>)("
     expect(await bufCurl(protocol, "ListMappings", { tenant_id: tenant })).toEqual({});
   });
 });
+
+describe("server reflection", () => {
+  const reflect = (args: string[]) =>
+    run("node_modules/.bin/buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-H", `Authorization: Bearer ${TOKEN}`, ...args]).then(
+      ({ stdout }) => ({ ok: true, out: stdout }),
+      (err: { stdout?: string; stderr?: string }) => ({ ok: false, out: `${err.stdout ?? ""}${err.stderr ?? ""}` }),
+    );
+
+  it.each(["grpc-v1", "grpc-v1alpha"])("lets buf curl work without a local schema over %s", async (version) => {
+    const listed = await reflect(["--reflect-header", "*", "--reflect-protocol", version, "--list-methods", daemon.baseUrl]);
+    expect(listed.out.trim().split("\n")).toEqual(expect.arrayContaining(["dynroute.v1.MappingService/CreateMapping", "dynroute.v1.AdminService/Reconcile"]));
+
+    const body = { tenant_id: `reflect-${version}`, mapping: { domain: `r.${version}.example.org`, backends: ["http://a:1"] } };
+    const created = await reflect(["--reflect-header", "*", "--reflect-protocol", version, "-d", JSON.stringify(body), `${daemon.baseUrl}/dynroute.v1.MappingService/CreateMapping`]);
+    expect(created.ok, created.out).toBe(true);
+    expect(JSON.parse(created.out)).toMatchObject({ mapping: { domain: `r.${version}.example.org`, backends: ["http://a:1"] } });
+  });
+
+  it("resolves every field of a request through reflection alone", async () => {
+    const body = { tenant_id: "reflect-all", limit: 5, label_selector: "env=prod", domain_suffix: "example.org", total: true };
+    const listed = await reflect(["--reflect-header", "*", "-d", JSON.stringify(body), `${daemon.baseUrl}/dynroute.v1.MappingService/ListMappings`]);
+    expect(listed.ok, listed.out).toBe(true);
+    expect(JSON.parse(listed.out)).toEqual({ totalSize: 0 });
+  });
+
+  it("requires the admin token like every other service", async () => {
+    const denied = await reflect(["--list-methods", daemon.baseUrl]);
+    expect(denied.ok).toBe(false);
+    expect(denied.out).toMatch(/not authenticated|unauthenticated/i);
+  });
+});
