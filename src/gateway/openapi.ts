@@ -215,7 +215,7 @@ function errorSchema(): Schema {
 export function createOpenApiRoute(path: string, document: Schema): PlainRoute {
   const body = JSON.stringify(document);
   return async (req, res) => {
-    if (new URL(`http://local${req.url ?? "/"}`).pathname !== path || (req.method !== "GET" && req.method !== "HEAD")) return false;
+    if ((req.url ?? "").split("?", 1)[0] !== path || (req.method !== "GET" && req.method !== "HEAD")) return false;
     res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
     if (req.method === "HEAD") res.end();
     else res.end(body);

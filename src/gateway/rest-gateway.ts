@@ -20,6 +20,9 @@ export interface RestGatewayOptions {
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
+// REST answers are written only after the handler resolves, and no handler
+// watches for cancellation, so one signal that never fires serves every call.
+const NEVER_ABORTED = new AbortController().signal;
 // Field names as in the proto (tenant_id, create_time), like the original API; input takes either form.
 const jsonOut = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
@@ -34,8 +37,10 @@ export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
   for (const { methods } of opts.services) for (const spec of Object.values(methods)) if (spec.kind === "unary") specs.set(spec.method, spec);
 
   return async (req, res) => {
-    // Prefixed, not resolved against a base: a path starting with "//" is a path, not a host.
-    const url = new URL(`http://gateway${req.url ?? "/"}`);
+    // Split by hand: URL parsing costs more than the rest of routing (measured), and routes want the raw path.
+    const target = req.url ?? "/";
+    const q = target.indexOf("?");
+    const url = { pathname: q < 0 ? target : target.slice(0, q), searchParams: new URLSearchParams(q < 0 ? "" : target.slice(q + 1)), target };
     let matches: Array<{ route: HttpRoute; vars: Map<string, string> }>;
     try {
       matches = routes.flatMap((route) => {
@@ -69,9 +74,16 @@ export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
   };
 }
 
+interface RequestTarget {
+  pathname: string;
+  searchParams: URLSearchParams;
+  /** Path and query as the client sent them. */
+  target: string;
+}
+
 type Answer = ErrorAnswer | { status: number; headers: Headers; body: JsonValue | undefined };
 
-async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, string>, url: URL, req: PlainRequest, opts: RestGatewayOptions): Promise<Answer> {
+async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, string>, url: RequestTarget, req: PlainRequest, opts: RestGatewayOptions): Promise<Answer> {
   let rawBody: string | undefined;
   if (route.body) {
     const type = req.headers["content-type"];
@@ -95,15 +107,14 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
 
   const header = new Headers();
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !name.startsWith(":")) header.set(name, Array.isArray(value) ? value.join(", ") : value);
-  const controller = new AbortController();
   let res;
   try {
     res = await invokeUnary(spec, [...opts.callInterceptors, decode, ...opts.messageInterceptors], {
       protocolName: "rest",
       requestMethod: req.method ?? "GET",
-      url: url.pathname + url.search,
+      url: url.target,
       header,
-      signal: controller.signal,
+      signal: NEVER_ABORTED,
     });
   } catch (err) {
     return errorAnswer(err, ifMatch !== undefined && ifMatch !== "*");

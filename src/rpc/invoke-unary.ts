@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { createHandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { createContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 
 export type UnaryImplSpec = Extract<MethodImplSpec, { kind: "unary" }>;
 type Next = Parameters<Interceptor>[0];
@@ -18,18 +18,25 @@ export interface InProcessCall {
  * handlers do, for callers that speak another protocol (the REST gateway).
  * The request starts as an empty message: an interceptor in the chain
  * supplies the real one, so the ones before it (auth) run before decoding.
+ * The context is built here rather than with createHandlerContext, which
+ * links two AbortControllers and copies three Headers per call (measured:
+ * several percent of a REST GET) for deadlines the gateway does not have.
  */
 export async function invokeUnary(spec: UnaryImplSpec, interceptors: Interceptor[], call: InProcessCall): Promise<UnaryResponse> {
   const { method } = spec;
-  const context = createHandlerContext({
-    service: method.parent,
+  const context: HandlerContext = {
     method,
+    service: method.parent,
     protocolName: call.protocolName,
     requestMethod: call.requestMethod,
     url: call.url,
+    signal: call.signal,
+    timeoutMs: () => undefined,
     requestHeader: call.header,
-    requestSignal: call.signal,
-  });
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: createContextValues(),
+  };
   const handler: Next = async (req) => ({
     stream: false,
     service: method.parent,
@@ -45,7 +52,7 @@ export async function invokeUnary(spec: UnaryImplSpec, interceptors: Interceptor
     method,
     requestMethod: call.requestMethod,
     url: call.url,
-    signal: context.signal,
+    signal: call.signal,
     header: call.header,
     contextValues: context.values,
     message: create(method.input),

@@ -17,7 +17,7 @@ export function logInterceptor(logger: Logger): Interceptor {
     const requestId = given && clientRequestId.test(given) ? given : randomUUID();
     const procedure = `/${req.service.typeName}/${req.method.name}`;
     // REST calls reach the same procedure under their own path; log it too.
-    const path = new URL(req.url, "http://local").pathname;
+    const path = pathOf(req.url);
     const fields = { requestId, procedure, method: req.requestMethod, ...(path === procedure ? {} : { path }) };
     try {
       const res = await next(req);
@@ -33,6 +33,14 @@ export function logInterceptor(logger: Logger): Interceptor {
       throw ce;
     }
   };
+}
+
+/** The path of a full URL (Connect, gRPC) or of a path-and-query (REST), without parsing a URL on every call. */
+function pathOf(url: string): string {
+  const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const end = url.indexOf("?", start);
+  return url.slice(start, end < 0 ? undefined : end);
 }
 
 const elapsed = (started: number) => Math.round((performance.now() - started) * 100) / 100;

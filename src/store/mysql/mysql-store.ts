@@ -39,6 +39,8 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
     bigNumberStrings: true,
     timezone: "Z",
     charset: "utf8mb4",
+    // No stack capture per query (measured ~4% of a GET's CPU): failures become StoreErrors with their cause.
+    trace: false,
   });
   return new MysqlStore(pool, opts);
 }
