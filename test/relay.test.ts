@@ -116,6 +116,6 @@ describe("operational endpoints", () => {
     const res = await fetch(`${daemon.baseUrl}/nope`);
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
-    expect(await res.json()).toEqual({ code: "not_found", message: "no such route" });
+    expect(await res.json()).toEqual({ code: "not_found", message: "no such route", details: [] });
   });
 });
