@@ -125,9 +125,3 @@ export class StoreError extends Error {
 }
 
 export const notFound = (domain: string) => new StoreError("not_found", `mapping ${domain} not found`);
-
-export function checkRevision(current: MappingRecord, expected: bigint | undefined): void {
-  if (expected !== undefined && current.revision !== expected) {
-    throw new StoreError("failed_precondition", `mapping ${current.domain} is at revision ${current.revision}, not ${expected}`);
-  }
-}

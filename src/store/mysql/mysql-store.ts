@@ -1,7 +1,7 @@
-import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
+import { createPool, type Pool, type PoolConnection, type RowDataPacket } from "mysql2/promise";
 import type { Logger } from "pino";
+import { createIn, deleteIn, updateIn, type MappingTx } from "../mapping-writes.js";
 import {
-  checkRevision,
   notFound,
   StoreError,
   type ListQuery,
@@ -17,9 +17,9 @@ import {
 } from "../store.js";
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
-import { isConnectionError, isDuplicate, isRetryable, toStoreError } from "./mysql-errors.js";
+import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
+import { COLUMNS, mysqlTx, toRecord } from "./mysql-tx.js";
 
-const COLUMNS = "id, tenant_id, domain, backends, labels, revision, create_time, update_time";
 const TX_ATTEMPTS = 4;
 
 export interface MysqlStoreOptions {
@@ -63,25 +63,8 @@ export class MysqlStore implements MappingStore, OutboxStore {
     this.ready = this.migrateUntilDone();
   }
 
-  async create(tenantId: string, input: MappingInput): Promise<MappingRecord> {
-    return this.transaction(async (conn) => {
-      const now = new Date();
-      let inserted: ResultSetHeader;
-      try {
-        [inserted] = await conn.query<ResultSetHeader>(
-          "INSERT INTO mappings (tenant_id, domain, backends, labels, revision, create_time, update_time) VALUES (?, ?, ?, ?, 0, ?, ?)",
-          [tenantId, input.domain, JSON.stringify(input.backends), JSON.stringify(input.labels), now, now],
-        );
-      } catch (err) {
-        // Never say which tenant holds the domain.
-        if (isDuplicate(err)) throw new StoreError("already_exists", `domain ${input.domain} is already mapped`);
-        throw err;
-      }
-      const id = BigInt(inserted.insertId);
-      const revision = await appendOutbox(conn, input.domain, input.backends, now);
-      await conn.query("UPDATE mappings SET revision = ? WHERE id = ?", [revision.toString(), id.toString()]);
-      return { id, tenantId, ...input, createTime: now, updateTime: now, revision };
-    });
+  create(tenantId: string, input: MappingInput): Promise<MappingRecord> {
+    return this.transaction((tx) => createIn(tx, tenantId, input));
   }
 
   async get(tenantId: string, domain: string): Promise<MappingRecord> {
@@ -120,44 +103,12 @@ export class MysqlStore implements MappingStore, OutboxStore {
     return result;
   }
 
-  async update(
-    tenantId: string,
-    domain: string,
-    change: (current: MappingRecord) => MappingInput,
-    expectedRevision?: bigint,
-  ): Promise<MappingRecord> {
-    return this.transaction(async (conn) => {
-      const current = await lockOwned(conn, tenantId, domain);
-      checkRevision(current, expectedRevision);
-      const next = change(current);
-      const now = new Date();
-      try {
-        await conn.query("UPDATE mappings SET domain = ?, backends = ?, labels = ?, update_time = ? WHERE id = ?", [
-          next.domain,
-          JSON.stringify(next.backends),
-          JSON.stringify(next.labels),
-          now,
-          current.id.toString(),
-        ]);
-      } catch (err) {
-        if (isDuplicate(err)) throw new StoreError("already_exists", `domain ${next.domain} is already mapped`);
-        throw err;
-      }
-      // A rename is a removal of the old name plus an upsert of the new one.
-      if (next.domain !== current.domain) await appendOutbox(conn, current.domain, null, now);
-      const revision = await appendOutbox(conn, next.domain, next.backends, now);
-      await conn.query("UPDATE mappings SET revision = ? WHERE id = ?", [revision.toString(), current.id.toString()]);
-      return { ...current, ...next, updateTime: now, revision };
-    });
+  update(tenantId: string, domain: string, change: (current: MappingRecord) => MappingInput, expectedRevision?: bigint): Promise<MappingRecord> {
+    return this.transaction((tx) => updateIn(tx, tenantId, domain, change, expectedRevision));
   }
 
-  async delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void> {
-    await this.transaction(async (conn) => {
-      const current = await lockOwned(conn, tenantId, domain);
-      checkRevision(current, expectedRevision);
-      await conn.query("DELETE FROM mappings WHERE id = ?", [current.id.toString()]);
-      await appendOutbox(conn, domain, null, new Date());
-    });
+  delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void> {
+    return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision));
   }
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
@@ -201,7 +152,7 @@ export class MysqlStore implements MappingStore, OutboxStore {
    * or when the pooled connection was dead before anything was sent (as after
    * a database restart).
    */
-  private async transaction<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
     this.assertReady();
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
@@ -210,7 +161,7 @@ export class MysqlStore implements MappingStore, OutboxStore {
         conn = await this.pool.getConnection();
         await conn.beginTransaction();
         begun = true;
-        const result = await fn(conn);
+        const result = await fn(mysqlTx(conn));
         await conn.commit();
         for (const listener of this.commitListeners) listener();
         return result;
@@ -257,36 +208,4 @@ export class MysqlStore implements MappingStore, OutboxStore {
       }
     }
   }
-}
-
-/** Locks the mapping's row; another tenant's mapping is indistinguishable from none. */
-async function lockOwned(conn: PoolConnection, tenantId: string, domain: string): Promise<MappingRecord> {
-  const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE domain = ? FOR UPDATE`, [domain]);
-  const row = rows[0];
-  if (!row || row.tenant_id !== tenantId) throw notFound(domain);
-  return toRecord(row);
-}
-
-/** Appends the full new state of one domain (null backends: removed); returns its id, the new revision. */
-async function appendOutbox(conn: PoolConnection, domain: string, backends: string[] | null, now: Date): Promise<bigint> {
-  const [res] = await conn.query<ResultSetHeader>("INSERT INTO outbox (domain, op, backends, created_at) VALUES (?, ?, ?, ?)", [
-    domain,
-    backends ? "upsert" : "delete",
-    backends ? JSON.stringify(backends) : null,
-    now,
-  ]);
-  return BigInt(res.insertId);
-}
-
-function toRecord(row: RowDataPacket): MappingRecord {
-  return {
-    id: BigInt(row.id),
-    tenantId: row.tenant_id,
-    domain: row.domain,
-    backends: JSON.parse(row.backends),
-    labels: JSON.parse(row.labels),
-    createTime: row.create_time,
-    updateTime: row.update_time,
-    revision: BigInt(row.revision),
-  };
 }
