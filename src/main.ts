@@ -1,7 +1,11 @@
+import { once } from "node:events";
+import { relative } from "node:path";
+import { loadOrCreateToken } from "./auth/generated-token.js";
 import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
 import { startApp } from "./app.js";
-import { createMysqlStore } from "./store/mysql/mysql-store.js";
+import { openStore, type Store } from "./store/open-store.js";
+import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
 import { createRedis } from "./sync/redis-client.js";
 
 let config: Config;
@@ -14,11 +18,24 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
-const store = createMysqlStore({ url: config.mysqlUrl, logger });
+let store: Store;
+try {
+  store = openStore(config.store, logger);
+} catch (err) {
+  if (!(err instanceof StoreOwnedError)) throw err;
+  process.stderr.write(`dynroute: ${err.message}\n`);
+  process.exit(1);
+}
+const generated = config.tokens.length === 0 ? loadOrCreateToken(config.dataDir) : undefined;
+if (generated) config = { ...config, tokens: [generated.token] };
+
 const redis = createRedis(config.redis.url, logger);
 const app = await startApp(config, { store, redis, logger });
 const { address, port } = app.listener.address;
-logger.info({ address, port, tls: Boolean(config.tls) }, `dynroute listening on ${config.tls ? "https" : "http"}://${address.includes(":") ? `[${address}]` : address}:${port}`);
+const url = `${config.tls ? "https" : "http"}://${address.includes(":") ? `[${address}]` : address}:${port}`;
+logger.info({ address, port, tls: Boolean(config.tls), store: config.store.kind }, `dynroute listening on ${url}`);
+welcome();
+void reportRedis();
 
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -34,4 +51,36 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       },
     );
   });
+}
+
+/** What a newcomer needs to make the first call, on stderr beside the JSON log. */
+function welcome(): void {
+  const lines = [`dynroute is serving ${url}`];
+  if (config.store.kind === "sqlite") lines.push(`  data:  ${config.store.file} (embedded; set MYSQL_URL for MySQL)`);
+  let auth = "Authorization: Bearer <one of DYNROUTE_TOKENS>";
+  if (generated) {
+    const file = relative(process.cwd(), generated.file) || generated.file;
+    lines.push(generated.created ? `  admin token (new, kept in ${file}): ${generated.token}` : `  admin token: in ${file}`);
+    auth = `Authorization: Bearer $(cat ${file})`;
+  }
+  lines.push(
+    "  try:",
+    `    curl -X PUT ${url}/v1/demo/mapping -H "${auth}" -H 'Content-Type: application/json' -d '{"domain": "demo.example.org", "backends": ["http://127.0.0.1:3000"]}'`,
+    `    curl ${url}/v1/demo/mapping -H "${auth}"`,
+    "",
+  );
+  process.stderr.write(lines.join("\n"));
+}
+
+/** Redis may come later: say so plainly, with what waits for it. */
+async function reportRedis(): Promise<void> {
+  if (redis.status !== "ready") {
+    const settled = await Promise.race([once(redis, "ready").then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 1500).unref())]);
+    if (settled) return;
+    const waiting = await store.outboxStats().then((s) => s.depth, () => undefined);
+    logger.warn(
+      { redis: config.redis.url, outboxDepth: waiting },
+      `Redis at ${config.redis.url} is unreachable: routes are not being distributed to routers; ${waiting ?? "unknown"} change(s) wait and will be applied when it appears`,
+    );
+  }
 }

@@ -1,12 +1,11 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createDatabase } from "./harness/mariadb.js";
-import { protocols, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshStore, protocols, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
 
 let daemon: TestDaemon;
 const SECOND = "second-rotated-token-abcdef";
 beforeAll(async () => {
-  daemon = await startTestDaemon(await createDatabase(inject("mysqlAdminUrl")), { DYNROUTE_TOKENS: `${TOKEN},${SECOND}` });
+  daemon = await startTestDaemon(await freshStore("mysql"), { DYNROUTE_TOKENS: `${TOKEN},${SECOND}` });
   await daemon.store.ready;
 });
 afterAll(() => daemon.close());

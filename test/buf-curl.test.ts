@@ -1,13 +1,12 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createDatabase } from "./harness/mariadb.js";
-import { startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshStore, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
 
 const run = promisify(execFile);
 let daemon: TestDaemon;
 beforeAll(async () => {
-  daemon = await startTestDaemon(await createDatabase(inject("mysqlAdminUrl")));
+  daemon = await startTestDaemon(await freshStore("mysql"));
   await daemon.store.ready;
 });
 afterAll(() => daemon.close());

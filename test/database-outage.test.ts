@@ -21,7 +21,7 @@ const codeOf = (p: Promise<unknown>) =>
 describe("the database going away", () => {
   let daemon: TestDaemon;
   beforeAll(async () => {
-    daemon = await startTestDaemon(url);
+    daemon = await startTestDaemon({ MYSQL_URL: url });
     await daemon.store.ready;
   });
   afterAll(() => daemon.close());
@@ -55,7 +55,7 @@ describe("starting while the database is down", () => {
   it("serves unavailable until MariaDB appears, then migrates and serves", async () => {
     const fresh = await createDatabase(db.adminUrl);
     await db.stop();
-    const daemon = await startTestDaemon(fresh);
+    const daemon = await startTestDaemon({ MYSQL_URL: fresh });
     try {
       const client = daemon.client("grpcweb");
       const err = await client.listMappings({ tenantId: "t" }).catch((e: unknown) => ConnectError.from(e));

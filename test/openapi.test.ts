@@ -1,18 +1,17 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
 import { httpRoutes } from "../src/gateway/http-routes.js";
-import { createDatabase } from "./harness/mariadb.js";
-import { startTestDaemon, type TestDaemon } from "./harness/daemon.js";
+import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
 import { rest } from "./harness/rest.js";
 
 let daemon: TestDaemon;
 let doc: any;
 beforeAll(async () => {
-  daemon = await startTestDaemon(await createDatabase(inject("mysqlAdminUrl")));
+  daemon = await startTestDaemon(await freshStore("mysql"));
   await daemon.store.ready;
   const res = await rest(daemon.baseUrl, "GET", "/v1/openapi.json", { token: null });
   expect(res.status).toBe(200);

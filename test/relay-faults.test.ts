@@ -65,7 +65,7 @@ async function writeStream(clients: MappingClient[], total: number, tag: string,
 describe("Redis faults", () => {
   it("(a) Redis stopped during 2,000 writes: every write succeeds, and Redis converges after it returns empty", async () => {
     const url = await createDatabase(db.adminUrl);
-    const daemon = await startTestDaemon(url, { REDIS_URL: redisServer.url, DYNROUTE_COMPAT_FRONTEND: "true" });
+    const daemon = await startTestDaemon({ MYSQL_URL: url }, { REDIS_URL: redisServer.url, DYNROUTE_COMPAT_FRONTEND: "true" });
     try {
       await daemon.store.ready;
       await writeStream([daemon.client("connect"), daemon.client("grpc")], 2000, "a", async (n) => {
@@ -81,7 +81,7 @@ describe("Redis faults", () => {
 
   it("(b) FLUSHALL during writes: Redis converges", async () => {
     const url = await createDatabase(db.adminUrl);
-    const daemon = await startTestDaemon(url, { REDIS_URL: redisServer.url });
+    const daemon = await startTestDaemon({ MYSQL_URL: url }, { REDIS_URL: redisServer.url });
     try {
       await daemon.store.ready;
       await writeStream([daemon.client("connect")], 1000, "b", async (n) => {
@@ -210,7 +210,7 @@ describe("daemon and MySQL faults", () => {
 
   it("(f) MySQL restarted: the relay takes the lease again and resumes", async () => {
     const url = await createDatabase(db.adminUrl);
-    const daemon = await startTestDaemon(url, { REDIS_URL: redisServer.url });
+    const daemon = await startTestDaemon({ MYSQL_URL: url }, { REDIS_URL: redisServer.url });
     try {
       await daemon.store.ready;
       const client = daemon.client("connect");

@@ -5,10 +5,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
-import { createDatabase } from "./harness/mariadb.js";
-import { startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+import { freshStore, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
 
 const run = promisify(execFile);
 let dir: string;
@@ -20,7 +19,7 @@ beforeAll(async () => {
     "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
     "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
   ]);
-  daemon = await startTestDaemon(await createDatabase(inject("mysqlAdminUrl")), {
+  daemon = await startTestDaemon(await freshStore("mysql"), {
     DYNROUTE_TLS_CERT: join(dir, "cert.pem"),
     DYNROUTE_TLS_KEY: join(dir, "key.pem"),
   });

@@ -1,12 +1,16 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { join, resolve } from "node:path";
 
 /** Everything the daemon reads from its environment, parsed and checked once at startup. */
 export interface Config {
   listen: { host: string; port: number };
-  /** Admin tokens; any one of them is accepted (several allow rotation). */
+  /** Admin tokens; any one of them is accepted (several allow rotation). Empty: use the data dir's generated token. */
   tokens: string[];
-  mysqlUrl: string;
+  /** MySQL when MYSQL_URL is set, else the embedded SQLite file in the data dir. */
+  store: { kind: "mysql"; url: string } | { kind: "sqlite"; file: string };
+  /** The embedded store's folder, and where a generated admin token is kept. */
+  dataDir: string;
   tls?: { certFile: string; keyFile: string };
   logLevel: string;
   /** Largest request body accepted on any protocol, in bytes. */
@@ -46,10 +50,12 @@ const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const tls = parseTls(env);
+  const dataDir = resolve(env.DYNROUTE_DATA_DIR || "data");
   return {
     listen: parseAddr(env.DYNROUTE_ADDR ?? "127.0.0.1:8080"),
     tokens: parseTokens(env),
-    mysqlUrl: parseMysqlUrl(env.MYSQL_URL),
+    store: env.MYSQL_URL ? { kind: "mysql", url: parseMysqlUrl(env.MYSQL_URL) } : { kind: "sqlite", file: join(dataDir, "dynroute.db") },
+    dataDir,
     ...(tls ? { tls } : {}),
     logLevel: oneOf("LOG_LEVEL", env.LOG_LEVEL ?? "info", logLevels),
     maxBodyBytes: positiveInt("DYNROUTE_MAX_BODY_BYTES", env.DYNROUTE_MAX_BODY_BYTES, 64 * 1024),
@@ -113,9 +119,7 @@ function parseTokens(env: NodeJS.ProcessEnv): string[] {
     }
   }
   const tokens = [...fromEnv, ...fromFile];
-  if (tokens.length === 0) {
-    throw new ConfigError("DYNROUTE_TOKENS", "no admin token configured: set DYNROUTE_TOKENS (comma-separated) or DYNROUTE_TOKENS_FILE (one per line)");
-  }
+  if (env.DYNROUTE_TOKENS_FILE && tokens.length === 0) throw new ConfigError("DYNROUTE_TOKENS_FILE", `${env.DYNROUTE_TOKENS_FILE} holds no token`);
   for (const t of tokens) {
     if (t.length < 16) throw new ConfigError("DYNROUTE_TOKENS", "every token must be at least 16 characters");
     if (!/^[\x21-\x7e]+$/.test(t)) throw new ConfigError("DYNROUTE_TOKENS", "tokens must be printable ASCII without spaces");
@@ -130,8 +134,7 @@ function splitTokens(text: string, sep: RegExp): string[] {
     .filter((t) => t !== "" && !t.startsWith("#"));
 }
 
-function parseMysqlUrl(value: string | undefined): string {
-  if (!value) throw new ConfigError("MYSQL_URL", "not set; e.g. mysql://dynroute:secret@127.0.0.1:3306/dynroute");
+function parseMysqlUrl(value: string): string {
   let url: URL;
   try {
     url = new URL(value);

@@ -23,7 +23,7 @@ export function createMetrics() {
       ...on,
     }),
     appliedChanges: new Counter({ name: "dynroute_relay_changes_total", help: "Outbox changes handled by the relay.", ...on }),
-    relayErrors: new Counter({ name: "dynroute_relay_errors_total", help: "Relay iterations that failed (Redis or MySQL unreachable).", ...on }),
+    relayErrors: new Counter({ name: "dynroute_relay_errors_total", help: "Relay iterations that failed (the store unreachable, or Redis failing mid-batch).", ...on }),
     relayLeader: new Gauge({ name: "dynroute_relay_leader", help: "1 while this daemon holds the relay lease.", ...on }),
     reconciliations: new Counter({ name: "dynroute_reconciliations_total", help: "Full reconciliations of Redis from MySQL, by reason.", labelNames: ["reason"], ...on }),
     reconcileDuration: new Histogram({

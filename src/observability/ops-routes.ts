@@ -14,7 +14,7 @@ export interface OpsDeps {
 
 /**
  * Unauthenticated operational endpoints, for probes and scrapers:
- * /healthz (the process answers), /readyz (dependencies and lag), /metrics.
+ * /healthz (the process answers), /readyz (store, Redis and lag), /metrics.
  * Returns false for any other path.
  */
 export function createOpsRoutes(deps: OpsDeps): (req: PlainRequest, res: PlainResponse) => Promise<boolean> {
@@ -44,7 +44,7 @@ export function createOpsRoutes(deps: OpsDeps): (req: PlainRequest, res: PlainRe
 }
 
 async function readiness({ store, redis, relay, readyMaxLagMs }: OpsDeps) {
-  const [mysql, redisUp] = await Promise.all([
+  const [storeState, redisUp] = await Promise.all([
     store.outboxStats().then(
       (stats) => ({ ok: true as const, stats }),
       (err: unknown) => ({ ok: false as const, error: (err as Error).message }),
@@ -54,13 +54,13 @@ async function readiness({ store, redis, relay, readyMaxLagMs }: OpsDeps) {
       () => false,
     ),
   ]);
-  const lagging = mysql.ok && mysql.stats.oldestAgeMs !== null && mysql.stats.oldestAgeMs > readyMaxLagMs;
+  const lagging = storeState.ok && storeState.stats.oldestAgeMs !== null && storeState.stats.oldestAgeMs > readyMaxLagMs;
   return {
-    ready: mysql.ok && !lagging,
-    mysql: mysql.ok ? "ok" : `unavailable: ${mysql.error}`,
+    ready: storeState.ok && !lagging,
+    store: storeState.ok ? "ok" : `unavailable: ${storeState.error}`,
     redis: redisUp ? "ok" : "unreachable: routes are not being distributed; changes wait in the outbox",
     relay: relay.role,
-    outbox: mysql.ok ? { depth: mysql.stats.depth, oldest_age_ms: mysql.stats.oldestAgeMs === null ? null : Math.round(mysql.stats.oldestAgeMs) } : null,
+    outbox: storeState.ok ? { depth: storeState.stats.depth, oldest_age_ms: storeState.stats.oldestAgeMs === null ? null : Math.round(storeState.stats.oldestAgeMs) } : null,
     max_lag_ms: readyMaxLagMs,
   };
 }

@@ -79,10 +79,16 @@ export class OutboxRelay {
           await this.sleep(this.opts.pollMs);
           continue;
         }
+        // Not connected (yet, or again): nothing to try; the client logs reachability itself.
+        if (this.writer.redis.status !== "ready") {
+          await this.sleep(this.opts.pollMs, false);
+          continue;
+        }
         const reason = await this.reconcileReason();
         if (reason) {
-          this.reconcileRequested = undefined;
           await this.reconcile(reason);
+          // Cleared only once done: a failed run is retried for the same reason.
+          if (this.reconcileRequested === reason) this.reconcileRequested = undefined;
         }
         while (!this.stopped && (await this.drainBatch()) === this.opts.batchSize);
         failures = 0;

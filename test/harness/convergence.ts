@@ -1,6 +1,8 @@
 import { expect } from "vitest";
 import type { Redis } from "ioredis";
-import { createConnection, type RowDataPacket } from "mysql2/promise";
+import { pino } from "pino";
+import { createMysqlStore } from "../../src/store/mysql/mysql-store.js";
+import type { OutboxStore, RouteChange } from "../../src/store/store.js";
 import { waitFor } from "./ports.js";
 
 export interface Layout {
@@ -8,19 +10,24 @@ export interface Layout {
   compatFrontend?: boolean;
 }
 
-/**
- * Asserts that Redis routes are exactly what MySQL holds: every mapping is a
- * live route at its revision with its backends, and every other route key is
- * a tombstone. With the compatibility layout, frontend sets match too.
- */
-export async function assertRedisMatchesMySQL(mysqlUrl: string, redis: Redis, layout: Layout): Promise<void> {
-  const conn = await createConnection({ uri: mysqlUrl, supportBigNumbers: true, bigNumberStrings: true });
-  const [rows] = await conn.query<RowDataPacket[]>("SELECT domain, backends, revision FROM mappings");
-  const [[pending]] = await conn.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM outbox");
-  await conn.end();
-  expect(Number(pending!.n), "outbox rows still waiting").toBe(0);
+/** What the source of truth holds, read through the store interface (any store). */
+type Truth = Pick<OutboxStore, "scanRoutes" | "outboxStats">;
 
-  const mapped = new Map(rows.map((r) => [r.domain as string, { rev: String(r.revision), backends: JSON.parse(r.backends) as string[] }]));
+/**
+ * Asserts that Redis routes are exactly what the store holds: every mapping
+ * is a live route at its revision with its backends, and every other route
+ * key is a tombstone. With the compatibility layout, frontend sets match too.
+ */
+export async function assertRedisMatchesStore(truth: Truth, redis: Redis, layout: Layout): Promise<void> {
+  expect((await truth.outboxStats()).depth, "outbox rows still waiting").toBe(0);
+  const mapped = new Map<string, { rev: string; backends: string[] }>();
+  for (let after = 0n; ; ) {
+    const rows = await truth.scanRoutes(after, 1000);
+    if (rows.length === 0) break;
+    for (const r of rows) mapped.set(r.domain, { rev: String(r.revision), backends: r.backends });
+    after = rows[rows.length - 1]!.id;
+  }
+
   const routeKeys = await scanAll(redis, `${layout.prefix}route:*`);
   const pipeline = redis.pipeline();
   for (const key of routeKeys) pipeline.hgetall(key);
@@ -30,7 +37,7 @@ export async function assertRedisMatchesMySQL(mysqlUrl: string, redis: Redis, la
     const h = hashes[i]!;
     const domain = key.slice(`${layout.prefix}route:`.length);
     if (h.deleted === "1") {
-      expect(mapped.has(domain), `${domain} is mapped in MySQL but tombstoned in Redis`).toBe(false);
+      expect(mapped.has(domain), `${domain} is mapped in the store but tombstoned in Redis`).toBe(false);
       expect(h.backends).toBeUndefined();
     } else {
       live.set(domain, { rev: h.rev!, backends: JSON.parse(h.backends!) });
@@ -46,8 +53,34 @@ export async function assertRedisMatchesMySQL(mysqlUrl: string, redis: Redis, la
 }
 
 /** Retries the assertion until the relay has caught up (or the timeout). */
-export function eventuallyRedisMatchesMySQL(mysqlUrl: string, redis: Redis, layout: Layout, timeoutMs = 20_000): Promise<void> {
-  return waitFor("Redis to match MySQL", () => assertRedisMatchesMySQL(mysqlUrl, redis, layout), timeoutMs);
+export function eventuallyRedisMatchesStore(truth: Truth, redis: Redis, layout: Layout, timeoutMs = 20_000): Promise<void> {
+  return waitFor("Redis to match the store", () => assertRedisMatchesStore(truth, redis, layout), timeoutMs);
+}
+
+/** The same, for a MySQL database that daemons in other processes use. */
+export async function eventuallyRedisMatchesMySQL(mysqlUrl: string, redis: Redis, layout: Layout, timeoutMs = 20_000): Promise<void> {
+  const store = createMysqlStore({ url: mysqlUrl, logger: pino({ level: "silent" }) });
+  try {
+    await store.ready;
+    await eventuallyRedisMatchesStore(store, redis, layout, timeoutMs);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The changes waiting in the outbox, oldest first, left in place (the apply fails, so nothing is deleted). */
+export async function peekOutbox(store: OutboxStore): Promise<RouteChange[]> {
+  let seen: RouteChange[] = [];
+  const peeked = new Error("peeked");
+  await store
+    .drainOutbox(100_000, async (changes) => {
+      seen = changes;
+      throw peeked;
+    })
+    .catch((err: unknown) => {
+      if (err !== peeked) throw err;
+    });
+  return seen;
 }
 
 async function scanAll(redis: Redis, pattern: string): Promise<string[]> {

@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { inject } from "vitest";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
@@ -7,7 +10,8 @@ import { MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config/config.js";
 import { createLogger } from "../../src/log/logger.js";
-import { createMysqlStore, type MysqlStore } from "../../src/store/mysql/mysql-store.js";
+import { createDatabase } from "./mariadb.js";
+import { openStore, type Store } from "../../src/store/open-store.js";
 import { createRedis } from "../../src/sync/redis-client.js";
 
 export const TOKEN = "test-admin-token-0123456789";
@@ -16,7 +20,7 @@ export type Protocol = (typeof protocols)[number];
 
 export interface TestDaemon {
   app: App;
-  store: MysqlStore;
+  store: Store;
   config: Config;
   baseUrl: string;
   /** Every log line the daemon wrote. */
@@ -26,15 +30,26 @@ export interface TestDaemon {
   close(): Promise<void>;
 }
 
+/** The stores every conformance suite runs against. */
+export const stores = ["mysql", "sqlite"] as const;
+export type StoreKind = (typeof stores)[number];
+/** Environment that points a daemon at one store. */
+export type StoreEnv = { MYSQL_URL: string } | { DYNROUTE_DATA_DIR: string };
+
+/** A new, empty store: a database on the run's MariaDB, or a data dir of its own. */
+export async function freshStore(kind: StoreKind): Promise<StoreEnv> {
+  return kind === "mysql" ? { MYSQL_URL: await createDatabase(inject("mysqlAdminUrl")) } : { DYNROUTE_DATA_DIR: mkdtempSync(join(tmpdir(), "dynroute-data-")) };
+}
+
 /**
- * The real daemon, in process, on a free port, against the given database and
+ * The real daemon, in process, on a free port, against the given store and
  * (unless env says otherwise) the run's Redis under a key prefix of its own.
  */
-export async function startTestDaemon(mysqlUrl: string, env: Record<string, string> = {}): Promise<TestDaemon> {
+export async function startTestDaemon(storeEnv: StoreEnv, env: Record<string, string> = {}): Promise<TestDaemon> {
   const config = loadConfig({
     DYNROUTE_ADDR: "127.0.0.1:0",
     DYNROUTE_TOKENS: TOKEN,
-    MYSQL_URL: mysqlUrl,
+    ...storeEnv,
     REDIS_URL: inject("redisUrl"),
     DYNROUTE_REDIS_PREFIX: `t${randomBytes(4).toString("hex")}:`,
     DYNROUTE_RELAY_POLL_MS: "50",
@@ -49,7 +64,7 @@ export async function startTestDaemon(mysqlUrl: string, env: Record<string, stri
     },
   });
   const logger = createLogger(config.logLevel, sink);
-  const store = createMysqlStore({ url: config.mysqlUrl, logger });
+  const store = openStore(config.store, logger);
   const app = await startApp(config, { store, redis: createRedis(config.redis.url, logger), logger });
   const baseUrl = `http://127.0.0.1:${app.listener.address.port}`;
   const transport = (protocol: Protocol, token: string | null = TOKEN) => {

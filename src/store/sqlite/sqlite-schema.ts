@@ -1,0 +1,46 @@
+import type { Database } from "better-sqlite3";
+import type { Logger } from "pino";
+
+/**
+ * Schema versions of the embedded store, applied in order inside one
+ * transaction each (SQLite DDL is transactional); PRAGMA user_version holds
+ * the version reached. Never edit a released migration; add a new one.
+ */
+const migrations: Array<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: "mappings and outbox",
+    // AUTOINCREMENT: ids are never reused, even after the highest row is
+    // deleted, so outbox ids (revisions) only rise.
+    sql: `
+      CREATE TABLE mappings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL,
+        domain TEXT NOT NULL UNIQUE,
+        backends TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        create_time INTEGER NOT NULL,
+        update_time INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX mappings_tenant_id ON mappings (tenant_id, id);
+      CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        domain TEXT NOT NULL,
+        op TEXT NOT NULL,
+        backends TEXT,
+        created_at INTEGER NOT NULL
+      ) STRICT;`,
+  },
+];
+
+export function migrateSqlite(db: Database, logger: Logger): void {
+  for (const m of migrations) {
+    if ((db.pragma("user_version", { simple: true }) as number) >= m.version) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+    logger.info({ version: m.version, migration: m.name }, "applied migration");
+  }
+}

@@ -1,0 +1,290 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import BetterSqlite3, { type Database } from "better-sqlite3";
+import type { Logger } from "pino";
+import { createIn, deleteIn, domainTaken, updateIn, type MappingTx } from "../mapping-writes.js";
+import {
+  notFound,
+  StoreError,
+  type ListQuery,
+  type ListResult,
+  type MappingInput,
+  type MappingRecord,
+  type MappingStore,
+  type OutboxStats,
+  type OutboxStore,
+  type RelayLease,
+  type RouteChange,
+  type RouteRow,
+} from "../store.js";
+import { migrateSqlite } from "./sqlite-schema.js";
+
+const COLUMNS = "id, tenant_id, domain, backends, labels, revision, create_time, update_time";
+
+export interface SqliteStoreOptions {
+  /** The database file; its folder is created when missing. */
+  file: string;
+  logger: Logger;
+}
+
+/** Another process holds the database file: one daemon owns an embedded store. */
+export class StoreOwnedError extends Error {
+  override name = "StoreOwnedError";
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode, owned by one daemon (an
+ * exclusive lock the OS drops when the process dies, even by kill -9). Same
+ * semantics as the MySQL store: every write commits the mapping and its
+ * outbox rows in one transaction, and the outbox id is the revision.
+ */
+export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
+  mkdirSync(dirname(opts.file), { recursive: true });
+  const db = new BetterSqlite3(opts.file, { timeout: 1000 });
+  try {
+    // EXCLUSIVE before WAL: no shared-memory index, and no other process may read or write.
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.pragma("journal_mode = WAL");
+    // FULL: a commit is on disk before the write is acknowledged.
+    db.pragma("synchronous = FULL");
+    db.exec("BEGIN EXCLUSIVE; COMMIT");
+  } catch (err) {
+    db.close();
+    if ((err as { code?: string }).code === "SQLITE_BUSY") {
+      throw new StoreOwnedError(`${opts.file} is in use by another dynroute process; an embedded store has one owner (set MYSQL_URL to run several daemons)`);
+    }
+    throw err;
+  }
+  migrateSqlite(db, opts.logger);
+  return new SqliteStore(db);
+}
+
+export class SqliteStore implements MappingStore, OutboxStore {
+  /** Opened and migrated synchronously; kept for symmetry with the MySQL store. */
+  readonly ready = Promise.resolve();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly commitListeners: Array<() => void> = [];
+  private closed = false;
+
+  private readonly prepare: (sql: string) => BetterSqlite3.Statement;
+
+  constructor(readonly db: Database) {
+    this.prepare = statementCache(db);
+  }
+
+  create(tenantId: string, input: MappingInput): Promise<MappingRecord> {
+    return this.transaction((tx) => createIn(tx, tenantId, input));
+  }
+
+  get(tenantId: string, domain: string): Promise<MappingRecord> {
+    return this.serial(() => {
+      const row = this.prepare(`SELECT ${COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`).get(domain, tenantId) as Row | undefined;
+      if (!row) throw notFound(domain);
+      return toRecord(row);
+    });
+  }
+
+  list(tenantId: string, q: ListQuery): Promise<ListResult> {
+    return this.serial(() => {
+      const filters = ["tenant_id = ?"];
+      const params: unknown[] = [tenantId];
+      if (q.domainSuffix !== undefined) {
+        // Normalised domains hold no LIKE metacharacters ('%', '_').
+        filters.push("(domain = ? OR domain LIKE ?)");
+        params.push(q.domainSuffix, `%.${q.domainSuffix}`);
+      }
+      for (const [key, value] of q.labels) {
+        filters.push("json_extract(labels, ?) = ?");
+        params.push(`$."${key}"`, value);
+      }
+      const page = q.afterId === undefined ? filters : [...filters, "id > ?"];
+      const pageParams = q.afterId === undefined ? params : [...params, q.afterId];
+      const rows = this.db.prepare(`SELECT ${COLUMNS} FROM mappings WHERE ${page.join(" AND ")} ORDER BY id LIMIT ? OFFSET ?`).all(...pageParams, q.limit + 1, q.offset) as Row[];
+      const result: ListResult = { records: rows.slice(0, q.limit).map(toRecord), hasMore: rows.length > q.limit };
+      if (q.withTotal) result.total = (this.db.prepare(`SELECT COUNT(*) AS n FROM mappings WHERE ${filters.join(" AND ")}`).get(...params) as { n: number }).n;
+      return result;
+    });
+  }
+
+  update(tenantId: string, domain: string, change: (current: MappingRecord) => MappingInput, expectedRevision?: bigint): Promise<MappingRecord> {
+    return this.transaction((tx) => updateIn(tx, tenantId, domain, change, expectedRevision));
+  }
+
+  delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void> {
+    return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision));
+  }
+
+  /**
+   * This daemon is the only relay (it owns the file), so no row locks are
+   * needed; the store is not held while Redis applies, so a slow Redis never
+   * blocks the API. Rows are deleted only after `apply` resolves.
+   */
+  async drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
+    const rows = await this.serial(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
+    if (rows.length === 0) return 0;
+    await apply(rows.map((r) => ({ domain: r.domain, revision: BigInt(r.id), backends: r.backends === null ? null : JSON.parse(r.backends), committedAt: new Date(r.created_at) })));
+    await this.serial(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    return rows.length;
+  }
+
+  outboxStats(): Promise<OutboxStats> {
+    return this.serial(() => {
+      const row = this.prepare("SELECT COUNT(*) AS depth, MIN(created_at) AS oldest FROM outbox").get() as { depth: number; oldest: number | null };
+      return { depth: row.depth, oldestAgeMs: row.oldest === null ? null : Math.max(0, Date.now() - row.oldest) };
+    });
+  }
+
+  scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]> {
+    return this.serial(() =>
+      (this.prepare("SELECT id, domain, backends, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit) as Row[]).map((r) => ({
+        id: BigInt(r.id),
+        domain: r.domain,
+        backends: JSON.parse(r.backends),
+        revision: BigInt(r.revision),
+      })),
+    );
+  }
+
+  mappedDomains(domains: readonly string[]): Promise<Set<string>> {
+    if (domains.length === 0) return Promise.resolve(new Set());
+    return this.serial(
+      () => new Set((this.db.prepare(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as Row[]).map((r) => r.domain)),
+    );
+  }
+
+  /** The daemon that owns the file is the relay; the lease lasts until it lets go. */
+  async tryAcquireRelayLease(): Promise<RelayLease | undefined> {
+    let held = !this.closed;
+    return { held: async () => held && !this.closed, release: async () => void (held = false) };
+  }
+
+  onCommit(listener: () => void): void {
+    this.commitListeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    await this.serial(() => {
+      this.closed = true;
+      this.db.close();
+    });
+  }
+
+  /**
+   * One call at a time: statements are synchronous, but a write transaction
+   * spans awaits (the shared write rules are async), and no other call may
+   * see it half done.
+   */
+  private serial<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new StoreError("unavailable", "the embedded database is closed");
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run.catch(toStoreError);
+  }
+
+  private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+    const result = await this.serial(async () => {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        const value = await fn(sqliteTx(this.prepare));
+        this.db.exec("COMMIT");
+        return value;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        throw err;
+      }
+    });
+    for (const listener of this.commitListeners) listener();
+    return result;
+  }
+}
+
+/** Prepares each distinct statement once; only for fixed SQL (lists of placeholders would grow it without bound). */
+function statementCache(db: Database): (sql: string) => BetterSqlite3.Statement {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return (sql) => {
+    let stmt = cache.get(sql);
+    if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
+    return stmt;
+  };
+}
+
+function sqliteTx(prepare: (sql: string) => BetterSqlite3.Statement): MappingTx {
+  const unique = (domain: string, run: () => unknown) => {
+    try {
+      return run();
+    } catch (err) {
+      throw (err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE" ? domainTaken(domain) : err;
+    }
+  };
+  return {
+    async insertMapping(tenantId, input, now) {
+      const res = unique(input.domain, () =>
+        prepare("INSERT INTO mappings (tenant_id, domain, backends, labels, revision, create_time, update_time) VALUES (?, ?, ?, ?, 0, ?, ?)")
+          .run(tenantId, input.domain, JSON.stringify(input.backends), JSON.stringify(input.labels), now.getTime(), now.getTime()),
+      ) as BetterSqlite3.RunResult;
+      return BigInt(res.lastInsertRowid);
+    },
+    async lockMapping(domain) {
+      // BEGIN IMMEDIATE already holds the write lock: reading is locking.
+      const row = prepare(`SELECT ${COLUMNS} FROM mappings WHERE domain = ?`).get(domain) as Row | undefined;
+      return row && toRecord(row);
+    },
+    async updateMapping(id, next, now) {
+      unique(next.domain, () =>
+        prepare("UPDATE mappings SET domain = ?, backends = ?, labels = ?, update_time = ? WHERE id = ?").run(next.domain, JSON.stringify(next.backends), JSON.stringify(next.labels), now.getTime(), id),
+      );
+    },
+    async deleteMapping(id) {
+      prepare("DELETE FROM mappings WHERE id = ?").run(id);
+    },
+    async appendOutbox(domain, backends, now) {
+      const res = prepare("INSERT INTO outbox (domain, op, backends, created_at) VALUES (?, ?, ?, ?)").run(domain, backends ? "upsert" : "delete", backends ? JSON.stringify(backends) : null, now.getTime());
+      return BigInt(res.lastInsertRowid);
+    },
+    async setRevision(id, revision) {
+      prepare("UPDATE mappings SET revision = ? WHERE id = ?").run(revision, id);
+    },
+  };
+}
+
+interface Row {
+  id: number;
+  tenant_id: string;
+  domain: string;
+  backends: string;
+  labels: string;
+  revision: number;
+  create_time: number;
+  update_time: number;
+}
+
+interface OutboxRow {
+  id: number;
+  domain: string;
+  backends: string | null;
+  created_at: number;
+}
+
+function toRecord(row: Row): MappingRecord {
+  return {
+    id: BigInt(row.id),
+    tenantId: row.tenant_id,
+    domain: row.domain,
+    backends: JSON.parse(row.backends),
+    labels: JSON.parse(row.labels),
+    createTime: new Date(row.create_time),
+    updateTime: new Date(row.update_time),
+    revision: BigInt(row.revision),
+  };
+}
+
+// The file cannot be written or read now (disk full, I/O error, permissions): callers see unavailable.
+const unavailable = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|PROTOCOL|NOMEM)/;
+
+function toStoreError(err: unknown): never {
+  const code = (err as { code?: string }).code;
+  if (code && unavailable.test(code)) throw new StoreError("unavailable", `the embedded database cannot be used now (${code}); retry later`, { cause: err });
+  throw err;
+}
