@@ -1,14 +1,13 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
-import { checkBackends } from "../domain/backend-url.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import { validateMessage } from "../rpc/validation.js";
-import type { MappingInput, MappingRecord, MappingStore } from "../store/store.js";
+import type { MappingStore } from "../store/store.js";
+import { toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -103,24 +102,4 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
       return {};
     },
   };
-}
-
-function toInput(m: Mapping, tenantId: string, prefix: string): MappingInput {
-  if (m.tenantId !== "" && m.tenantId !== tenantId) {
-    throw inputError(`${prefix}tenant_id`, "tenant_id.match", "must be empty or equal the tenant_id of the request");
-  }
-  checkBackends(m.backends, `${prefix}backends`);
-  return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: [...m.backends], labels: { ...m.labels } };
-}
-
-function toProto(r: MappingRecord): Mapping {
-  return create(MappingSchema, {
-    tenantId: r.tenantId,
-    domain: r.domain,
-    backends: r.backends,
-    labels: r.labels,
-    createTime: timestampFromDate(r.createTime),
-    updateTime: timestampFromDate(r.updateTime),
-    revision: r.revision,
-  });
 }

@@ -63,3 +63,24 @@ async function lockOwned(tx: MappingTx, tenantId: string, domain: string, expect
   }
   return current;
 }
+
+/** Thrown at the end of a dry run so the store rolls the transaction back; carries what would have been stored. */
+class DryRunDone extends Error {
+  constructor(readonly records: MappingRecord[]) {
+    super("dry run: rolled back");
+  }
+}
+
+/** Creates all of one tenant's mappings in the caller's transaction; a dry run does every write, then rolls back. */
+export async function createAllIn(tx: MappingTx, tenantId: string, inputs: readonly MappingInput[], dryRun: boolean): Promise<MappingRecord[]> {
+  const records: MappingRecord[] = [];
+  for (const input of inputs) records.push(await createIn(tx, tenantId, input));
+  if (dryRun) throw new DryRunDone(records);
+  return records;
+}
+
+/** The records of a finished dry run (see createAllIn), or the error as it was. */
+export function dryRunResult(err: unknown): MappingRecord[] {
+  if (err instanceof DryRunDone) return err.records;
+  throw err;
+}

@@ -59,6 +59,14 @@ export interface MappingStore {
     expectedRevision?: bigint,
   ): Promise<MappingRecord>;
   delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void>;
+  /**
+   * Creates all the mappings of one tenant in one transaction: all or none
+   * (any taken domain fails the whole set). A dry run does every write and
+   * rolls back, so it reports exactly what a real run would.
+   */
+  createMany(tenantId: string, inputs: readonly MappingInput[], opts: { dryRun: boolean }): Promise<MappingRecord[]>;
+  /** Up to `limit` mappings of every tenant with row id above `afterId`, in id order. */
+  scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]>;
   close(): Promise<void>;
 }
 

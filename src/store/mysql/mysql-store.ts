@@ -1,6 +1,6 @@
 import { createPool, type Pool, type PoolConnection, type RowDataPacket } from "mysql2/promise";
 import type { Logger } from "pino";
-import { createIn, deleteIn, updateIn, type MappingTx } from "../mapping-writes.js";
+import { createAllIn, createIn, deleteIn, dryRunResult, updateIn, type MappingTx } from "../mapping-writes.js";
 import {
   notFound,
   StoreError,
@@ -109,6 +109,15 @@ export class MysqlStore implements MappingStore, OutboxStore {
 
   delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void> {
     return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision));
+  }
+
+  createMany(tenantId: string, inputs: readonly MappingInput[], { dryRun }: { dryRun: boolean }): Promise<MappingRecord[]> {
+    return this.transaction((tx) => createAllIn(tx, tenantId, inputs, dryRun)).catch(dryRunResult);
+  }
+
+  async scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`, [afterId.toString(), limit]));
+    return rows.map(toRecord);
   }
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
 import type { Logger } from "pino";
-import { createIn, deleteIn, domainTaken, updateIn, type MappingTx } from "../mapping-writes.js";
+import { createAllIn, createIn, deleteIn, domainTaken, dryRunResult, updateIn, type MappingTx } from "../mapping-writes.js";
 import {
   notFound,
   StoreError,
@@ -112,6 +112,14 @@ export class SqliteStore implements MappingStore, OutboxStore {
 
   delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void> {
     return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision));
+  }
+
+  createMany(tenantId: string, inputs: readonly MappingInput[], { dryRun }: { dryRun: boolean }): Promise<MappingRecord[]> {
+    return this.transaction((tx) => createAllIn(tx, tenantId, inputs, dryRun)).catch(dryRunResult);
+  }
+
+  scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
+    return this.serial(() => (this.prepare(`SELECT ${COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as Row[]).map(toRecord));
   }
 
   /**

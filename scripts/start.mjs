@@ -1,0 +1,23 @@
+// `npm start`: runs the daemon, building it first only when a source is newer
+// than the last build, so a start after install takes no compile (DESIGN §8:
+// npm start may build).
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+const mtime = (path) => {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+};
+const newest = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).reduce((max, e) => Math.max(max, e.isDirectory() ? newest(join(dir, e.name)) : mtime(join(dir, e.name))), 0);
+
+const sources = Math.max(newest("src"), newest("gen"), mtime("tsconfig.json"), mtime("tsconfig.build.json"), mtime("package-lock.json"));
+if (sources > mtime("dist/.tsbuildinfo")) {
+  const build = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
+await import("../dist/src/main.js");
