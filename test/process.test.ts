@@ -15,8 +15,8 @@ beforeAll(async () => {
 
 describe("startup configuration", () => {
   it.each([
-    [{ MYSQL_URL: "x" }, /^dynroute: configuration error: DYNROUTE_TOKENS: no admin token configured/],
-    [{ DYNROUTE_TOKENS: TOKEN }, /^dynroute: configuration error: MYSQL_URL: not set/],
+    [{ MYSQL_URL: "x" }, /^dynroute: configuration error: MYSQL_URL: not a URL/],
+    [{ DYNROUTE_TOKENS_FILE: "/dev/null" }, /^dynroute: configuration error: DYNROUTE_TOKENS_FILE: \/dev\/null holds no token/],
     [{ DYNROUTE_TOKENS: "short", MYSQL_URL: "mysql://h/db" }, /^dynroute: configuration error: DYNROUTE_TOKENS: every token must be at least 16 characters/],
     [{ DYNROUTE_TOKENS: TOKEN, MYSQL_URL: "postgres://h/db" }, /^dynroute: configuration error: MYSQL_URL: scheme must be mysql:\/\//],
     [{ DYNROUTE_TOKENS: TOKEN, MYSQL_URL: "mysql://h/db", DYNROUTE_ADDR: "8080" }, /^dynroute: configuration error: DYNROUTE_ADDR: expected host:port/],

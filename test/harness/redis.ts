@@ -15,7 +15,12 @@ export class PrivateRedis {
   ) {}
 
   static async start(): Promise<PrivateRedis> {
-    const r = new PrivateRedis(mkdtempSync(join(tmpdir(), "dynroute-redis-")), await freePort());
+    return PrivateRedis.startOn(await freePort());
+  }
+
+  /** On a given port: for a daemon that was told of a Redis before there was one. */
+  static async startOn(port: number): Promise<PrivateRedis> {
+    const r = new PrivateRedis(mkdtempSync(join(tmpdir(), "dynroute-redis-")), port);
     await r.resume();
     return r;
   }
