@@ -1,0 +1,68 @@
+-- Turns a mapping's backend URLs into the peers of one request: round robin
+-- over the backends per host (per worker), then the others in order for
+-- failover. Host names resolve through /etc/hosts, then DNS (cached).
+local config = require "dynroute.config"
+local resolver = require "nginx.dns.resolver"
+
+local _M = {}
+local turn = {}          -- host -> last start index (per worker)
+local resolved = {}      -- name -> { addr, until }
+
+-- scheme, host, port, path of "http://host:port/path"; nil when it does not parse.
+function _M.parse(url)
+  local scheme, authority, path = url:match("^(https?)://([^/]+)(.*)$")
+  if not scheme then return nil end
+  local host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
+  if not host then host, port = authority:match("^([^:]+):?(%d*)$") end
+  if not host then return nil end
+  port = tonumber(port) or (scheme == "https" and 443 or 80)
+  return { scheme = scheme, host = host:lower(), port = port, path = path:gsub("/$", "") }
+end
+
+local function resolve(name)
+  if name:find("^[%d.]+$") or name:find(":", 1, true) then return name end
+  local addr = config.hosts[name]
+  if addr then return addr end
+  local hit = resolved[name]
+  if hit and hit.expires > ngx.now() then return hit.addr end
+  if not config.resolver then return nil, "no resolver configured for " .. name end
+  local r, err = resolver:new({ nameservers = { config.resolver }, retrans = 2, timeout = 1000 })
+  if not r then return nil, err end
+  local answers, qerr = r:query(name, { qtype = r.TYPE_A })
+  if not answers then return nil, qerr end
+  if answers.errcode then return nil, answers.errstr end
+  for _, a in ipairs(answers) do
+    if a.address then
+      resolved[name] = { addr = a.address, expires = ngx.now() + math.min(a.ttl or config.dns_ttl, config.dns_ttl) }
+      return a.address
+    end
+  end
+  return nil, "no address for " .. name
+end
+
+-- The peers to try, in order, all of the scheme of the first; nil and why when none resolves.
+function _M.plan(host, backends)
+  local n = #backends
+  local start = (turn[host] or 0) % n + 1
+  turn[host] = start
+  local first
+  local peers = {}
+  local last_err
+  for k = 0, n - 1 do
+    local b = _M.parse(backends[(start - 1 + k) % n + 1])
+    if b and (not first or b.scheme == first.scheme) then
+      local addr, err = resolve(b.host)
+      if addr then
+        b.addr = addr
+        first = first or b
+        peers[#peers + 1] = b
+      else
+        last_err = err
+      end
+    end
+  end
+  if #peers == 0 then return nil, last_err or "no usable backend" end
+  return peers
+end
+
+return _M
