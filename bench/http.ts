@@ -2,17 +2,16 @@
 // Connect, beside a bare node:http server answering the same JSON in the same
 // run (the ceiling). Load from wrk (apt-get install wrk) on the same machine.
 // Run: npm run bench:http   (BENCH_SECONDS, BENCH_CONNECTIONS to tune)
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { createDatabase, PrivateMariaDb } from "../test/harness/mariadb.js";
 import { freePort } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
-
-const run = promisify(execFile);
+import { table } from "./table.js";
+import { assertWrk, wrk } from "./wrk.js";
 const TOKEN = "bench-token-0123456789abcdef";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -22,15 +21,13 @@ const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
 interface Result {
   scenario: string;
   rps: number;
-  p50: string;
-  p99: string;
+  p50: number;
+  p99: number;
   errors: number;
 }
 
 async function main() {
-  await run("wrk", ["--version"]).catch((err: { code?: string }) => {
-    if (err.code === "ENOENT") throw new Error("wrk is not installed: apt-get install wrk");
-  });
+  await assertWrk();
   const dir = mkdtempSync(join(tmpdir(), "dynroute-bench-"));
   const [db, redis] = await Promise.all([PrivateMariaDb.start(), PrivateRedis.start()]);
   const procs: ChildProcess[] = [];
@@ -64,7 +61,7 @@ async function main() {
     const results: Result[] = [];
     const scenario = async (name: string, url: string, script: string) => {
       progress(name);
-      results.push({ scenario: name, ...(await wrk(url, writeScript(dir, name, script))) });
+      results.push({ scenario: name, ...(await wrk(url, { dir, name, script, seconds: SECONDS, connections: CONNECTIONS })) });
     };
     await scenario("ceiling: node:http GET, same JSON", `${staticBase}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"`);
     await scenario("same I/O: node:http + SELECT + HGET", `${sameIoBase}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"`);
@@ -136,26 +133,6 @@ async function waitForCreate(base: string): Promise<unknown> {
   }
 }
 
-function writeScript(dir: string, name: string, body: string): string {
-  const file = join(dir, `${name.replace(/\W+/g, "_")}.lua`);
-  writeFileSync(
-    file,
-    `${body}
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %f %d %d %d\\n", summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-`,
-  );
-  return file;
-}
-
-async function wrk(url: string, script: string): Promise<Omit<Result, "scenario">> {
-  const { stdout } = await run("wrk", ["-t2", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "-s", script, url], { maxBuffer: 1 << 20 });
-  const m = /RESULT (\S+) (\d+) (\d+) (\d+)/.exec(stdout);
-  if (!m) throw new Error(`unexpected wrk output:\n${stdout}`);
-  return { rps: Number(m[1]), p50: (Number(m[2]) / 1000).toFixed(2), p99: (Number(m[3]) / 1000).toFixed(2), errors: Number(m[4]) };
-}
-
 const luaString = (s: string) => `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 
 function printTable(results: Result[]) {
@@ -165,19 +142,14 @@ function printTable(results: Result[]) {
   const rows = results.map((r) => ({
     scenario: r.scenario,
     "req/s": Math.round(r.rps).toString(),
-    "p50 ms": r.p50,
-    "p99 ms": r.p99,
+    "p50 ms": r.p50.toFixed(2),
+    "p99 ms": r.p99.toFixed(2),
     "× ceiling": r.scenario.startsWith("ceiling") ? "1.00 (baseline)" : (r.rps / (/PUT|Create/.test(r.scenario) ? putCeiling : getCeiling)).toFixed(2),
     "× same I/O": /GET|Get/.test(r.scenario) && !r.scenario.startsWith("ceiling") ? (r.rps / sameIo).toFixed(2) : "",
     "non-2xx/errors": r.errors.toString(),
   }));
-  const cols = Object.keys(rows[0]!) as Array<keyof (typeof rows)[number]>;
-  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => "| " + cells.map((c, i) => c.padEnd(width[i]!)).join(" | ") + " |";
   console.log(`\n${CONNECTIONS} connections, 2 wrk threads, ${SECONDS} s each, all on this machine (${process.arch}, Node ${process.version})\n`);
-  console.log(line(cols));
-  console.log("|" + width.map((w) => "-".repeat(w + 2)).join("|") + "|");
-  for (const r of rows) console.log(line(cols.map((c) => r[c])));
+  console.log(table(Object.keys(rows[0]!), rows));
 }
 
 await main();

@@ -17,6 +17,7 @@ import { RouteWriter } from "../src/sync/route-writer.js";
 import { createDatabase, PrivateMariaDb } from "../test/harness/mariadb.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { freePort } from "../test/harness/ports.js";
+import { percentile, table } from "./table.js";
 
 const TOKEN = "bench-token-0123456789abcdef";
 const MAPPINGS = Number(process.env.BENCH_MAPPINGS ?? 1_000_000);
@@ -25,7 +26,6 @@ const rows: Array<Record<string, string>> = [];
 const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
 const quiet = pino({ level: "silent" });
 
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const ms = (x: number) => x.toFixed(2);
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
@@ -38,7 +38,7 @@ async function main() {
   } finally {
     await Promise.all([db.destroy(), redisServer.destroy()]);
   }
-  console.log("\n" + table(rows));
+  console.log("\n" + table(["measure", "rate", "p50 ms", "p99 ms", "max ms", "notes"], rows));
 }
 
 /** Latency from each write's acknowledgement to the invalidation message that follows its apply. */
@@ -81,7 +81,7 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
     floor.push(seen.get(d)! - t0);
   }
   floor.sort((a, b) => a - b);
-  rows.push({ measure: "propagation floor: HSET+PUBLISH → subscriber", rate: "serial", p50: ms(pct(floor, 50)), p99: ms(pct(floor, 99)), max: ms(floor.at(-1)!), notes: "baseline, 500 samples" });
+  rows.push({ measure: "propagation floor: HSET+PUBLISH → subscriber", rate: "serial", "p50 ms": ms(percentile(floor, 50)), "p99 ms": ms(percentile(floor, 99)), "max ms": ms(floor.at(-1)!), notes: "baseline, 500 samples" });
 
   let n = 0;
   const run = async (label: string, rate: number | null, seconds: number) => {
@@ -111,7 +111,7 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
     }
     const elapsed = (performance.now() - started) / 1000;
     lat.sort((a, b) => a - b);
-    rows.push({ measure: `propagation ${label}`, rate: `${Math.round(lat.length / elapsed)} writes/s`, p50: ms(pct(lat, 50)), p99: ms(pct(lat, 99)), max: ms(lat.at(-1)!), notes: `${lat.length} writes; ack → route in Redis` });
+    rows.push({ measure: `propagation ${label}`, rate: `${Math.round(lat.length / elapsed)} writes/s`, "p50 ms": ms(percentile(lat, 50)), "p99 ms": ms(percentile(lat, 99)), "max ms": ms(lat.at(-1)!), notes: `${lat.length} writes; ack → route in Redis` });
   };
   progress("propagation: floor measured");
   await run("at 100 writes/s", 100, 5);
@@ -148,14 +148,14 @@ async function drain(db: PrivateMariaDb, redisServer: PrivateRedis) {
   }
   await pipeline.exec();
   const baseRate = BACKLOG / ((performance.now() - t0) / 1000);
-  rows.push({ measure: "drain baseline: pipelined HSET, no MySQL, no script", rate: `${Math.round(baseRate)} rows/s`, p50: "", p99: "", max: "", notes: `${BACKLOG} keys, 1,000 per pipeline` });
+  rows.push({ measure: "drain baseline: pipelined HSET, no MySQL, no script", rate: `${Math.round(baseRate)} rows/s`, "p50 ms": "", "p99 ms": "", "max ms": "", notes: `${BACKLOG} keys, 1,000 per pipeline` });
 
   const writer = new RouteWriter(redis, { prefix: "", compatFrontend: false, tombstoneTtlSeconds: 3600 });
   t0 = performance.now();
   let drained = 0;
   for (let n; (n = await store.drainOutbox(1000, (changes) => writer.apply(changes).then(() => undefined))) > 0; ) drained += n;
   const rate = drained / ((performance.now() - t0) / 1000);
-  rows.push({ measure: "backlog drain (relay path: SKIP LOCKED batch → EVALSHA pipeline → DELETE)", rate: `${Math.round(rate)} rows/s`, p50: "", p99: "", max: "", notes: `${drained} rows; ${(rate / baseRate).toFixed(2)}× baseline` });
+  rows.push({ measure: "backlog drain (relay path: SKIP LOCKED batch → EVALSHA pipeline → DELETE)", rate: `${Math.round(rate)} rows/s`, "p50 ms": "", "p99 ms": "", "max ms": "", notes: `${drained} rows; ${(rate / baseRate).toFixed(2)}× baseline` });
   redis.disconnect();
   await store.close();
 }
@@ -184,7 +184,7 @@ async function reconcile(db: PrivateMariaDb, redisServer: PrivateRedis) {
     after = batch.at(-1)!.id;
   }
   const scanMs = performance.now() - t0;
-  rows.push({ measure: "reconcile baseline: stream all mappings from MySQL only", rate: `${Math.round(scanned / (scanMs / 1000))} rows/s`, p50: "", p99: "", max: "", notes: `${scanned} rows in ${(scanMs / 1000).toFixed(1)} s` });
+  rows.push({ measure: "reconcile baseline: stream all mappings from MySQL only", rate: `${Math.round(scanned / (scanMs / 1000))} rows/s`, "p50 ms": "", "p99 ms": "", "max ms": "", notes: `${scanned} rows in ${(scanMs / 1000).toFixed(1)} s` });
 
   global.gc?.();
   const rssBefore = process.memoryUsage().rss;
@@ -198,9 +198,9 @@ async function reconcile(db: PrivateMariaDb, redisServer: PrivateRedis) {
   rows.push({
     measure: `full reconciliation of ${MAPPINGS.toLocaleString("en")} mappings into empty Redis`,
     rate: `${Math.round(result.pushed / (total / 1000))} rows/s`,
-    p50: "",
-    p99: "",
-    max: "",
+    "p50 ms": "",
+    "p99 ms": "",
+    "max ms": "",
     notes: `${(total / 1000).toFixed(1)} s (${(total / scanMs).toFixed(1)}× the MySQL-only scan); RSS ${mb(rssBefore)} → peak ${mb(peak)} MB`,
   });
   redis.disconnect();
@@ -208,14 +208,5 @@ async function reconcile(db: PrivateMariaDb, redisServer: PrivateRedis) {
 }
 
 const mb = (b: number) => Math.round(b / 2 ** 20);
-
-function table(data: Array<Record<string, string>>): string {
-  const cols = ["measure", "rate", "p50", "p99", "max", "notes"];
-  const head = { measure: "measure", rate: "rate", p50: "p50 ms", p99: "p99 ms", max: "max ms", notes: "notes" } as Record<string, string>;
-  const all = [head, ...data];
-  const width = cols.map((c) => Math.max(...all.map((r) => (r[c] ?? "").length)));
-  const line = (r: Record<string, string>) => "| " + cols.map((c, i) => (r[c] ?? "").padEnd(width[i]!)).join(" | ") + " |";
-  return [line(head), "|" + width.map((w) => "-".repeat(w + 2)).join("|") + "|", ...data.map(line)].join("\n");
-}
 
 await main();

@@ -117,7 +117,7 @@ describe("routing", () => {
   it("writes a JSON access log with the host, the chosen backend and the upstream status", async () => {
     await waitFor("the log line", async () => {
       const line = router.accessLog().find((l) => l.host === "stream.e2e.example" && l.method === "POST");
-      expect(line).toMatchObject({ status: 200, backend: `http://127.0.0.1:${c().port}`, upstream_status: "200", uri: "/upload" });
+      expect(line).toMatchObject({ status: 200, backend: `127.0.0.1:${c().port}`, upstream_status: "200", uri: "/upload" });
     });
   });
 });

@@ -40,29 +40,42 @@ local function resolve(name)
   return nil, "no address for " .. name
 end
 
--- The peers to try, in order, all of the scheme of the first; nil and why when none resolves.
-function _M.plan(host, backends)
-  local n = #backends
-  local start = (turn[host] or 0) % n + 1
-  turn[host] = start
-  local first
-  local peers = {}
+-- A route as requests use it: the backends parsed once, for many requests.
+function _M.route(host, backends)
+  local list = {}
+  for _, url in ipairs(backends) do
+    local b = _M.parse(url)
+    if b then list[#list + 1] = b end
+  end
+  return { host = host, backends = list }
+end
+
+-- One request's order: round robin picks the first backend (per host, per
+-- worker); the others of its scheme follow for failover, each with an
+-- address. Nil and why when none resolves.
+function _M.plan(route)
+  local list = route.backends
+  local n = #list
+  if n == 0 then return nil, "no usable backend" end
+  local start = (turn[route.host] or 0) % n + 1
+  turn[route.host] = start
+  local scheme = list[start].scheme
+  local peers, addrs = {}, {}
   local last_err
   for k = 0, n - 1 do
-    local b = _M.parse(backends[(start - 1 + k) % n + 1])
-    if b and (not first or b.scheme == first.scheme) then
+    local b = list[(start - 1 + k) % n + 1]
+    if b.scheme == scheme then
       local addr, err = resolve(b.host)
       if addr then
-        b.addr = addr
-        first = first or b
         peers[#peers + 1] = b
+        addrs[#peers] = addr
       else
         last_err = err
       end
     end
   end
   if #peers == 0 then return nil, last_err or "no usable backend" end
-  return peers
+  return peers, addrs
 end
 
 return _M

@@ -64,30 +64,32 @@ local function fetch(keys)
 end
 
 local function cached(key, now, generation)
-  local value, fresh_until = routes:get("r:" .. key)
+  local value = routes:get("r:" .. key)
   if value == nil then return nil end
   local entry = cjson.decode(value)
   if not entry then return nil end
-  return entry.b, (fresh_until or 0) >= now and entry.g == generation
+  return entry.b, entry.f >= now and entry.g == generation, entry.f
 end
 
 local function store(key, backends, version, generation, now)
   -- An invalidation since the read means Redis has something newer: do not cache the older answer.
   if (routes:get("v:" .. key) or 0) ~= version then return end
-  routes:set("r:" .. key, cjson.encode({ b = backends, g = generation }), config.stale_ttl, math.floor(now + config.cache_ttl))
+  routes:set("r:" .. key, cjson.encode({ b = backends, g = generation, f = now + config.cache_ttl }), config.stale_ttl)
 end
 
 -- What the cache knows for the keys in order, up to the first with backends; fresh when all of that is.
+-- Also the time until which all of that stays fresh.
 local function from_cache(keys, now, generation)
-  local known, fresh = {}, true
+  local known, fresh, fresh_to = {}, true, math.huge
   for i, key in ipairs(keys) do
-    local backends, is_fresh = cached(key, now, generation)
+    local backends, is_fresh, fresh_until = cached(key, now, generation)
     if backends == nil then return known, false end
     known[i] = backends
     fresh = fresh and is_fresh
+    fresh_to = math.min(fresh_to, fresh_until)
     if backends then break end
   end
-  return known, fresh
+  return known, fresh, fresh_to
 end
 
 -- The first key with backends wins once every key before it is known to have none.
@@ -100,13 +102,27 @@ local function decide(keys, known)
   return nil, "none"
 end
 
--- Backends for a normalised host and the key that matched; or nil and why:
--- "none" (nothing maps it) or "unavailable" (Redis unreachable, nothing cached).
+local function with_until(fresh_to, backends, why)
+  return backends, why, fresh_to
+end
+
+-- Backends for a normalised host and the key that matched, or nil and why:
+-- "none" (nothing maps it) or "unavailable" (Redis unreachable, nothing cached);
+-- third, until when the answer is fresh (nil: stale or uncached, do not copy it).
 function _M.lookup(host)
   local keys = _M.candidates(host)
+  if config.cache_ttl == 0 then
+    -- No cache: every request asks Redis (for debugging, and to measure the miss path).
+    local found, err = fetch(keys)
+    if not found then
+      ngx.log(ngx.WARN, "dynroute: redis unreachable (", err, ")")
+      return nil, "unavailable"
+    end
+    return decide(keys, found)
+  end
   local generation = routes:get("gen") or 0
-  local known, fresh = from_cache(keys, ngx.now(), generation)
-  if fresh then return decide(keys, known) end
+  local known, fresh, fresh_to = from_cache(keys, ngx.now(), generation)
+  if fresh then return with_until(fresh_to, decide(keys, known)) end
 
   -- One worker refreshes a host at a time; the others serve what is cached, or wait for it briefly.
   local lock = "l:" .. host
@@ -117,8 +133,8 @@ function _M.lookup(host)
       ngx.sleep(0.002)
       if not locks:get(lock) then break end
     end
-    known, fresh = from_cache(keys, ngx.now(), generation)
-    if fresh then return decide(keys, known) end
+    known, fresh, fresh_to = from_cache(keys, ngx.now(), generation)
+    if fresh then return with_until(fresh_to, decide(keys, known)) end
   end
 
   local versions = {}
@@ -133,18 +149,25 @@ function _M.lookup(host)
     return nil, "unavailable"
   end
   for i, key in ipairs(keys) do store(key, found[i], versions[i], generation, now) end
-  return decide(keys, found)
+  return with_until(now + config.cache_ttl, decide(keys, found))
 end
 
 -- A change of one domain (from the invalidation channel): its entry goes, its version moves on.
 function _M.invalidate(key)
   routes:incr("v:" .. key, 1, 0)
   routes:delete("r:" .. key)
+  routes:incr("epoch", 1, 0)
 end
 
 -- After missed messages (subscriber reconnected): every entry becomes stale, still usable if Redis fails.
 function _M.invalidate_all()
   routes:incr("gen", 1, 0)
+  routes:incr("epoch", 1, 0)
+end
+
+-- Moves on with every invalidation: per-worker copies of answers made before it are void.
+function _M.epoch()
+  return routes:get("epoch") or 0
 end
 
 return _M

@@ -1,0 +1,144 @@
+// Router benchmark: the nginx + Lua router beside a static nginx keepalive proxy
+// to the same backend (the baseline, same run), with its cache and without
+// (every request asks Redis); and end-to-end propagation: from the API's
+// acknowledgement of a change until a request through the router reaches the
+// new backend, with invalidation and with the TTL alone.
+// Run: npm run bench:router   (needs wrk and the router packages; BENCH_SECONDS, BENCH_CHANGES)
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, waitFor } from "../test/harness/ports.js";
+import { PrivateRedis } from "../test/harness/redis.js";
+import { PrivateRouter, request } from "../test/harness/router.js";
+import { percentile, table } from "./table.js";
+import { assertWrk, wrk } from "./wrk.js";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CHANGES = Number(process.env.BENCH_CHANGES ?? 200);
+const CONNECTIONS = 32;
+const TOKEN = "bench-token-0123456789abcdef";
+const HOST = "bench.example";
+const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
+
+async function main() {
+  await assertWrk();
+  const dir = mkdtempSync(join(tmpdir(), "dynroute-bench-router-"));
+  const procs: ChildProcess[] = [];
+  const routers: PrivateRouter[] = [];
+  const redis = await PrivateRedis.start();
+  try {
+    // Two static backends ("x", "y") and the baseline proxy, in one plain nginx without Lua.
+    const [xPort, yPort, basePort] = [await freePort(), await freePort(), await freePort()];
+    procs.push(await plainNginx(dir, xPort, yPort, basePort));
+    const daemonPort = await freePort();
+    procs.push(
+      spawn(process.execPath, ["dist/src/main.js"], {
+        env: { PATH: process.env.PATH, DYNROUTE_DATA_DIR: join(dir, "data"), REDIS_URL: redis.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${daemonPort}`, LOG_LEVEL: "warn" },
+        stdio: ["ignore", "ignore", "inherit"],
+      }),
+    );
+    const api = `http://127.0.0.1:${daemonPort}`;
+    const put = (path: string, method: string, body: object) =>
+      fetch(api + path, { method, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    await waitFor("the daemon", async () => {
+      const res = await put("/v1/bench/mapping", "PUT", { domain: HOST, backends: [`http://127.0.0.1:${xPort}`] });
+      if (res.status !== 201) throw new Error(`create answered ${res.status}`);
+    });
+
+    const start = async (env: Record<string, string>) => {
+      const r = await PrivateRouter.start(redis.url, "", { ROUTER_ACCESS_LOG: "off", ...env });
+      routers.push(r);
+      await waitFor("the route", async () => {
+        if ((await request(r.port, HOST)).body !== "x") throw new Error("not routed yet");
+      });
+      return r;
+    };
+    const cached = await start({ ROUTER_CACHE_TTL: "300" });
+    const uncached = await start({ ROUTER_CACHE_TTL: "0" });
+    const ttlOnly = await start({ ROUTER_CACHE_TTL: "1", ROUTER_INVALIDATION: "off" });
+
+    const load = async (name: string, port: number) => {
+      progress(name);
+      return { name, ...(await wrk(`http://127.0.0.1:${port}/`, { dir, name, seconds: SECONDS, connections: CONNECTIONS, headers: { Host: HOST } })) };
+    };
+    const runs = [
+      await load("baseline: static nginx keepalive proxy", basePort),
+      await load("router, cached (invalidation on)", cached.port),
+      await load("router, no cache (Redis per request)", uncached.port),
+    ];
+    const baseline = runs[0]!.rps;
+    const throughput = runs.map((r) => ({
+      scenario: r.name,
+      "req/s": Math.round(r.rps).toString(),
+      "p50 ms": r.p50.toFixed(2),
+      "p99 ms": r.p99.toFixed(2),
+      "× baseline": r === runs[0] ? "1.00" : (r.rps / baseline).toFixed(2),
+      "non-2xx/errors": String(r.errors),
+    }));
+
+    // Propagation: alternate the mapping between the two backends, and poll through the router until it answers from the new one.
+    const propagation = async (name: string, router: PrivateRouter) => {
+      progress(`propagation, ${name}`);
+      const samples: number[] = [];
+      for (let i = 0; i < CHANGES; i++) {
+        const target = i % 2 === 0 ? "y" : "x";
+        const res = await put(`/v1/bench/mapping/${HOST}`, "PUT", { backends: [`http://127.0.0.1:${target === "x" ? xPort : yPort}`] });
+        if (res.status !== 200) throw new Error(`update answered ${res.status}`);
+        const acked = performance.now();
+        while ((await request(router.port, HOST)).body !== target) await new Promise((r) => setImmediate(r));
+        samples.push(performance.now() - acked);
+      }
+      samples.sort((p, q) => p - q);
+      return { scenario: name, changes: String(CHANGES), "p50 ms": percentile(samples, 50).toFixed(1), "p99 ms": percentile(samples, 99).toFixed(1), "max ms": samples.at(-1)!.toFixed(1) };
+    };
+    const spread = [await propagation("invalidation (cache TTL 300 s)", cached), await propagation("TTL only (1 s, no invalidation)", ttlOnly)];
+
+    console.log(`\nthroughput: ${CONNECTIONS} connections, 2 wrk threads, ${SECONDS} s each, Host: ${HOST}, backend: static nginx, all on this machine\n`);
+    console.log(table(Object.keys(throughput[0]!), throughput));
+    console.log("\npropagation: API acknowledgement → first request through the router that reaches the new backend\n");
+    console.log(table(Object.keys(spread[0]!), spread));
+  } finally {
+    for (const r of routers) await r.stop();
+    for (const p of procs) {
+      p.kill("SIGTERM");
+      if (p.exitCode === null) await once(p, "exit");
+    }
+    await redis.destroy();
+  }
+}
+
+/** Backends x and y (static "x"/"y") and the baseline keepalive proxy to x, in one nginx without Lua. */
+async function plainNginx(dir: string, xPort: number, yPort: number, basePort: number): Promise<ChildProcess> {
+  const prefix = join(dir, "plain");
+  for (const d of ["logs", "tmp"]) mkdirSync(join(prefix, d), { recursive: true });
+  writeFileSync(
+    join(prefix, "nginx.conf"),
+    `${process.getuid?.() === 0 ? "user root;" : ""}
+worker_processes 2; # as the router under test (ROUTER_WORKERS in the harness)
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/tmp; proxy_temp_path ${prefix}/tmp; fastcgi_temp_path ${prefix}/tmp; uwsgi_temp_path ${prefix}/tmp; scgi_temp_path ${prefix}/tmp;
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:${xPort}; location / { return 200 "x"; } }
+  server { listen 127.0.0.1:${yPort}; location / { return 200 "y"; } }
+  upstream x { server 127.0.0.1:${xPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${basePort};
+    location / { proxy_pass http://x; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
+  }
+}
+`,
+  );
+  const proc = spawn("nginx", ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "logs", "error.log"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "inherit"] });
+  await waitFor("the backends", async () => {
+    if ((await request(xPort, "x")).body !== "x") throw new Error("not up");
+  });
+  return proc;
+}
+
+await main();
