@@ -14,58 +14,77 @@ export const routeKey = (layout: RouteLayout, domain: string) => `${layout.prefi
 export const frontendKey = (layout: RouteLayout, domain: string) => `${layout.prefix}frontend:${domain}`;
 export const invalidationChannel = (layout: RouteLayout) => `${layout.prefix}route-invalidate`;
 
-// Applies a change only when its revision is newer than the stored one, so
+// Applies changes only when their revision is newer than the stored one, so
 // replays and out-of-order deliveries are harmless. Revisions are outbox ids
-// and stay below 2^53, where Lua numbers are exact.
-// KEYS: route key, frontend key (compat; may be unused)
-// ARGV: revision, backends JSON or "" for a deletion, tombstone TTL s, channel, domain, compat "1"/"0"
+// and stay below 2^53, where Lua numbers are exact. Several routes per call
+// (one key each, so the layout stays one key per domain) keep the client's
+// per-command cost off the hot path; with Redis Cluster the caller would have
+// to group a call's keys by slot.
+// KEYS: per route, its route key and frontend key (compat; may be unused)
+// ARGV: tombstone TTL s, channel, compat "1"/"0"; then per route: revision, backends JSON or "" for a deletion, domain
 const APPLY = `
-local stored = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
-local rev = tonumber(ARGV[1])
-if rev < stored then return 0 end
-if rev == stored then
-  -- Already applied; only fill a missing compatibility set (compat just enabled).
-  if ARGV[6] == '1' and ARGV[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then
-    redis.call('SADD', KEYS[2], unpack(cjson.decode(ARGV[2])))
+local ttl, channel, compat = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local applied = 0
+for i = 1, #KEYS / 2 do
+  local route, frontend = KEYS[2 * i - 1], KEYS[2 * i]
+  local rev, backends, domain = tonumber(ARGV[3 * i + 1]), ARGV[3 * i + 2], ARGV[3 * i + 3]
+  local stored = tonumber(redis.call('HGET', route, 'rev') or '0')
+  if rev == stored then
+    -- Already applied; only fill a missing compatibility set (compat just enabled).
+    if compat and backends ~= '' and redis.call('EXISTS', frontend) == 0 then
+      redis.call('SADD', frontend, unpack(cjson.decode(backends)))
+    end
+  elseif rev > stored then
+    if backends == '' then
+      redis.call('HSET', route, 'rev', ARGV[3 * i + 1], 'deleted', '1')
+      redis.call('HDEL', route, 'backends')
+      redis.call('EXPIRE', route, ttl)
+      if compat then redis.call('DEL', frontend) end
+    else
+      redis.call('HSET', route, 'rev', ARGV[3 * i + 1], 'backends', backends)
+      redis.call('HDEL', route, 'deleted')
+      redis.call('PERSIST', route)
+      if compat then
+        redis.call('DEL', frontend)
+        redis.call('SADD', frontend, unpack(cjson.decode(backends)))
+      end
+    end
+    redis.call('PUBLISH', channel, domain)
+    applied = applied + 1
   end
-  return 0
 end
-if ARGV[2] == '' then
-  redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'deleted', '1')
-  redis.call('HDEL', KEYS[1], 'backends')
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-  if ARGV[6] == '1' then redis.call('DEL', KEYS[2]) end
-else
-  redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'backends', ARGV[2])
-  redis.call('HDEL', KEYS[1], 'deleted')
-  redis.call('PERSIST', KEYS[1])
-  if ARGV[6] == '1' then
-    redis.call('DEL', KEYS[2])
-    redis.call('SADD', KEYS[2], unpack(cjson.decode(ARGV[2])))
-  end
-end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1
+return applied
 `;
 
-// Turns a live route into a tombstone only if it is still at the revision the
-// caller saw: reconciliation uses it for domains MySQL no longer has.
-// KEYS: route key, frontend key. ARGV: expected revision, TTL s, channel, domain, compat
+// Turns live routes into tombstones only if still at the revision the caller
+// saw: reconciliation uses it for domains the store no longer has.
+// KEYS: per route, route key and frontend key. ARGV: TTL s, channel, compat; then per route: expected revision, domain
 const RETIRE = `
-local stored = redis.call('HGET', KEYS[1], 'rev')
-if stored ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'deleted') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'deleted', '1')
-redis.call('HDEL', KEYS[1], 'backends')
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-if ARGV[5] == '1' then redis.call('DEL', KEYS[2]) end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
+local ttl, channel, compat = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local retired = 0
+for i = 1, #KEYS / 2 do
+  local route, frontend = KEYS[2 * i - 1], KEYS[2 * i]
+  if redis.call('HGET', route, 'rev') == ARGV[2 * i + 2] and redis.call('HEXISTS', route, 'deleted') == 0 then
+    redis.call('HSET', route, 'deleted', '1')
+    redis.call('HDEL', route, 'backends')
+    redis.call('EXPIRE', route, ttl)
+    if compat then redis.call('DEL', frontend) end
+    redis.call('PUBLISH', channel, ARGV[2 * i + 3])
+    retired = retired + 1
+  end
+end
+return retired
 `;
+
+/** Routes per script call: large enough to amortise a command, small enough to keep each call short. */
+const PER_CALL = 100;
 
 interface RouteCommands {
-  dynrouteApply(routeKey: string, frontendKey: string, rev: string, backends: string, ttl: number, channel: string, domain: string, compat: string): Promise<number>;
-  dynrouteRetire(routeKey: string, frontendKey: string, rev: string, ttl: number, channel: string, domain: string, compat: string): Promise<number>;
+  dynrouteApply(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
+  dynrouteRetire(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
 }
+
+type Batch = RouteCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
 
 /**
  * Writes routes to Redis in the layout the router reads: one hash per domain
@@ -79,8 +98,9 @@ export class RouteWriter {
   ) {
     // defineCommand loads each script once and calls it by EVALSHA.
     if (!("dynrouteApply" in redis)) {
-      redis.defineCommand("dynrouteApply", { numberOfKeys: 2, lua: APPLY });
-      redis.defineCommand("dynrouteRetire", { numberOfKeys: 2, lua: RETIRE });
+      // numberOfKeys is given with each call: it varies with the routes in it.
+      redis.defineCommand("dynrouteApply", { lua: APPLY });
+      redis.defineCommand("dynrouteRetire", { lua: RETIRE });
     }
   }
 
@@ -88,18 +108,12 @@ export class RouteWriter {
   async apply(changes: readonly RouteChange[]): Promise<number> {
     if (changes.length === 0) return 0;
     const { layout } = this;
-    const pipeline = this.redis.pipeline() as unknown as RouteCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
-    for (const c of changes) {
-      pipeline.dynrouteApply(
-        routeKey(layout, c.domain),
-        frontendKey(layout, c.domain),
-        c.revision.toString(),
-        c.backends === null ? "" : JSON.stringify(c.backends),
-        layout.tombstoneTtlSeconds,
-        invalidationChannel(layout),
-        c.domain,
-        layout.compatFrontend ? "1" : "0",
-      );
+    const pipeline = this.redis.pipeline() as unknown as Batch;
+    for (let at = 0; at < changes.length; at += PER_CALL) {
+      const part = changes.slice(at, at + PER_CALL);
+      const keys = part.flatMap((c) => [routeKey(layout, c.domain), frontendKey(layout, c.domain)]);
+      const args = part.flatMap((c) => [c.revision.toString(), c.backends === null ? "" : JSON.stringify(c.backends), c.domain]);
+      pipeline.dynrouteApply(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...args);
     }
     return countApplied(await pipeline.exec());
   }
@@ -108,9 +122,13 @@ export class RouteWriter {
   async retire(routes: ReadonlyMap<string, string>): Promise<number> {
     if (routes.size === 0) return 0;
     const { layout } = this;
-    const pipeline = this.redis.pipeline() as unknown as RouteCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
-    for (const [domain, rev] of routes) {
-      pipeline.dynrouteRetire(routeKey(layout, domain), frontendKey(layout, domain), rev, layout.tombstoneTtlSeconds, invalidationChannel(layout), domain, layout.compatFrontend ? "1" : "0");
+    const entries = [...routes];
+    const pipeline = this.redis.pipeline() as unknown as Batch;
+    for (let at = 0; at < entries.length; at += PER_CALL) {
+      const part = entries.slice(at, at + PER_CALL);
+      const keys = part.flatMap(([domain]) => [routeKey(layout, domain), frontendKey(layout, domain)]);
+      const args = part.flatMap(([domain, rev]) => [rev, domain]);
+      pipeline.dynrouteRetire(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...args);
     }
     return countApplied(await pipeline.exec());
   }
