@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import type { OutboxStore } from "../store/store.js";
@@ -23,6 +24,7 @@ export class Reconciler {
   async run(reason: string): Promise<{ pushed: number; updated: number; retired: number; ms: number }> {
     const started = performance.now();
     this.logger.info({ reason }, "reconciliation started");
+    const stamp = `${Date.now().toString(36)}.${randomBytes(4).toString("hex")}`;
     let pushed = 0;
     let updated = 0;
     // The next batch is read from the store while Redis applies this one.
@@ -32,11 +34,11 @@ export class Reconciler {
       if (rows.length === 0) break;
       next = this.store.scanRoutes(rows[rows.length - 1]!.id, SCAN_BATCH);
       next.catch(() => undefined); // awaited next turn; a failure of this turn's apply must not leave it unhandled
-      updated += await this.writer.apply(rows);
+      updated += await this.writer.apply(rows, stamp);
       pushed += rows.length;
     }
     const pushMs = Math.round(performance.now() - started);
-    const retired = await this.retireOrphans();
+    const retired = await this.retireOrphans(stamp);
     const ms = Math.round(performance.now() - started);
     this.metrics.reconciliations.inc({ reason });
     this.metrics.reconcileDuration.observe(ms / 1000);
@@ -44,33 +46,25 @@ export class Reconciler {
     return { pushed, updated, retired, ms };
   }
 
-  private async retireOrphans(): Promise<number> {
-    const { redis, layout } = this.writer;
-    const keyPrefix = routeKey(layout, "");
+  /**
+   * Live routes this run did not stamp are routes of domains the store did
+   * not have when it was read. Their revisions are read first, then the store
+   * is asked again: a domain created meanwhile is mapped now (or has a newer
+   * revision, which the conditional retire leaves alone).
+   */
+  private async retireOrphans(stamp: string): Promise<number> {
+    const { redis } = this.writer;
+    const keyPrefix = routeKey(this.writer.layout, "");
     let retired = 0;
     let cursor = "0";
     do {
       const [nextCursor, keys] = await redis.scan(cursor, "MATCH", `${escapeGlob(keyPrefix)}*`, "COUNT", SCAN_BATCH);
       cursor = nextCursor;
       if (keys.length === 0) continue;
-      // Most keys are mapped: ask the store first, and Redis only about the rest.
-      const domains = keys.map((key) => key.slice(keyPrefix.length));
-      const mapped = await this.store.mappedDomains(domains);
-      const orphans = domains.filter((d) => !mapped.has(d));
-      if (orphans.length === 0) continue;
-      const pipeline = redis.pipeline();
-      for (const domain of orphans) pipeline.hmget(keyPrefix + domain, "rev", "deleted");
-      const states = (await pipeline.exec()) ?? [];
-      const live = new Map<string, string>();
-      orphans.forEach((domain, i) => {
-        const [err, value] = states[i] ?? [];
-        const [rev, deleted] = (value as Array<string | null> | undefined) ?? [];
-        if (!err && rev && !deleted) live.set(domain, rev);
-      });
-      // Asked again after reading the revisions: a domain created meanwhile is mapped now, or its
-      // newer revision makes the conditional retire a no-op. Either way it stays.
-      for (const domain of await this.store.mappedDomains([...live.keys()])) live.delete(domain);
-      retired += await this.writer.retire(live);
+      const unseen = await this.writer.unseen(keys, stamp);
+      if (unseen.size === 0) continue;
+      for (const domain of await this.store.mappedDomains([...unseen.keys()])) unseen.delete(domain);
+      retired += await this.writer.retire(unseen);
     } while (cursor !== "0");
     return retired;
   }

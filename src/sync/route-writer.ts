@@ -20,14 +20,16 @@ export const invalidationChannel = (layout: RouteLayout) => `${layout.prefix}rou
 // (one key each, so the layout stays one key per domain) keep the client's
 // per-command cost off the hot path; with Redis Cluster the caller would have
 // to group a call's keys by slot.
+// A reconciliation also stamps each route it pushes ("seen"), so finding the
+// routes the store no longer has needs no lookup per route in the store.
 // KEYS: per route, its route key and frontend key (compat; may be unused)
-// ARGV: tombstone TTL s, channel, compat "1"/"0"; then per route: revision, backends JSON or "" for a deletion, domain
+// ARGV: tombstone TTL s, channel, compat "1"/"0", stamp or ""; then per route: revision, backends JSON or "" for a deletion, domain
 const APPLY = `
-local ttl, channel, compat = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local ttl, channel, compat, stamp = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1', ARGV[4]
 local applied = 0
 for i = 1, #KEYS / 2 do
   local route, frontend = KEYS[2 * i - 1], KEYS[2 * i]
-  local rev, backends, domain = tonumber(ARGV[3 * i + 1]), ARGV[3 * i + 2], ARGV[3 * i + 3]
+  local rev, backends, domain = tonumber(ARGV[3 * i + 2]), ARGV[3 * i + 3], ARGV[3 * i + 4]
   local stored = tonumber(redis.call('HGET', route, 'rev') or '0')
   if rev == stored then
     -- Already applied; only fill a missing compatibility set (compat just enabled).
@@ -36,12 +38,12 @@ for i = 1, #KEYS / 2 do
     end
   elseif rev > stored then
     if backends == '' then
-      redis.call('HSET', route, 'rev', ARGV[3 * i + 1], 'deleted', '1')
+      redis.call('HSET', route, 'rev', ARGV[3 * i + 2], 'deleted', '1')
       redis.call('HDEL', route, 'backends')
       redis.call('EXPIRE', route, ttl)
       if compat then redis.call('DEL', frontend) end
     else
-      redis.call('HSET', route, 'rev', ARGV[3 * i + 1], 'backends', backends)
+      redis.call('HSET', route, 'rev', ARGV[3 * i + 2], 'backends', backends)
       redis.call('HDEL', route, 'deleted')
       redis.call('PERSIST', route)
       if compat then
@@ -52,6 +54,7 @@ for i = 1, #KEYS / 2 do
     redis.call('PUBLISH', channel, domain)
     applied = applied + 1
   end
+  if stamp ~= '' then redis.call('HSET', route, 'seen', stamp) end
 end
 return applied
 `;
@@ -76,12 +79,27 @@ end
 return retired
 `;
 
+// Of the given route keys, the live ones (not tombstones) without this stamp, with their revisions.
+// KEYS: route keys. ARGV: the stamp. Returns key, revision, key, revision, ...
+const UNSEEN = `
+local found = {}
+for i = 1, #KEYS do
+  local state = redis.call('HMGET', KEYS[i], 'rev', 'deleted', 'seen')
+  if state[1] and not state[2] and state[3] ~= ARGV[1] then
+    found[#found + 1] = KEYS[i]
+    found[#found + 1] = state[1]
+  end
+end
+return found
+`;
+
 /** Routes per script call: large enough to amortise a command, small enough to keep each call short. */
-const PER_CALL = 100;
+const PER_CALL = 250;
 
 interface RouteCommands {
   dynrouteApply(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
   dynrouteRetire(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
+  dynrouteUnseen(numberOfKeys: number, ...args: string[]): Promise<string[]>;
 }
 
 type Batch = RouteCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
@@ -101,11 +119,15 @@ export class RouteWriter {
       // numberOfKeys is given with each call: it varies with the routes in it.
       redis.defineCommand("dynrouteApply", { lua: APPLY });
       redis.defineCommand("dynrouteRetire", { lua: RETIRE });
+      redis.defineCommand("dynrouteUnseen", { lua: UNSEEN });
     }
   }
 
-  /** Applies the changes in one pipeline; returns how many were newer than Redis had. */
-  async apply(changes: readonly RouteChange[]): Promise<number> {
+  /**
+   * Applies the changes in one pipeline; returns how many were newer than
+   * Redis had. `stamp` (reconciliation) marks every route as seen in that run.
+   */
+  async apply(changes: readonly RouteChange[], stamp = ""): Promise<number> {
     if (changes.length === 0) return 0;
     const { layout } = this;
     const pipeline = this.redis.pipeline() as unknown as Batch;
@@ -113,7 +135,7 @@ export class RouteWriter {
       const part = changes.slice(at, at + PER_CALL);
       const keys = part.flatMap((c) => [routeKey(layout, c.domain), frontendKey(layout, c.domain)]);
       const args = part.flatMap((c) => [c.revision.toString(), c.backends === null ? "" : JSON.stringify(c.backends), c.domain]);
-      pipeline.dynrouteApply(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...args);
+      pipeline.dynrouteApply(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", stamp, ...args);
     }
     return countApplied(await pipeline.exec());
   }
@@ -131,6 +153,23 @@ export class RouteWriter {
       pipeline.dynrouteRetire(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...args);
     }
     return countApplied(await pipeline.exec());
+  }
+
+  /** Of these route keys, the live routes not stamped `stamp`: domain → revision. */
+  async unseen(keys: readonly string[], stamp: string): Promise<Map<string, string>> {
+    const pipeline = this.redis.pipeline() as unknown as Batch;
+    for (let at = 0; at < keys.length; at += PER_CALL) {
+      const part = keys.slice(at, at + PER_CALL);
+      pipeline.dynrouteUnseen(part.length, ...part, stamp);
+    }
+    const prefix = routeKey(this.layout, "");
+    const found = new Map<string, string>();
+    for (const [err, flat] of (await pipeline.exec()) ?? []) {
+      if (err) throw err;
+      const list = flat as string[];
+      for (let i = 0; i < list.length; i += 2) found.set(list[i]!.slice(prefix.length), list[i + 1]!);
+    }
+    return found;
   }
 
   /** The revision Redis holds for each domain (0 when none), tombstones included. */

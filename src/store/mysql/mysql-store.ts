@@ -18,7 +18,8 @@ import {
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
-import { COLUMNS, mysqlTx, toRecord } from "./mysql-tx.js";
+import { mysqlTx } from "./mysql-tx.js";
+import { listConditions, MAPPING_COLUMNS, rowToRecord, type MappingRow } from "../sql-shared.js";
 
 const TX_ATTEMPTS = 4;
 
@@ -68,36 +69,20 @@ export class MysqlStore implements MappingStore, OutboxStore {
   }
 
   async get(tenantId: string, domain: string): Promise<MappingRecord> {
-    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`, [domain, tenantId]));
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`, [domain, tenantId]));
     const row = rows[0];
     if (!row) throw notFound(domain);
-    return toRecord(row);
+    return rowToRecord(row as MappingRow);
   }
 
   async list(tenantId: string, q: ListQuery): Promise<ListResult> {
-    const filters = ["tenant_id = ?"];
-    const params: unknown[] = [tenantId];
-    if (q.domainSuffix !== undefined) {
-      // Normalised domains hold no LIKE metacharacters ('%', '_').
-      filters.push("(domain = ? OR domain LIKE ?)");
-      params.push(q.domainSuffix, `%.${q.domainSuffix}`);
-    }
-    for (const [key, value] of q.labels) {
-      filters.push("JSON_UNQUOTE(JSON_EXTRACT(labels, ?)) = ?");
-      params.push(`$."${key}"`, value);
-    }
-    const pageFilters = q.afterId === undefined ? filters : [...filters, "id > ?"];
-    const pageParams = q.afterId === undefined ? params : [...params, q.afterId.toString()];
+    const { filter, page } = listConditions(tenantId, q, "JSON_UNQUOTE(JSON_EXTRACT(labels, ?))");
     const [rows] = await this.read(() =>
-      this.pool.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE ${pageFilters.join(" AND ")} ORDER BY id LIMIT ? OFFSET ?`, [
-        ...pageParams,
-        q.limit + 1,
-        q.offset,
-      ]),
+      this.pool.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?`, [...page.params, q.limit + 1, q.offset]),
     );
-    const result: ListResult = { records: rows.slice(0, q.limit).map(toRecord), hasMore: rows.length > q.limit };
+    const result: ListResult = { records: rows.slice(0, q.limit).map((r) => rowToRecord(r as MappingRow)), hasMore: rows.length > q.limit };
     if (q.withTotal) {
-      const [[count]] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM mappings WHERE ${filters.join(" AND ")}`, params));
+      const [[count]] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`, filter.params));
       result.total = Number(count?.n ?? 0);
     }
     return result;
@@ -116,8 +101,8 @@ export class MysqlStore implements MappingStore, OutboxStore {
   }
 
   async scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
-    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`, [afterId.toString(), limit]));
-    return rows.map(toRecord);
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`, [afterId.toString(), limit]));
+    return rows.map((r) => rowToRecord(r as MappingRow));
   }
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {

@@ -1,9 +1,7 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { domainTaken, type MappingTx } from "../mapping-writes.js";
-import type { MappingRecord } from "../store.js";
+import { MAPPING_COLUMNS, rowToRecord, type MappingRow } from "../sql-shared.js";
 import { isDuplicate } from "./mysql-errors.js";
-
-export const COLUMNS = "id, tenant_id, domain, backends, labels, revision, create_time, update_time";
 
 /** The write statements of one MySQL transaction on `conn`. */
 export function mysqlTx(conn: PoolConnection): MappingTx {
@@ -22,8 +20,8 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
       return BigInt(res.insertId);
     },
     async lockMapping(domain) {
-      const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM mappings WHERE domain = ? FOR UPDATE`, [domain]);
-      return rows[0] && toRecord(rows[0]);
+      const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ? FOR UPDATE`, [domain]);
+      return rows[0] && rowToRecord(rows[0] as MappingRow);
     },
     async updateMapping(id, next, now) {
       await conn
@@ -51,16 +49,3 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
 const rethrowDuplicate = (domain: string) => (err: unknown) => {
   throw isDuplicate(err) ? domainTaken(domain) : err;
 };
-
-export function toRecord(row: RowDataPacket): MappingRecord {
-  return {
-    id: BigInt(row.id),
-    tenantId: row.tenant_id,
-    domain: row.domain,
-    backends: JSON.parse(row.backends),
-    labels: JSON.parse(row.labels),
-    createTime: row.create_time,
-    updateTime: row.update_time,
-    revision: BigInt(row.revision),
-  };
-}

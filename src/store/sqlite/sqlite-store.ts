@@ -17,9 +17,9 @@ import {
   type RouteChange,
   type RouteRow,
 } from "../store.js";
+import { listConditions, MAPPING_COLUMNS, rowToRecord, type MappingRow } from "../sql-shared.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 
-const COLUMNS = "id, tenant_id, domain, backends, labels, revision, create_time, update_time";
 
 export interface SqliteStoreOptions {
   /** The database file; its folder is created when missing. */
@@ -78,30 +78,18 @@ export class SqliteStore implements MappingStore, OutboxStore {
 
   get(tenantId: string, domain: string): Promise<MappingRecord> {
     return this.serial(() => {
-      const row = this.prepare(`SELECT ${COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`).get(domain, tenantId) as Row | undefined;
+      const row = this.prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`).get(domain, tenantId) as MappingRow | undefined;
       if (!row) throw notFound(domain);
-      return toRecord(row);
+      return rowToRecord(row);
     });
   }
 
   list(tenantId: string, q: ListQuery): Promise<ListResult> {
     return this.serial(() => {
-      const filters = ["tenant_id = ?"];
-      const params: unknown[] = [tenantId];
-      if (q.domainSuffix !== undefined) {
-        // Normalised domains hold no LIKE metacharacters ('%', '_').
-        filters.push("(domain = ? OR domain LIKE ?)");
-        params.push(q.domainSuffix, `%.${q.domainSuffix}`);
-      }
-      for (const [key, value] of q.labels) {
-        filters.push("json_extract(labels, ?) = ?");
-        params.push(`$."${key}"`, value);
-      }
-      const page = q.afterId === undefined ? filters : [...filters, "id > ?"];
-      const pageParams = q.afterId === undefined ? params : [...params, q.afterId];
-      const rows = this.db.prepare(`SELECT ${COLUMNS} FROM mappings WHERE ${page.join(" AND ")} ORDER BY id LIMIT ? OFFSET ?`).all(...pageParams, q.limit + 1, q.offset) as Row[];
-      const result: ListResult = { records: rows.slice(0, q.limit).map(toRecord), hasMore: rows.length > q.limit };
-      if (q.withTotal) result.total = (this.db.prepare(`SELECT COUNT(*) AS n FROM mappings WHERE ${filters.join(" AND ")}`).get(...params) as { n: number }).n;
+      const { filter, page } = listConditions(tenantId, q, "json_extract(labels, ?)");
+      const rows = this.db.prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?`).all(...page.params, q.limit + 1, q.offset) as MappingRow[];
+      const result: ListResult = { records: rows.slice(0, q.limit).map(rowToRecord), hasMore: rows.length > q.limit };
+      if (q.withTotal) result.total = (this.db.prepare(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`).get(...filter.params) as { n: number }).n;
       return result;
     });
   }
@@ -119,7 +107,7 @@ export class SqliteStore implements MappingStore, OutboxStore {
   }
 
   scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
-    return this.serial(() => (this.prepare(`SELECT ${COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as Row[]).map(toRecord));
+    return this.serial(() => (this.prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as MappingRow[]).map(rowToRecord));
   }
 
   /**
@@ -144,7 +132,7 @@ export class SqliteStore implements MappingStore, OutboxStore {
 
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]> {
     return this.serial(() =>
-      (this.prepare("SELECT id, domain, backends, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit) as Row[]).map((r) => ({
+      (this.prepare("SELECT id, domain, backends, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit) as MappingRow[]).map((r) => ({
         id: BigInt(r.id),
         domain: r.domain,
         backends: JSON.parse(r.backends),
@@ -156,7 +144,7 @@ export class SqliteStore implements MappingStore, OutboxStore {
   mappedDomains(domains: readonly string[]): Promise<Set<string>> {
     if (domains.length === 0) return Promise.resolve(new Set());
     return this.serial(
-      () => new Set((this.db.prepare(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as Row[]).map((r) => r.domain)),
+      () => new Set((this.db.prepare(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as MappingRow[]).map((r) => r.domain)),
     );
   }
 
@@ -236,8 +224,8 @@ function sqliteTx(prepare: (sql: string) => BetterSqlite3.Statement): MappingTx 
     },
     async lockMapping(domain) {
       // BEGIN IMMEDIATE already holds the write lock: reading is locking.
-      const row = prepare(`SELECT ${COLUMNS} FROM mappings WHERE domain = ?`).get(domain) as Row | undefined;
-      return row && toRecord(row);
+      const row = prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ?`).get(domain) as MappingRow | undefined;
+      return row && rowToRecord(row);
     },
     async updateMapping(id, next, now) {
       unique(next.domain, () =>
@@ -257,35 +245,11 @@ function sqliteTx(prepare: (sql: string) => BetterSqlite3.Statement): MappingTx 
   };
 }
 
-interface Row {
-  id: number;
-  tenant_id: string;
-  domain: string;
-  backends: string;
-  labels: string;
-  revision: number;
-  create_time: number;
-  update_time: number;
-}
-
 interface OutboxRow {
   id: number;
   domain: string;
   backends: string | null;
   created_at: number;
-}
-
-function toRecord(row: Row): MappingRecord {
-  return {
-    id: BigInt(row.id),
-    tenantId: row.tenant_id,
-    domain: row.domain,
-    backends: JSON.parse(row.backends),
-    labels: JSON.parse(row.labels),
-    createTime: new Date(row.create_time),
-    updateTime: new Date(row.update_time),
-    revision: BigInt(row.revision),
-  };
 }
 
 // The file cannot be written or read now (disk full, I/O error, permissions): callers see unavailable.
