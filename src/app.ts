@@ -22,7 +22,7 @@ import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createAdminService } from "./service/admin-service.js";
 import { createMappingService } from "./service/mapping-service.js";
 import { createReflectionServices } from "./service/reflection-service.js";
-import type { MappingStore, OutboxStore } from "./store/store.js";
+import type { Store } from "./store/open-store.js";
 import { Reconciler } from "./sync/reconciler.js";
 import { OutboxRelay } from "./sync/relay.js";
 import { RouteWriter } from "./sync/route-writer.js";
@@ -31,7 +31,7 @@ const API_DESCRIPTION =
   "Map a domain to backends; nginx routes requests by Host to them. JSON over HTTP, transcoded from the dynroute.v1 protobuf API (also served over Connect, gRPC and gRPC-Web). Field names as in the proto (tenant_id); input also takes lowerCamelCase.";
 
 export interface AppDeps {
-  store: MappingStore & OutboxStore;
+  store: Store;
   redis: Redis;
   logger: Logger;
 }
@@ -77,7 +77,8 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   });
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
   const listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
-  relay.start();
+  // After migrations: until then every relay turn would only fail (and say so).
+  void store.ready.then(() => relay.start());
   return {
     listener,
     relay,
