@@ -89,6 +89,18 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
   floor.sort((a, b) => a - b);
   rows.push({ measure: "propagation floor: HSET+PUBLISH → subscriber", rate: "serial", "p50 ms": ms(percentile(floor, 50)), "p99 ms": ms(percentile(floor, 99)), "max ms": ms(floor.at(-1)!), notes: "baseline, 500 samples" });
 
+  // A keep-alive socket the daemon closed while idle fails at once (ECONNRESET); that write was
+  // never acknowledged, so it is simply sent again.
+  const createRetryingReset = async (domain: string): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.createMapping({ tenantId: "bench", mapping: { domain, backends: ["http://a:1"] } });
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !String((err as Error).message).includes("ECONNRESET")) throw err;
+      }
+    }
+  };
   let n = 0;
   const run = async (label: string, rate: number | null, seconds: number) => {
     const lat: number[] = [];
@@ -96,7 +108,7 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
     const started = performance.now();
     const one = async () => {
       const d = `p${n++}.bench.example`;
-      await client.createMapping({ tenantId: "bench", mapping: { domain: d, backends: ["http://a:1"] } });
+      await createRetryingReset(d);
       const acked = performance.now();
       await announced(d);
       lat.push(Math.max(0, seen.get(d)! - acked));
