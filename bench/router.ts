@@ -3,7 +3,7 @@
 // (every request asks Redis); and end-to-end propagation: from the API's
 // acknowledgement of a change until a request through the router reaches the
 // new backend, with invalidation and with the TTL alone.
-// Run: npm run bench:router   (needs wrk and the router packages; BENCH_SECONDS, BENCH_CHANGES, BENCH_TTL_CHANGES)
+// Run: npm run bench:router   (needs wrk and the router packages; BENCH_SECONDS, BENCH_ROUNDS, BENCH_CHANGES, BENCH_TTL_CHANGES)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -13,13 +13,14 @@ import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { PrivateRouter, request } from "../test/harness/router.js";
 import { percentile, table } from "./table.js";
-import { assertWrk, wrk } from "./wrk.js";
+import { assertWrk, wrk, type WrkResult } from "./wrk.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 200);
 // Each TTL-only change waits out the TTL (1 s): fewer of them say as much.
 const TTL_CHANGES = Number(process.env.BENCH_TTL_CHANGES ?? 50);
 const CONNECTIONS = 32;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TOKEN = "bench-token-0123456789abcdef";
 const HOST = "bench.example";
 const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
@@ -61,24 +62,33 @@ async function main() {
     const uncached = await start({ ROUTER_CACHE_TTL: "0" });
     const ttlOnly = await start({ ROUTER_CACHE_TTL: "1", ROUTER_INVALIDATION: "off" });
 
-    const load = async (name: string, port: number) => {
-      progress(name);
-      return { name, ...(await wrk(`http://127.0.0.1:${port}/`, { dir, name, seconds: SECONDS, connections: CONNECTIONS, headers: { Host: HOST } })) };
-    };
-    const runs = [
-      await load("baseline: static nginx keepalive proxy", basePort),
-      await load("router, cached (invalidation on)", cached.port),
-      await load("router, no cache (Redis per request)", uncached.port),
+    // Rounds alternate the three, so drift on this shared machine hits each alike; the median round counts.
+    const scenarios = [
+      { name: "baseline: static nginx keepalive proxy", port: basePort },
+      { name: "router, cached (invalidation on)", port: cached.port },
+      { name: "router, no cache (Redis per request)", port: uncached.port },
     ];
-    const baseline = runs[0]!.rps;
-    const throughput = runs.map((r) => ({
-      scenario: r.name,
-      "req/s": Math.round(r.rps).toString(),
-      "p50 ms": r.p50.toFixed(2),
-      "p99 ms": r.p99.toFixed(2),
-      "× baseline": r === runs[0] ? "1.00" : (r.rps / baseline).toFixed(2),
-      "non-2xx/errors": String(r.errors),
-    }));
+    const rounds: WrkResult[][] = scenarios.map(() => []);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [i, sc] of scenarios.entries()) {
+        progress(`${sc.name}, round ${round}/${ROUNDS}`);
+        rounds[i]!.push(await wrk(`http://127.0.0.1:${sc.port}/`, { dir, name: sc.name, seconds: SECONDS, connections: CONNECTIONS, headers: { Host: HOST } }));
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
+    const ratios = rounds.map((rs) => median(rs.map((r, k) => r.rps / rounds[0]![k]!.rps)));
+    const throughput = scenarios.map((sc, i) => {
+      const rs = rounds[i]!;
+      return {
+        scenario: sc.name,
+        "req/s (median)": Math.round(median(rs.map((r) => r.rps))).toString(),
+        "req/s per round": rs.map((r) => Math.round(r.rps)).join(" / "),
+        "p50 ms": median(rs.map((r) => r.p50)).toFixed(2),
+        "p99 ms": median(rs.map((r) => r.p99)).toFixed(2),
+        "× baseline (median of rounds)": i === 0 ? "1.00" : ratios[i]!.toFixed(2),
+        "non-2xx/errors": String(rs.reduce((sum, r) => sum + r.errors, 0)),
+      };
+    });
 
     // Propagation: alternate the mapping between the two backends, and poll through the router until it answers from the new one.
     const propagation = async (name: string, router: PrivateRouter, changes: number) => {
@@ -97,7 +107,7 @@ async function main() {
     };
     const spread = [await propagation("invalidation (cache TTL 300 s)", cached, CHANGES), await propagation("TTL only (1 s, no invalidation)", ttlOnly, TTL_CHANGES)];
 
-    console.log(`\nthroughput: ${CONNECTIONS} connections, 2 wrk threads, ${SECONDS} s each, Host: ${HOST}, backend: static nginx, all on this machine\n`);
+    console.log(`\nthroughput: ${ROUNDS} alternating rounds of ${SECONDS} s, ${CONNECTIONS} connections, 2 wrk threads, Host: ${HOST}, backend: static nginx, all on this machine\n`);
     console.log(table(Object.keys(throughput[0]!), throughput));
     console.log("\npropagation: API acknowledgement → first request through the router that reaches the new backend\n");
     console.log(table(Object.keys(spread[0]!), spread));
@@ -128,10 +138,24 @@ http {
   keepalive_requests 100000;
   server { listen 127.0.0.1:${xPort}; location / { return 200 "x"; } }
   server { listen 127.0.0.1:${yPort}; location / { return 200 "y"; } }
+  # The baseline proxies as the router does (router/nginx.conf.template), only to a fixed upstream.
   upstream x { server 127.0.0.1:${xPort}; keepalive 64; }
+  map $http_upgrade $connection_upgrade { default upgrade; "" ""; }
   server {
-    listen 127.0.0.1:${basePort};
-    location / { proxy_pass http://x; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
+    listen 127.0.0.1:${basePort} reuseport;
+    location / {
+      proxy_pass http://x;
+      proxy_http_version 1.1;
+      proxy_set_header Host $http_host;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_request_buffering off;
+      proxy_buffering off;
+      proxy_next_upstream error timeout;
+    }
   }
 }
 `,

@@ -19,8 +19,12 @@ function _M.parse(url)
   return { scheme = scheme, host = host:lower(), port = port, path = path:gsub("/$", "") }
 end
 
+local function literal(name)
+  return name:find("^[%d.]+$") or name:find(":", 1, true)
+end
+
 local function resolve(name)
-  if name:find("^[%d.]+$") or name:find(":", 1, true) then return name end
+  if literal(name) then return name end
   local addr = config.hosts[name]
   if addr then return addr end
   local hit = resolved[name]
@@ -41,24 +45,35 @@ local function resolve(name)
 end
 
 -- A route as requests use it: the backends parsed once, for many requests.
+-- `direct`: every backend is an IP address of one scheme, so a request needs
+-- no resolution and no list of its own (the common case, and the fast one).
 function _M.route(host, backends)
   local list = {}
+  local direct = true
   for _, url in ipairs(backends) do
     local b = _M.parse(url)
-    if b then list[#list + 1] = b end
+    if b then
+      list[#list + 1] = b
+      if literal(b.host) then b.addr = b.host else direct = false end
+      if b.scheme ~= list[1].scheme then direct = false end
+    end
   end
-  return { host = host, backends = list }
+  return { host = host, backends = list, direct = direct }
 end
 
 -- One request's order: round robin picks the first backend (per host, per
--- worker); the others of its scheme follow for failover, each with an
--- address. Nil and why when none resolves.
+-- worker); the others of its scheme follow for failover. Returns the peers
+-- and their addresses, or nil and why when none resolves.
 function _M.plan(route)
   local list = route.backends
   local n = #list
   if n == 0 then return nil, "no usable backend" end
   local start = (turn[route.host] or 0) % n + 1
   turn[route.host] = start
+  if route.direct then
+    -- In round-robin order from `start`; the balancer indexes the shared list.
+    return list, nil, start
+  end
   local scheme = list[start].scheme
   local peers, addrs = {}, {}
   local last_err
@@ -75,7 +90,7 @@ function _M.plan(route)
     end
   end
   if #peers == 0 then return nil, last_err or "no usable backend" end
-  return peers, addrs
+  return peers, addrs, 1
 end
 
 return _M

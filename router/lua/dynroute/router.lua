@@ -34,10 +34,10 @@ function _M.access()
     if why == "unavailable" then return answer.send(503, "routes are unavailable: Redis cannot be reached and " .. host .. " is not cached") end
     return answer.send(404, "no route for host " .. host)
   end
-  local plan, addrs = peers.plan(route)
+  local plan, addrs, start = peers.plan(route)
   if not plan then return answer.send(502, "no backend of " .. route.host .. " can be reached: " .. tostring(addrs)) end
-  local first = plan[1]
-  ngx.ctx.dynroute = { peers = plan, addrs = addrs, tried = 0 }
+  local first = plan[start]
+  ngx.ctx.dynroute = { peers = plan, addrs = addrs, start = start, tried = 0 }
   -- Variables default to the common case in nginx.conf; write only what differs (each write costs).
   if first.scheme ~= "http" then
     ngx.var.dynroute_scheme = first.scheme
@@ -47,15 +47,19 @@ function _M.access()
   if config.backend_host == "backend" then ngx.var.dynroute_host = first.host end
 end
 
+-- Tries the planned peers in order, from `start` round the list.
 function _M.balance()
   local ctx = ngx.ctx.dynroute
-  if ctx.tried == 0 and #ctx.peers > 1 then balancer.set_more_tries(#ctx.peers - 1) end
+  local n = #ctx.peers
+  if ctx.tried == 0 and n > 1 then balancer.set_more_tries(n - 1) end
+  if ctx.tried >= n then return ngx.exit(502) end
+  local i = (ctx.start - 1 + ctx.tried) % n + 1
   ctx.tried = ctx.tried + 1
-  local peer = ctx.peers[ctx.tried]
-  if not peer then return ngx.exit(502) end
-  local ok, err = balancer.set_current_peer(ctx.addrs[ctx.tried], peer.port)
+  local peer = ctx.peers[i]
+  local addr = ctx.addrs and ctx.addrs[i] or peer.addr
+  local ok, err = balancer.set_current_peer(addr, peer.port)
   if not ok then
-    ngx.log(ngx.ERR, "dynroute: cannot use peer ", ctx.addrs[ctx.tried], ":", peer.port, ": ", err)
+    ngx.log(ngx.ERR, "dynroute: cannot use peer ", addr, ":", peer.port, ": ", err)
     return ngx.exit(502)
   end
 end
