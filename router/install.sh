@@ -13,3 +13,6 @@ apt-get update -qq
 # The package's own nginx service is not used: dynroute-router runs nginx with a prefix of its own.
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 echo "router packages: installed ${missing[*]}"
+if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+  echo "note: the package started its own nginx service (port 80); dynroute-router does not use it: systemctl disable --now nginx" >&2
+fi

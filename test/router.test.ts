@@ -1,5 +1,9 @@
+import { spawn } from "node:child_process";
 import http from "node:http";
 import { once } from "node:events";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
@@ -172,6 +176,43 @@ describe("the compatibility layout", () => {
     } finally {
       await compatRouter.stop();
       await compatDaemon.close();
+    }
+  });
+});
+
+describe("dynroute-router render", () => {
+  const render = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; stderr: string; conf: string }>((resolve) => {
+      const prefix = mkdtempSync(join(tmpdir(), "dynroute-render-"));
+      const proc = spawn("router/dynroute-router", ["render"], { env: { PATH: process.env.PATH ?? "", ROUTER_PREFIX: prefix, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      proc.stderr.on("data", (d) => (stderr += d));
+      proc.on("exit", (code) => {
+        let conf = "";
+        try {
+          conf = readFileSync(join(prefix, "nginx.conf"), "utf8");
+        } catch {
+          conf = "";
+        }
+        resolve({ code, stderr, conf });
+      });
+    });
+
+  it("carries characters that sed and Lua treat specially into the config literally", async () => {
+    const res = await render({ ROUTER_REDIS_PASSWORD: 'p&w|d\\x"y', ROUTER_REDIS_PREFIX: "a|b&c:" });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.conf).toContain('password = "p&w|d\\\\x\\"y"');
+    expect(res.conf).toContain('prefix = "a|b&c:"');
+    expect(res.conf).not.toMatch(/@[A-Z_]+@/);
+  });
+
+  it("stops on an invalid setting and writes nothing", async () => {
+    const invalid: Array<Record<string, string>> = [{ ROUTER_CACHE_TTL: "five" }, { ROUTER_REDIS_PORT: "-1" }, { ROUTER_LAYOUT: "other" }];
+    for (const env of invalid) {
+      const res = await render(env);
+      expect(res.code, JSON.stringify(env)).toBe(2);
+      expect(res.stderr).toMatch(/^dynroute-router: ROUTER_\w+ must be/);
+      expect(res.conf).toBe("");
     }
   });
 });
