@@ -1,4 +1,5 @@
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import http from "node:http";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -11,6 +12,8 @@ import { waitFor } from "./harness/ports.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
 import { Backend, PrivateRouter, request } from "./harness/router.js";
+
+const run = promisify(execFile);
 
 // End to end with real processes: the daemon (REST) → its store → relay → a private Redis → the
 // nginx + Lua router → real HTTP backends. The router's cache TTL is long, so every change seen
@@ -116,6 +119,24 @@ describe("routing", () => {
     const [echo] = await once(socket, "data");
     expect(String(echo)).toBe("c:hello");
     socket.destroy();
+  });
+
+  it("puts a backend URL's path in front of the request's", async () => {
+    await api("PUT", "/v1/e2e/mapping", { domain: "prefixed.e2e.example", backends: [`${a().url}/app/`] });
+    await waitFor("the route", async () => expect((await via("prefixed.e2e.example", "/x?y=1")).json).toMatchObject({ backend: "a", url: "/app/x?y=1" }), 5000);
+  });
+
+  it("proxies to https backends, failing over between them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dynroute-router-tls-"));
+    await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]);
+    const secure = await Backend.start("secure", { key: readFileSync(join(dir, "key.pem"), "utf8"), cert: readFileSync(join(dir, "cert.pem"), "utf8") });
+    try {
+      await api("PUT", "/v1/e2e/mapping", { domain: "tls.e2e.example", backends: ["https://127.0.0.1:1", secure.url] });
+      await waitFor("the route", async () => expect((await via("tls.e2e.example", "/s")).json).toMatchObject({ backend: "secure", url: "/s" }), 5000);
+      for (let i = 0; i < 4; i++) expect((await via("tls.e2e.example")).json.backend).toBe("secure");
+    } finally {
+      await secure.stop();
+    }
   });
 
   it("writes a JSON access log with the host, the chosen backend and the upstream status", async () => {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import http from "node:http";
+import https from "node:https";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -102,6 +103,7 @@ export class Backend {
   private constructor(
     readonly name: string,
     private readonly server: http.Server,
+    private readonly scheme: "http" | "https",
   ) {
     server.on("connection", (s: Socket) => {
       this.sockets.add(s);
@@ -109,8 +111,9 @@ export class Backend {
     });
   }
 
-  static async start(name: string): Promise<Backend> {
-    const server = http.createServer((req, res) => {
+  /** With `tls` (PEM key and cert), an https backend. */
+  static async start(name: string, tls?: { key: string; cert: string }): Promise<Backend> {
+    const handler: http.RequestListener = (req, res) => {
       let bytes = 0;
       req.on("data", (c: Buffer) => (bytes += c.length));
       req.on("end", () => {
@@ -118,14 +121,15 @@ export class Backend {
         res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
         res.end(body);
       });
-    });
+    };
+    const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
     server.on("upgrade", (req, socket: Socket) => {
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`);
       socket.on("data", (d: Buffer) => socket.write(`${name}:${d}`));
     });
     server.listen(await freePort(), "127.0.0.1");
     await once(server, "listening");
-    return new Backend(name, server);
+    return new Backend(name, server, tls ? "https" : "http");
   }
 
   get port(): number {
@@ -133,7 +137,7 @@ export class Backend {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.scheme}://127.0.0.1:${this.port}`;
   }
 
   /** Gone: refuses connections from now on. */
