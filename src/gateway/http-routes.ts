@@ -74,7 +74,7 @@ function templateFields(template: PathTemplate, message: DescMessage, where: str
 }
 
 /** Resolves "a.b.c" (proto or JSON names) to fields; throws naming the rule when a step is missing. */
-export function fieldPath(message: DescMessage, path: string, where: string): FieldPath {
+function fieldPath(message: DescMessage, path: string, where: string): FieldPath {
   const found = findFieldPath(message, path);
   if (!found) throw new Error(`${where}: ${message.typeName} has no field ${path}`);
   return found;

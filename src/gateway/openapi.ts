@@ -3,6 +3,7 @@ import { field as validateRules, type FieldRules, Int32RulesSchema, MapRulesSche
 import { Code } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { FieldBehavior, field_behavior } from "../../gen/google/api/field_behavior_pb.js";
+import { sendJson } from "../server/json-response.js";
 import type { PlainRoute } from "../server/listener.js";
 import type { HttpRoute } from "./http-routes.js";
 
@@ -216,9 +217,7 @@ export function createOpenApiRoute(path: string, document: Schema): PlainRoute {
   const body = JSON.stringify(document);
   return async (req, res) => {
     if ((req.url ?? "").split("?", 1)[0] !== path || (req.method !== "GET" && req.method !== "HEAD")) return false;
-    res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
-    if (req.method === "HEAD") res.end();
-    else res.end(body);
+    sendJson(req, res, 200, body);
     return true;
   };
 }

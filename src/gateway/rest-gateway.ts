@@ -2,6 +2,7 @@ import { toJson, type JsonValue } from "@bufbuild/protobuf";
 import { Code, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
 import { inputError } from "../domain/errors.js";
 import { invokeUnary, type UnaryImplSpec } from "../rpc/invoke-unary.js";
+import { sendJson } from "../server/json-response.js";
 import type { PlainRequest, PlainResponse, PlainRoute } from "../server/listener.js";
 import { errorAnswer, httpError, type ErrorAnswer } from "./error-body.js";
 import type { FieldPath, HttpRoute } from "./http-routes.js";
@@ -19,7 +20,6 @@ export interface RestGatewayOptions {
   maxBodyBytes: number;
 }
 
-const JSON_TYPE = "application/json; charset=utf-8";
 // REST answers are written only after the handler resolves, and no handler
 // watches for cancellation, so one signal that never fires serves every call.
 const NEVER_ABORTED = new AbortController().signal;
@@ -183,10 +183,5 @@ function send(req: PlainRequest, res: PlainResponse, answer: Answer): void {
     res.end();
     return;
   }
-  const text = JSON.stringify(answer.body);
-  headers["content-type"] = JSON_TYPE;
-  headers["content-length"] = String(Buffer.byteLength(text));
-  res.writeHead(answer.status, headers);
-  if (req.method === "HEAD") res.end();
-  else res.end(text);
+  sendJson(req, res, answer.status, answer.body, headers);
 }

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { OutboxRelay } from "../sync/relay.js";
-import type { PlainRequest, PlainResponse } from "../server/listener.js";
+import { sendJson } from "../server/json-response.js";
+import type { PlainRoute } from "../server/listener.js";
 import type { OutboxStore } from "../store/store.js";
 import type { Metrics } from "./metrics.js";
 
@@ -17,17 +18,17 @@ export interface OpsDeps {
  * /healthz (the process answers), /readyz (store, Redis and lag), /metrics.
  * Returns false for any other path.
  */
-export function createOpsRoutes(deps: OpsDeps): (req: PlainRequest, res: PlainResponse) => Promise<boolean> {
+export function createOpsRoutes(deps: OpsDeps): PlainRoute {
   return async (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") return false;
     switch (path) {
       case "/healthz":
-        json(res, 200, { status: "ok" });
+        sendJson(req, res, 200, { status: "ok" });
         return true;
       case "/readyz": {
         const report = await readiness(deps);
-        json(res, report.ready ? 200 : 503, report);
+        sendJson(req, res, report.ready ? 200 : 503, report);
         return true;
       }
       case "/metrics": {
@@ -69,10 +70,4 @@ async function updateOutboxGauges({ store, metrics }: OpsDeps): Promise<void> {
   const stats = await store.outboxStats();
   metrics.outboxDepth.set(stats.depth);
   metrics.outboxOldestAge.set((stats.oldestAgeMs ?? 0) / 1000);
-}
-
-function json(res: PlainResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }

@@ -1,6 +1,7 @@
 import type { Interceptor, ServiceImplSpec } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { PlainResponse, PlainRoute, RequestHandler } from "./listener.js";
+import { sendJson } from "./json-response.js";
+import type { PlainRoute, RequestHandler } from "./listener.js";
 
 export interface RpcHandlerOptions {
   services: readonly ServiceImplSpec[];
@@ -20,8 +21,8 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
     readMaxBytes: opts.maxBodyBytes,
     fallback(req, res) {
       firstHandled(opts.otherRoutes, req, res).then(
-        (handled) => handled || notFound(res),
-        () => notFound(res, 500),
+        (handled) => handled || sendJson(req, res, 404, { code: "not_found", message: "no such route", details: [] }),
+        () => sendJson(req, res, 500, { code: "internal", message: "internal error", details: [] }),
       );
     },
   }) as RequestHandler;
@@ -30,10 +31,4 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
 async function firstHandled(routes: readonly PlainRoute[], ...args: Parameters<PlainRoute>): Promise<boolean> {
   for (const route of routes) if (await route(...args)) return true;
   return false;
-}
-
-function notFound(res: PlainResponse, status = 404): void {
-  const body = JSON.stringify(status === 404 ? { code: "not_found", message: "no such route", details: [] } : { code: "internal", message: "internal error", details: [] });
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
-  res.end(body);
 }

@@ -102,7 +102,7 @@ local function decide(keys, known)
   return nil, "none"
 end
 
-local function with_until(fresh_to, backends, why)
+local function with_freshness(fresh_to, backends, why)
   return backends, why, fresh_to
 end
 
@@ -122,7 +122,7 @@ function _M.lookup(host)
   end
   local generation = routes:get("gen") or 0
   local known, fresh, fresh_to = from_cache(keys, ngx.now(), generation)
-  if fresh then return with_until(fresh_to, decide(keys, known)) end
+  if fresh then return with_freshness(fresh_to, decide(keys, known)) end
 
   -- One worker refreshes a host at a time; the others serve what is cached, or wait for it briefly.
   local lock = "l:" .. host
@@ -134,7 +134,7 @@ function _M.lookup(host)
       if not locks:get(lock) then break end
     end
     known, fresh, fresh_to = from_cache(keys, ngx.now(), generation)
-    if fresh then return with_until(fresh_to, decide(keys, known)) end
+    if fresh then return with_freshness(fresh_to, decide(keys, known)) end
   end
 
   local versions = {}
@@ -149,7 +149,7 @@ function _M.lookup(host)
     return nil, "unavailable"
   end
   for i, key in ipairs(keys) do store(key, found[i], versions[i], generation, now) end
-  return with_until(now + config.cache_ttl, decide(keys, found))
+  return with_freshness(now + config.cache_ttl, decide(keys, found))
 end
 
 -- A change of one domain (from the invalidation channel): its entry goes, its version moves on.
