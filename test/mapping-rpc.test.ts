@@ -105,6 +105,39 @@ describe.each(stores)("on the %s store", (kind) => {
       await client().deleteMapping({ tenantId: tenant, domain: d("occ"), expectedRevision: ok.mapping!.revision });
     });
 
+    it("takes a set, non-zero mapping.revision as a precondition; 0 stays unconditional", async () => {
+      const { mapping } = await client().createMapping({ tenantId: tenant, mapping: { domain: d("bodyrev"), backends: ["http://a:1"] } });
+      const moved = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...mapping, backends: ["http://b:1"] } });
+      // The mapping as read before that update, sent back changed: stale.
+      const stale = await failure(client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...mapping, backends: ["http://c:1"] } }));
+      expect(stale.code).toBe(Code.FailedPrecondition);
+      expect(stale.rawMessage).toContain(`not ${mapping!.revision}`);
+      const mixed = await failure(
+        client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...moved.mapping, backends: ["http://c:1"] }, expectedRevision: mapping!.revision }),
+      );
+      expect(mixed.code).toBe(Code.FailedPrecondition);
+      expect((await client().getMapping({ tenantId: tenant, domain: d("bodyrev") })).mapping!.backends).toEqual(["http://b:1"]);
+      const current = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...moved.mapping, backends: ["http://c:1"] } });
+      expect(current.mapping!.backends).toEqual(["http://c:1"]);
+      const unconditional = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { backends: ["http://d:1"], revision: 0n } });
+      expect(unconditional.mapping!.backends).toEqual(["http://d:1"]);
+    });
+
+    it("sets and removes single labels with labels.<key> mask paths", async () => {
+      await client().createMapping({ tenantId: tenant, mapping: { domain: d("labelpath"), backends: ["http://a:1"], labels: { a: "1", "Team.Name": "web", keep: "x" } } });
+      const res = await client().updateMapping({
+        tenantId: tenant,
+        domain: d("labelpath"),
+        mapping: { labels: { a: "2", new_key: "n" } },
+        updateMask: { paths: ["labels.a", "labels.Team.Name", "labels.new_key", "labels.absent"] },
+      });
+      expect(res.mapping!.labels).toEqual({ a: "2", keep: "x", new_key: "n" });
+      expect(res.mapping!.backends).toEqual(["http://a:1"]);
+      const bad = await failure(client().updateMapping({ tenantId: tenant, domain: d("labelpath"), mapping: { labels: { "bad key": "v" } }, updateMask: { paths: ["labels.bad key"] } }));
+      expect(bad.code).toBe(Code.InvalidArgument);
+      expect(bad.rawMessage).toMatch(/^mapping\.labels/);
+    });
+
     it.each([
       ["no mapping", { mapping: undefined }, "mapping"],
       ["a bad tenant id", { tenantId: "no/slash" }, "tenant_id"],

@@ -83,7 +83,7 @@ describe.each(stores)("on the %s store", (kind) => {
       const labels = await call("PATCH", "/v1/patch/mapping/patch.example.org", { body: { labels: { team: "web" } } });
       expect(labels.status).toBe(200);
       expect(labels.json).toMatchObject({ backends: ["http://a:1"], labels: { team: "web" } });
-      const backends = await call("PATCH", "/v1/patch/mapping/patch.example.org", { body: { backends: ["http://b:2"], revision: "1", live: true } });
+      const backends = await call("PATCH", "/v1/patch/mapping/patch.example.org", { body: { backends: ["http://b:2"], revision: labels.json.revision, live: true } });
       expect(backends.json).toMatchObject({ backends: ["http://b:2"], labels: { team: "web" }, create_time: created.create_time });
       const explicit = await call("PATCH", "/v1/patch/mapping/patch.example.org?update_mask=labels", { body: { labels: {}, backends: ["http://ignored:1"] } });
       expect(explicit.json).toMatchObject({ backends: ["http://b:2"], labels: {} });
@@ -116,10 +116,120 @@ describe.each(stores)("on the %s store", (kind) => {
       expect(staleDelete.status).toBe(412);
       expect((await call("GET", "/v1/etag/mapping/etag.example.org")).json.backends).toEqual(["http://b:2"]);
 
-      const malformed = await call("DELETE", "/v1/etag/mapping/etag.example.org", { headers: { "if-match": "yesterday" } });
-      expect(malformed.status).toBe(400);
-      expect(malformed.json.message).toContain("If-Match");
+      for (const bad of ["yesterday", '"1', 'W/ "1"', '"1" "2"', '"a"b', ","]) {
+        const malformed = await call("DELETE", "/v1/etag/mapping/etag.example.org", { headers: { "if-match": bad } });
+        expect(malformed.status, bad).toBe(400);
+        expect(malformed.json.message, bad).toContain("If-Match");
+      }
       expect((await call("DELETE", "/v1/etag/mapping/etag.example.org", { headers: { "if-match": newEtag } })).status).toBe(204);
+    });
+
+    it("follows RFC 9110: well-formed tags that do not match are 412, lists and * work, If-Match compares strongly", async () => {
+      const created = await call("PUT", "/v1/cond/mapping", { body: { domain: "cond.example.org", backends: ["http://a:1"] } });
+      const etag = created.headers.get("etag")!;
+      const path = "/v1/cond/mapping/cond.example.org";
+      const put = (ifMatch: string, backend: string) => call("PUT", path, { body: { backends: [backend] }, headers: { "if-match": ifMatch } });
+
+      // Tags this API never issued (a cache's, an older client's), weak tags, and a tag with a comma inside: all well-formed, none matches.
+      for (const tag of ['"stale-etag-value"', `W/${etag}`, '"1,2"', '""', '"0"', '"99999999999999999999999"', `W/${etag}, "nope"`]) {
+        const res = await put(tag, "http://x:1");
+        expect(res.status, tag).toBe(412);
+        expect(res.json, tag).toMatchObject({ code: "failed_precondition" });
+      }
+      expect((await call("GET", path)).json.backends).toEqual(["http://a:1"]);
+
+      const listed = await put(`"stale", "1", ${etag}`, "http://b:1");
+      expect(listed.status).toBe(200);
+      const etag2 = listed.headers.get("etag")!;
+      const star = await put("*", "http://c:1");
+      expect(star.status).toBe(200);
+      const etag3 = star.headers.get("etag")!;
+      expect((await put(`${etag}, ${etag2}`, "http://d:1")).status).toBe(412);
+
+      // If-None-Match compares weakly: any listed tag naming the current revision (or *) is 304.
+      for (const tag of [etag3, `W/${etag3}`, `"x", ${etag3}`, "*"]) expect((await call("GET", path, { headers: { "if-none-match": tag } })).status, tag).toBe(304);
+      expect((await call("GET", path, { headers: { "if-none-match": `${etag}, W/${etag2}` } })).status).toBe(200);
+      expect((await call("GET", path, { headers: { "if-none-match": "nonsense" } })).status).toBe(400);
+
+      // If-Match: * needs a current mapping; otherwise a missing one is 404 as without a condition.
+      const missing = await call("DELETE", "/v1/cond/mapping/missing.example.org", { headers: { "if-match": "*" } });
+      expect(missing.status).toBe(412);
+      expect(missing.json.code).toBe("failed_precondition");
+      expect((await call("DELETE", "/v1/cond/mapping/missing.example.org", { headers: { "if-match": '"5"' } })).status).toBe(404);
+      expect((await call("DELETE", path, { headers: { "if-match": "*" } })).status).toBe(204);
+    });
+
+    it("takes the revision of a body read earlier as a precondition (GET, modify, PUT or POST back); 412 when stale", async () => {
+      const path = "/v1/bodyrev/mapping/bodyrev.example.org";
+      await call("PUT", "/v1/bodyrev/mapping", { body: { domain: "bodyrev.example.org", backends: ["http://a:1"] } });
+      const alice = (await call("GET", path)).json;
+      const bob = (await call("GET", path)).json;
+      const first = await call("POST", path, { body: { ...alice, backends: ["http://alice:1"] } });
+      expect(first.status).toBe(200);
+      for (const method of ["POST", "PUT", "PATCH"]) {
+        const lost = await call(method, path, { body: { ...bob, backends: ["http://bob:1"] } });
+        expect(lost.status, method).toBe(412);
+        expect(lost.json, method).toMatchObject({ code: "failed_precondition", message: expect.stringContaining(`not ${bob.revision}`) });
+      }
+      expect((await call("GET", path)).json.backends).toEqual(["http://alice:1"]);
+      // Without a revision (or with 0) the update is unconditional, as before.
+      expect((await call("POST", path, { body: { backends: ["http://c:1"] } })).status).toBe(200);
+      expect((await call("POST", path, { body: { backends: ["http://d:1"], revision: "0" } })).status).toBe(200);
+      // A body revision and If-Match that disagree can never both hold.
+      const current = (await call("GET", path)).json;
+      const both = await call("PUT", path, { body: { ...current, backends: ["http://e:1"] }, headers: { "if-match": `"${bob.revision}"` } });
+      expect(both.status).toBe(412);
+    });
+
+    it("PATCH with application/merge-patch+json merges labels (null removes one) and replaces other fields", async () => {
+      const path = "/v1/merge/mapping/merge.example.org";
+      await call("PUT", "/v1/merge/mapping", { body: { domain: "merge.example.org", backends: ["http://a:1"], labels: { a: "1", b: "2", "Team.Name": "web" } } });
+      const merge = (body: unknown, headers: Record<string, string> = {}) => call("PATCH", path, { body, headers: { "content-type": "application/merge-patch+json", ...headers } });
+
+      const merged = await merge({ labels: { c: "3", b: null, "Team.Name": "ops" } });
+      expect(merged.status).toBe(200);
+      expect(merged.json).toMatchObject({ backends: ["http://a:1"], labels: { a: "1", c: "3", "Team.Name": "ops" } });
+      expect(merged.json.labels).not.toHaveProperty("b");
+
+      const replaced = await merge({ backends: ["http://b:1", "http://c:1"], labels: { zzz: null } });
+      expect(replaced.json).toMatchObject({ backends: ["http://b:1", "http://c:1"], labels: { a: "1", c: "3", "Team.Name": "ops" } });
+      const cleared = await merge({ labels: null });
+      expect(cleared.json.labels).toEqual({});
+
+      for (const [body, message] of [
+        [{ backends: null }, /^mapping\.backends: is required/],
+        [{ domain: null }, /^mapping\.domain: is required/],
+        [[{ op: "add" }], /merge patch must be a JSON object/],
+        [{ labels: { "bad key": "x" } }, /^mapping\.labels/],
+      ] as const) {
+        const res = await merge(body);
+        expect(res.status, JSON.stringify(body)).toBe(400);
+        expect(res.json.message, JSON.stringify(body)).toMatch(message);
+      }
+      const withMask = await call("PATCH", `${path}?update_mask=labels`, { body: { labels: {} }, headers: { "content-type": "application/merge-patch+json" } });
+      expect(withMask.status).toBe(400);
+      expect(withMask.json.message).toMatch(/^update_mask:/);
+      expect((await call("GET", path)).json).toMatchObject({ backends: ["http://b:1", "http://c:1"], labels: {} });
+
+      // A merge patch that carries the revision read earlier is conditional too.
+      const stale = await merge({ labels: { x: "1" }, revision: merged.json.revision });
+      expect(stale.status).toBe(412);
+    });
+
+    it("answers an empty PATCH with 'nothing to change', whatever the content type", async () => {
+      await call("PUT", "/v1/empty/mapping", { body: { domain: "empty.example.org", backends: ["http://a:1"] } });
+      for (const type of ["application/json", "application/merge-patch+json"]) {
+        for (const body of [{}, { revision: "1", live: true }]) {
+          const res = await call("PATCH", "/v1/empty/mapping/empty.example.org", { body, headers: { "content-type": type } });
+          expect(res.status, type).toBe(400);
+          expect(res.json.message, type).toMatch(/^mapping: names nothing to change/);
+          expect(res.json.message, type).not.toContain("backends");
+        }
+      }
+      // Plain JSON keeps field replacement: labels named are replaced whole.
+      await call("PATCH", "/v1/empty/mapping/empty.example.org", { body: { labels: { a: "1", b: "2" } } });
+      const replaced = await call("PATCH", "/v1/empty/mapping/empty.example.org", { body: { labels: { c: "3" } } });
+      expect(replaced.json.labels).toEqual({ c: "3" });
     });
 
     it("takes the same check from RPC clients as expected_revision", async () => {

@@ -11,12 +11,12 @@ export interface ErrorAnswer {
 
 /**
  * Maps an error to the Connect protocol's HTTP status and a JSON body.
- * `preconditionFromHeader`: the request carried If-Match, so a
- * FAILED_PRECONDITION is HTTP's own 412 rather than 400.
+ * `precondition`: the request carried one (If-Match, or a body revision),
+ * so a FAILED_PRECONDITION is HTTP's own 412 rather than 400.
  */
-export function errorAnswer(err: unknown, preconditionFromHeader = false): ErrorAnswer {
+export function errorAnswer(err: unknown, precondition = false): ErrorAnswer {
   const ce = ConnectError.from(err);
-  const status = preconditionFromHeader && ce.code === Code.FailedPrecondition ? 412 : codeToHttpStatus(ce.code);
+  const status = precondition && ce.code === Code.FailedPrecondition ? 412 : codeToHttpStatus(ce.code);
   const details = ce.details.flatMap((d): JsonValue[] =>
     "desc" in d ? [{ "@type": `type.googleapis.com/${d.desc.typeName}`, ...(toJson(d.desc, create(d.desc, d.value), { useProtoFieldName: true }) as object) }] : [],
   );

@@ -23,6 +23,8 @@ export interface HttpRoute {
   createdLocation: { template: PathTemplate; fields: ReadonlyMap<string, FieldPath> } | undefined;
   etagField: FieldPath | undefined;
   ifMatchField: FieldPath | undefined;
+  /** A request field that, set and not 0, is a precondition like If-Match. */
+  ifMatchBodyField: FieldPath | undefined;
 }
 
 /**
@@ -59,6 +61,7 @@ function toRoute(method: HttpRoute["method"], rule: HttpRule): HttpRoute {
     createdLocation: options.createdLocation === "" ? undefined : locationTemplate(options.createdLocation, method.output, where),
     etagField: options.etagField === "" ? undefined : fieldPath(method.output, options.etagField, where),
     ifMatchField: options.ifMatchField === "" ? undefined : fieldPath(method.input, options.ifMatchField, where),
+    ifMatchBodyField: options.ifMatchBodyField === "" ? undefined : fieldPath(method.input, options.ifMatchBodyField, where),
   };
 }
 

@@ -68,8 +68,12 @@ function operation(route: HttpRoute, operationId: string, ref: (m: DescMessage) 
       parameters.push({ name: f.name, in: "query", required: false, schema: fieldSchema(f, ref) });
     }
   }
-  if (route.ifMatchField) parameters.push({ name: "If-Match", in: "header", required: false, schema: { type: "string" }, description: "An ETag from an earlier answer; a stale one answers 412." });
-  if (route.etagField && route.httpMethod === "GET") parameters.push({ name: "If-None-Match", in: "header", required: false, schema: { type: "string" } });
+  if (route.ifMatchField) {
+    parameters.push({ name: "If-Match", in: "header", required: false, schema: { type: "string" }, description: "* or ETags from earlier answers (strong comparison); none current answers 412." });
+  }
+  if (route.etagField && route.httpMethod === "GET") {
+    parameters.push({ name: "If-None-Match", in: "header", required: false, schema: { type: "string" }, description: "* or ETags (weak comparison); one current answers 304." });
+  }
 
   const okHeaders: Record<string, Schema> = {};
   if (route.etagField) okHeaders.ETag = { schema: { type: "string" }, description: "The revision, as a strong ETag." };
@@ -89,7 +93,8 @@ function operation(route: HttpRoute, operationId: string, ref: (m: DescMessage) 
     tags: [route.method.parent.name],
     summary: `${route.method.parent.typeName}.${route.method.name}`,
     parameters,
-    ...(body ? { requestBody: { required: true, content: { "application/json": { schema: body } } } } : {}),
+    // PATCH also takes an RFC 7396 merge patch of the same shape (null removes).
+    ...(body ? { requestBody: { required: true, content: { "application/json": { schema: body }, ...(route.httpMethod === "PATCH" ? { "application/merge-patch+json": { schema: body } } : {}) } } } : {}),
     responses,
   };
 }

@@ -1,4 +1,6 @@
-import { fromJson, getOption, ScalarType, type DescField, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromJson, getOption, ScalarType, type DescField, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { field as validateRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { FieldBehavior, field_behavior } from "../../gen/google/api/field_behavior_pb.js";
 import { InputError, inputError } from "../domain/errors.js";
 import { findFieldPath, type FieldPath, type HttpRoute } from "./http-routes.js";
@@ -11,6 +13,8 @@ export interface HttpInput {
   body: JsonValue | undefined;
   /** The revision an If-Match header names; undefined without one (or with `*`). */
   ifMatch: string | undefined;
+  /** The body is an RFC 7396 merge patch (Content-Type: application/merge-patch+json). */
+  mergePatch: boolean;
 }
 
 /**
@@ -18,7 +22,9 @@ export interface HttpInput {
  * body goes to its field (or is the whole request), query parameters set the
  * remaining fields, path variables win over both. Unknown fields and wrong
  * types are errors. A PATCH without an update_mask gets one naming the body's
- * top-level fields, so it changes only those (as a JSON merge would).
+ * top-level fields, so it changes only those, each replaced whole; a merge
+ * patch names map entries one by one instead (`labels.<key>`), so maps are
+ * merged and a null entry is removed.
  */
 export function decodeRequest(route: HttpRoute, input: HttpInput): MessageShape<HttpRoute["method"]["input"]> {
   const json: JsonObject = {};
@@ -41,28 +47,64 @@ export function decodeRequest(route: HttpRoute, input: HttpInput): MessageShape<
   }
 
   if (input.ifMatch !== undefined && route.ifMatchField) setJson(json, route.ifMatchField, input.ifMatch);
-  if (route.httpMethod === "PATCH") deriveUpdateMask(route, json, input.body);
+  const mask = route.httpMethod === "PATCH" ? patchMask(route, json, input) : undefined;
   for (const [variable, path] of route.pathFields) setJson(json, path, input.vars.get(variable)!);
 
+  let message;
   try {
-    return fromJson(route.method.input, json, { ignoreUnknownFields: false });
+    message = fromJson(route.method.input, json, { ignoreUnknownFields: false });
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw inputError(route.body === undefined ? "query" : "body", "json.decode", (err as Error).message);
   }
+  // Set on the message, not in the JSON: ProtoJSON's FieldMask form would mangle label keys (case, '_').
+  if (mask) (message as Record<string, unknown>)[mask.field.localName] = create(FieldMaskSchema, { paths: mask.paths });
+  return message;
 }
 
-function deriveUpdateMask(route: HttpRoute, json: JsonObject, body: JsonValue | undefined): void {
-  const mask = route.method.input.fields.find((f) => f.message?.typeName === "google.protobuf.FieldMask");
-  const target = route.body !== "*" ? route.body?.message : undefined;
-  if (!mask || !target || !isObject(body) || json[mask.jsonName] !== undefined || json[mask.name] !== undefined) return;
-  const paths = Object.keys(body).flatMap((key) => {
-    const field = target.fields.find((f) => f.name === key || f.jsonName === key);
-    // Output-only fields (as in a GET response sent back) are not changes.
-    if (field && getOption(field, field_behavior).includes(FieldBehavior.OUTPUT_ONLY)) return [];
-    return [field?.jsonName ?? key];
-  });
-  json[mask.jsonName] = paths.join(",");
+/**
+ * The update_mask a PATCH without one gets: the body's top-level fields,
+ * output-only ones (as in a GET response sent back) left out. For a merge
+ * patch, map fields name each entry, and null entries are removed from the
+ * body (the mask path without a value is the removal).
+ */
+function patchMask(route: HttpRoute, json: JsonObject, input: HttpInput): { field: DescField; paths: string[] } | undefined {
+  const field = route.method.input.fields.find((f) => f.message?.typeName === "google.protobuf.FieldMask");
+  const target = route.body !== "*" ? route.body : undefined;
+  if (!field || !target?.message) return undefined;
+  const explicit = json[field.jsonName] !== undefined || json[field.name] !== undefined;
+  if (input.mergePatch) {
+    if (explicit) throw inputError(field.name, "merge_patch.update_mask", "cannot be combined with a merge patch: the patch names what changes");
+    if (!isObject(input.body)) throw inputError(target.name, "merge_patch.object", "a merge patch must be a JSON object");
+  }
+  if (explicit || !isObject(input.body)) return undefined;
+  const paths: string[] = [];
+  for (const [key, value] of Object.entries(input.body)) {
+    const f = target.message.fields.find((c) => c.name === key || c.jsonName === key);
+    if (!f) {
+      paths.push(key); // decoding rejects it by name
+      continue;
+    }
+    if (getOption(f, field_behavior).includes(FieldBehavior.OUTPUT_ONLY)) continue;
+    if (input.mergePatch && value === null && required(f)) throw inputError(`${target.name}.${f.name}`, "merge_patch.required", "is required and cannot be removed (null)");
+    if (input.mergePatch && f.fieldKind === "map" && isObject(value)) {
+      paths.push(...Object.keys(value).map((k) => `${f.name}.${k}`));
+      // A null entry is removed by its mask path alone; ProtoJSON has no null map values. A copy: the body is decoded again per attempt.
+      json[target.jsonName] = { ...(json[target.jsonName] as JsonObject), [key]: Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null)) };
+      continue;
+    }
+    paths.push(f.name);
+  }
+  if (paths.length === 0) throw inputError(target.name, "patch.empty", "names nothing to change: send the fields to change, e.g. {\"labels\": {\"env\": \"prod\"}}");
+  return { field, paths };
+}
+
+/** A field whose empty value breaks its buf.validate rules, so null cannot remove it. */
+function required(f: DescField): boolean {
+  const rules = getOption(f, validateRules);
+  if (rules.required) return true;
+  const t = rules.type;
+  return (t.case === "string" && t.value.minLen > 0n) || (t.case === "repeated" && t.value.minItems > 0n);
 }
 
 function groupQuery(query: URLSearchParams): Map<string, string[]> {

@@ -1,9 +1,10 @@
 import { toJson, type JsonValue } from "@bufbuild/protobuf";
-import { Code, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
 import { inputError } from "../domain/errors.js";
 import { invokeUnary, type UnaryImplSpec } from "../rpc/invoke-unary.js";
 import { sendJson } from "../server/json-response.js";
 import type { PlainRequest, PlainResponse, PlainRoute } from "../server/listener.js";
+import { noneMatch, parseEntityTags, strongRevisions, type EntityTag } from "./entity-tags.js";
 import { errorAnswer, httpError, type ErrorAnswer } from "./error-body.js";
 import type { FieldPath, HttpRoute } from "./http-routes.js";
 import { expandPath, matchPath } from "./path-template.js";
@@ -85,47 +86,60 @@ type Answer = ErrorAnswer | { status: number; headers: Headers; body: JsonValue 
 
 async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, string>, url: RequestTarget, req: PlainRequest, opts: RestGatewayOptions): Promise<Answer> {
   let rawBody: string | undefined;
+  let mergePatch = false;
   if (route.body) {
     const type = req.headers["content-type"];
     if (type !== undefined && !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
       return httpError(415, Code.InvalidArgument, `content type ${type} is not supported; send Content-Type: application/json`);
     }
+    mergePatch = route.httpMethod === "PATCH" && type !== undefined && /^application\/merge-patch\+json\s*(;|$)/i.test(type);
     const body = await readBody(req, opts.maxBodyBytes);
     if (body === "too large") {
       return httpError(413, Code.ResourceExhausted, `the request body is larger than ${opts.maxBodyBytes} bytes`, { connection: "close" });
     }
     rawBody = body.length === 0 ? undefined : body.toString("utf8");
   }
-  const ifMatch = route.ifMatchField ? req.headers["if-match"] : undefined;
-
-  // Decoding runs after auth, so callers without a token learn nothing about the request's shape.
-  const decode: Interceptor = (next) => (call) =>
-    next({
-      ...call,
-      message: decodeRequest(route, { vars, query: url.searchParams, body: parseJson(rawBody), ifMatch: revisionFromIfMatch(ifMatch) }),
-    } as typeof call);
+  const conditions = readConditions(route, req.headers);
+  // Each revision If-Match lists is tried in turn, each as one atomic conditional call: at most one can be current.
+  const attempts = conditions.ifMatch === undefined || conditions.ifMatch === "*" ? [undefined] : conditions.ifMatch.length === 0 ? [NO_REVISION] : conditions.ifMatch;
 
   const header = new Headers();
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !name.startsWith(":")) header.set(name, Array.isArray(value) ? value.join(", ") : value);
   let res;
-  try {
-    res = await invokeUnary(spec, [...opts.callInterceptors, decode, ...opts.messageInterceptors], {
-      protocolName: "rest",
-      requestMethod: req.method ?? "GET",
-      url: url.target,
-      header,
-      signal: NEVER_ABORTED,
-    });
-  } catch (err) {
-    return errorAnswer(err, ifMatch !== undefined && ifMatch !== "*");
+  for (const [i, revision] of attempts.entries()) {
+    let decoded: object | undefined;
+    // Decoding runs after auth, so callers without a token learn nothing about the request's shape.
+    const decode: Interceptor = (next) => (call) => {
+      if (conditions.error) throw conditions.error;
+      decoded = decodeRequest(route, { vars, query: url.searchParams, body: parseJson(rawBody), ifMatch: revision, mergePatch });
+      return next({ ...call, message: decoded } as typeof call);
+    };
+    try {
+      res = await invokeUnary(spec, [...opts.callInterceptors, decode, ...opts.messageInterceptors], {
+        protocolName: "rest",
+        requestMethod: req.method ?? "GET",
+        url: url.target,
+        header,
+        signal: NEVER_ABORTED,
+      });
+      break;
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      if (ce.code === Code.FailedPrecondition && i < attempts.length - 1) continue;
+      // RFC 9110: If-Match: * is false when there is no current representation.
+      if (ce.code === Code.NotFound && conditions.ifMatch === "*") {
+        return errorAnswer(new ConnectError(`${ce.rawMessage}; If-Match: * needs an existing one`, Code.FailedPrecondition, ce.metadata), true);
+      }
+      const bodyRevision = route.ifMatchBodyField && decoded && valueAt(decoded, route.ifMatchBodyField);
+      return errorAnswer(ce, conditions.ifMatch !== undefined || (typeof bodyRevision === "bigint" && bodyRevision !== 0n));
+    }
   }
+  if (!res) throw new Error("unreachable: every attempt answers or throws");
 
   const headers = res.header;
   const etag = route.etagField && `"${String(valueAt(res.message, route.etagField))}"`;
   if (etag) headers.set("etag", etag);
-  if (route.httpMethod === "GET" && etag && req.headers["if-none-match"]?.split(/\s*,\s*/).some((t) => t === etag || t === `W/${etag}` || t === "*")) {
-    return { status: 304, headers, body: undefined };
-  }
+  if (etag && conditions.ifNoneMatch !== undefined && !noneMatch(conditions.ifNoneMatch, etag)) return { status: 304, headers, body: undefined };
   if (route.method.output.fields.length === 0) return { status: 204, headers, body: undefined };
   const body = route.responseBody
     ? toJson(route.responseBody.message!, valueAt(res.message, [route.responseBody]) as never, jsonOut)
@@ -139,6 +153,32 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
   return { status: 200, headers, body };
 }
 
+// No mapping has revision 0: the expected revision when If-Match names none this API could have issued.
+const NO_REVISION = "0";
+
+interface Conditions {
+  /** A malformed header, answered after auth like any other request error. */
+  error?: unknown;
+  /** `*`, or the revisions If-Match can match (strong comparison). */
+  ifMatch?: "*" | string[];
+  /** If-None-Match on a GET with an ETag. */
+  ifNoneMatch?: "*" | EntityTag[];
+}
+
+function readConditions(route: HttpRoute, headers: PlainRequest["headers"]): Conditions {
+  const ifMatch = route.ifMatchField ? headers["if-match"] : undefined;
+  const ifNoneMatch = route.etagField && route.httpMethod === "GET" ? headers["if-none-match"] : undefined;
+  try {
+    const tags = ifMatch === undefined ? undefined : parseEntityTags(ifMatch, "If-Match");
+    return {
+      ...(tags === undefined ? {} : { ifMatch: tags === "*" ? "*" : strongRevisions(tags) }),
+      ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: parseEntityTags(ifNoneMatch, "If-None-Match") }),
+    };
+  } catch (error) {
+    return { error };
+  }
+}
+
 function parseJson(text: string | undefined): JsonValue | undefined {
   if (text === undefined) return undefined;
   try {
@@ -146,14 +186,6 @@ function parseJson(text: string | undefined): JsonValue | undefined {
   } catch (err) {
     throw inputError("body", "json.syntax", `is not valid JSON: ${(err as Error).message}`);
   }
-}
-
-/** `"17"` or `W/"17"` → "17"; `*` matches any existing state, so it sets nothing. */
-function revisionFromIfMatch(value: string | undefined): string | undefined {
-  if (value === undefined || value.trim() === "*") return undefined;
-  const m = /^\s*(?:W\/)?"(\d{1,20})"\s*$/.exec(value);
-  if (!m) throw inputError("If-Match", "if_match.etag", 'must be one ETag from this API, e.g. "17"');
-  return m[1]!;
 }
 
 function valueAt(message: object, path: FieldPath): unknown {

@@ -6,12 +6,14 @@ import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import { validateMessage } from "../rpc/validation.js";
-import type { MappingStore } from "../store/store.js";
+import { StoreError, type MappingStore } from "../store/store.js";
 import { toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
 const MASKABLE = ["domain", "backends", "labels"] as const;
+// update_mask path of one label: the rest of the path is the key, taken literally (keys may hold '.').
+const LABEL_PATH = "labels.";
 
 export interface MappingServiceDeps {
   store: MappingStore;
@@ -74,8 +76,9 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
       if (!body) throw inputError("mapping", "required", "value is required");
       const paths = req.updateMask?.paths ?? [];
       for (const p of paths) {
-        if (!(MASKABLE as readonly string[]).includes(p)) {
-          throw inputError("update_mask", "update_mask.paths", `"${p}" cannot be updated; use ${MASKABLE.join(", ")}`);
+        // tenant_id may be named (a mapping read earlier and sent back has it): toInput checks it, it never changes.
+        if (!(MASKABLE as readonly string[]).includes(p) && !p.startsWith(LABEL_PATH) && p !== "tenant_id") {
+          throw inputError("update_mask", "update_mask.paths", `"${p}" cannot be updated; use ${MASKABLE.join(", ")} or labels.<key>`);
         }
       }
       const record = await store.update(
@@ -87,12 +90,12 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
             tenantId: body.tenantId,
             domain: paths.length === 0 || paths.includes("domain") ? body.domain || current.domain : current.domain,
             backends: paths.length === 0 || paths.includes("backends") ? body.backends : current.backends,
-            labels: paths.length === 0 || paths.includes("labels") ? body.labels : current.labels,
+            labels: labelsAfter(paths, body.labels, current.labels),
           });
           validateMessage(validator, MappingSchema, merged, "mapping.");
           return toInput(merged, req.tenantId, "mapping.");
         },
-        req.expectedRevision,
+        expectedRevision(req.expectedRevision, body.revision),
       );
       return { mapping: toProto(record) };
     },
@@ -102,4 +105,31 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
       return {};
     },
   };
+}
+
+/** The labels after an update: replaced whole ("labels" or no mask), else set or removed one by one ("labels.<key>"). */
+function labelsAfter(paths: readonly string[], given: Record<string, string>, current: Record<string, string>): Record<string, string> {
+  if (paths.length === 0 || paths.includes("labels")) return given;
+  const next = { ...current };
+  for (const p of paths) {
+    if (!p.startsWith(LABEL_PATH)) continue;
+    const key = p.slice(LABEL_PATH.length);
+    if (Object.hasOwn(given, key)) next[key] = given[key]!;
+    else delete next[key];
+  }
+  return next;
+}
+
+/**
+ * The revision an update is conditional on: expected_revision (If-Match) or
+ * the body's own revision when set and not 0, as a client that read the
+ * mapping and sends it back changed expects it unchanged meanwhile. Both set
+ * and different can never both hold.
+ */
+function expectedRevision(expected: bigint | undefined, bodyRevision: bigint): bigint | undefined {
+  if (bodyRevision === 0n) return expected;
+  if (expected !== undefined && expected !== bodyRevision) {
+    throw new StoreError("failed_precondition", `expected_revision ${expected} and mapping.revision ${bodyRevision} disagree; send one revision`);
+  }
+  return bodyRevision;
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dynroute/v1/rest.proto.
  */
 export const file_dynroute_v1_rest: GenFile = /*@__PURE__*/
-  fileDesc("ChZkeW5yb3V0ZS92MS9yZXN0LnByb3RvEgtkeW5yb3V0ZS52MSJQCghSZXN0UnVsZRIYChBjcmVhdGVkX2xvY2F0aW9uGAEgASgJEhIKCmV0YWdfZmllbGQYAiABKAkSFgoOaWZfbWF0Y2hfZmllbGQYAyABKAk6SwoEcmVzdBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLiOAyABKAsyFS5keW5yb3V0ZS52MS5SZXN0UnVsZVIEcmVzdGIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChZkeW5yb3V0ZS92MS9yZXN0LnByb3RvEgtkeW5yb3V0ZS52MSJtCghSZXN0UnVsZRIYChBjcmVhdGVkX2xvY2F0aW9uGAEgASgJEhIKCmV0YWdfZmllbGQYAiABKAkSFgoOaWZfbWF0Y2hfZmllbGQYAyABKAkSGwoTaWZfbWF0Y2hfYm9keV9maWVsZBgEIAEoCTpLCgRyZXN0Eh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuI4DIAEoCzIVLmR5bnJvdXRlLnYxLlJlc3RSdWxlUgRyZXN0YgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * HTTP semantics the REST gateway adds to a method's google.api.http rule,
@@ -39,12 +39,21 @@ export type RestRule = Message<"dynroute.v1.RestRule"> & {
   etagField: string;
 
   /**
-   * A request field set from the If-Match header's ETag. A FAILED_PRECONDITION
-   * answer to such a request is HTTP 412 Precondition Failed.
+   * A request field set from the If-Match header's entity tags. A
+   * FAILED_PRECONDITION answer to such a request is HTTP 412 Precondition Failed.
    *
    * @generated from field: string if_match_field = 3;
    */
   ifMatchField: string;
+
+  /**
+   * A request field (e.g. "mapping.revision") that, when set and not 0, is a
+   * precondition like If-Match: a FAILED_PRECONDITION answer to a request
+   * that sets it is HTTP 412 as well.
+   *
+   * @generated from field: string if_match_body_field = 4;
+   */
+  ifMatchBodyField: string;
 };
 
 /**
