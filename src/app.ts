@@ -67,8 +67,10 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   const messageInterceptors = [validateInterceptor(validator)];
   const handler = createRpcHandler({
     services,
-    interceptors: [...callInterceptors, ...messageInterceptors],
+    callInterceptors,
+    messageInterceptors,
     maxBodyBytes: config.maxBodyBytes,
+    logger,
     otherRoutes: [
       createOpsRoutes({ store, redis, relay, metrics, readyMaxLagMs: config.readyMaxLagMs }),
       createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION })),

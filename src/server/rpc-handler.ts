@@ -1,31 +1,56 @@
-import type { Interceptor, ServiceImplSpec } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { Logger } from "pino";
+import { deferParseErrors, parseFailureInterceptor } from "./deferred-parse.js";
 import { sendJson } from "./json-response.js";
 import type { PlainRoute, RequestHandler } from "./listener.js";
 
 export interface RpcHandlerOptions {
   services: readonly ServiceImplSpec[];
-  interceptors: Interceptor[];
+  /** Run on every call before its request message is looked at: logging, error mapping, auth. */
+  callInterceptors: Interceptor[];
+  /** Run once the request message is known to be well-formed: validation. */
+  messageInterceptors: Interceptor[];
   maxBodyBytes: number;
+  logger: Logger;
   /** Paths that are not RPCs, tried in order. */
   otherRoutes: readonly PlainRoute[];
 }
 
-/** Connect, gRPC and gRPC-Web for every service; other paths go to otherRoutes, else a JSON 404. */
+const compressions = [compressionGzip, compressionBrotli];
+
+/**
+ * Connect, gRPC and gRPC-Web for every service; other paths go to otherRoutes, else a JSON 404.
+ * connectNodeAdapter's dispatch, with each unary handler wrapped so a malformed request message is
+ * answered after authentication (see deferParseErrors).
+ */
 export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
-  return connectNodeAdapter({
-    routes: (router) => {
-      for (const { methods } of opts.services) for (const spec of Object.values(methods)) router.rpc(spec.method, spec.impl);
-    },
-    interceptors: opts.interceptors,
+  const router = createConnectRouter({
+    interceptors: [...opts.callInterceptors, parseFailureInterceptor(), ...opts.messageInterceptors],
     readMaxBytes: opts.maxBodyBytes,
-    fallback(req, res) {
+    acceptCompression: compressions,
+  });
+  for (const { methods } of opts.services) for (const spec of Object.values(methods)) router.rpc(spec.method, spec.impl);
+  const paths = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) paths.set(handler.requestPath, deferParseErrors(handler, opts.maxBodyBytes, compressions));
+
+  return (req, res) => {
+    const handler = paths.get((req.url ?? "").split("?", 1)[0]!);
+    if (!handler) {
       firstHandled(opts.otherRoutes, req, res).then(
         (handled) => handled || sendJson(req, res, 404, { code: "not_found", message: "no such route", details: [] }),
         () => sendJson(req, res, 500, { code: "internal", message: "internal error", details: [] }),
       );
-    },
-  }) as RequestHandler;
+      return;
+    }
+    handler(universalRequestFromNodeRequest(req as never, res as never, undefined, undefined))
+      .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
+      .catch((reason: unknown) => {
+        // The client went away (aborted); anything else is a bug worth a log line.
+        if (ConnectError.from(reason).code !== Code.Aborted) opts.logger.error({ err: reason, procedure: handler.requestPath }, "rpc handler failed");
+      });
+  };
 }
 
 async function firstHandled(routes: readonly PlainRoute[], ...args: Parameters<PlainRoute>): Promise<boolean> {

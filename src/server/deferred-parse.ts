@@ -1,0 +1,138 @@
+import { fromBinary, fromJsonString, type DescMessage } from "@bufbuild/protobuf";
+import { createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { compressedFlag, encodeEnvelope, type Compression, type UniversalHandler, type UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { inputError } from "../domain/errors.js";
+
+/** Why the call's request message did not parse; set by deferParseErrors, answered by parseFailureInterceptor. */
+const parseFailure = createContextKey<string | undefined>(undefined, { description: "dynroute request parse failure" });
+
+// Enveloped protocols frame each message as 1 flag byte + 4 length bytes (gRPC, gRPC-Web).
+const ENVELOPE_HEADER = 5;
+const GRPC_TYPE = /^application\/grpc(-web)?(?:\+(?:(json)(?:; ?charset=utf-?8)?|proto))?$/i;
+const CONNECT_UNARY_TYPE = /^application\/(?:(json)(?:; ?charset=utf-?8)?|proto)$/i;
+
+/**
+ * connect parses a request message before any interceptor runs, so a
+ * malformed one was answered before authentication (binary as "internal").
+ * This handler reads a unary request's body first and parses it the way
+ * connect will; a body that does not parse goes on as an empty message with
+ * the reason in the call's context values, and parseFailureInterceptor
+ * (placed after auth) answers invalid_argument, logged and counted like any
+ * other call. Anything it cannot read (framing, unknown compression, a body
+ * over the limit) goes on untouched for connect to answer.
+ */
+export function deferParseErrors(handler: UniversalHandler, readMaxBytes: number, compressions: readonly Compression[]): UniversalHandler {
+  if (handler.method.methodKind !== "unary") return handler;
+  const input = handler.method.input;
+  const wrapped = async (req: UniversalServerRequest) => {
+    const type = req.header.get("content-type") ?? "";
+    const grpc = GRPC_TYPE.exec(type);
+    const connect = grpc ? null : CONNECT_UNARY_TYPE.exec(type);
+    if (req.method !== "POST" || (!grpc && !connect) || !isByteStream(req.body)) return handler(req);
+    const json = Boolean(grpc ? grpc[2] : connect![1]);
+    const read = await readUpTo(req.body, readMaxBytes + ENVELOPE_HEADER);
+    const replay = { ...req, body: read.replay };
+    if (!read.complete) return handler(replay);
+
+    let payload = read.bytes;
+    let compressed = false;
+    if (grpc) {
+      const length = payload.length >= ENVELOPE_HEADER ? new DataView(payload.buffer, payload.byteOffset).getUint32(1) : -1;
+      if (length !== payload.length - ENVELOPE_HEADER || (payload[0]! & ~compressedFlag) !== 0) return handler(replay);
+      compressed = (payload[0]! & compressedFlag) !== 0;
+      payload = payload.subarray(ENVELOPE_HEADER);
+    } else {
+      compressed = (req.header.get("content-encoding") ?? "identity") !== "identity";
+    }
+    if (compressed) {
+      const name = req.header.get(grpc ? "grpc-encoding" : "content-encoding");
+      const compression = compressions.find((c) => c.name === name);
+      if (!compression) return handler(replay);
+      try {
+        payload = await compression.decompress(payload, readMaxBytes);
+      } catch {
+        return handler(replay);
+      }
+    }
+
+    const failure = parseError(input, payload, json);
+    if (failure === undefined) return handler(replay);
+    const contextValues = req.contextValues ?? createContextValues();
+    contextValues.set(parseFailure, failure);
+    // An empty message in the request's own framing, uncompressed.
+    const empty = json ? new TextEncoder().encode("{}") : new Uint8Array(0);
+    const body = grpc ? encodeEnvelope(0, empty) : empty;
+    if (!grpc) req.header.delete("content-encoding");
+    if (req.header.has("content-length")) req.header.set("content-length", String(body.length));
+    return handler({ ...req, contextValues, body: single(body) });
+  };
+  return Object.assign(wrapped, {
+    protocolNames: handler.protocolNames,
+    service: handler.service,
+    method: handler.method,
+    requestPath: handler.requestPath,
+    allowedMethods: handler.allowedMethods,
+    supportedContentType: handler.supportedContentType,
+  });
+}
+
+/** Answers a request deferParseErrors found malformed; place it after authentication. */
+export function parseFailureInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const failure = req.contextValues.get(parseFailure);
+    if (failure !== undefined) throw inputError("body", "body.parse", failure);
+    return next(req);
+  };
+}
+
+/** Parses as connect does (binary; JSON ignoring unknown fields) and returns why it failed, or undefined. */
+function parseError(schema: DescMessage, bytes: Uint8Array, json: boolean): string | undefined {
+  try {
+    if (json) fromJsonString(schema, new TextDecoder().decode(bytes), { ignoreUnknownFields: true });
+    else fromBinary(schema, bytes);
+    return undefined;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return `is not a valid ${schema.typeName} in the protobuf ${json ? "JSON" : "binary"} format: ${reason}`;
+  }
+}
+
+const isByteStream = (body: UniversalServerRequest["body"]): body is AsyncIterable<Uint8Array> =>
+  typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+
+/**
+ * Reads a body up to `limit` bytes. `replay` yields everything read, then the
+ * rest of the stream, so the handler sees the body as sent either way.
+ */
+async function readUpTo(body: AsyncIterable<Uint8Array>, limit: number): Promise<{ complete: boolean; bytes: Uint8Array; replay: AsyncIterable<Uint8Array> }> {
+  const it = body[Symbol.asyncIterator]();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let complete = false;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      complete = true;
+      break;
+    }
+    chunks.push(r.value);
+    size += r.value.length;
+    if (size > limit) break;
+  }
+  const bytes = Buffer.concat(chunks);
+  const replay: AsyncIterable<Uint8Array> = {
+    async *[Symbol.asyncIterator]() {
+      yield bytes;
+      if (!complete) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    },
+  };
+  return { complete, bytes, replay };
+}
+
+function single(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      yield bytes;
+    },
+  };
+}
