@@ -1,4 +1,5 @@
 import http2 from "node:http2";
+import net from "node:net";
 import { toJson } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { MappingSchema } from "../gen/dynroute/v1/mapping_pb.js";
@@ -273,6 +274,31 @@ describe.each(stores)("on the %s store", (kind) => {
         expect(res.text, what).not.toMatch(/at .*\.(ts|js):\d+/);
       }
       expect((await call("GET", "/v1/bad/mapping")).json.mappings).toEqual([]);
+    });
+
+    it("answers requests Node's HTTP parser rejects with the same JSON error shape, then closes", async () => {
+      const raw = (request: string) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = net.connect(daemon.app.listener.address.port, "127.0.0.1");
+          let text = "";
+          socket.on("data", (d) => (text += d));
+          socket.on("end", () => resolve(text));
+          socket.on("error", reject);
+          socket.end(request);
+        });
+      const cases: Array<[string, string, number, string]> = [
+        ["bad request line", "GARBAGE\r\n\r\n", 400, "invalid_argument"],
+        ["headers over 16 KB", `GET /v1/x/mapping HTTP/1.1\r\nhost: a\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`, 431, "resource_exhausted"],
+        ["Content-Length and Transfer-Encoding", "PUT /v1/x/mapping HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n", 400, "invalid_argument"],
+        ["bad header name", "GET / HTTP/1.1\r\nbad header: x\r\n\r\n", 400, "invalid_argument"],
+      ];
+      for (const [what, request, status, code] of cases) {
+        const answer = await raw(request);
+        const [head, body] = answer.split("\r\n\r\n");
+        expect(head, what).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+        expect(head!.toLowerCase(), what).toContain("content-type: application/json; charset=utf-8");
+        expect(JSON.parse(body!), what).toMatchObject({ code, message: expect.any(String), details: [] });
+      }
     });
 
     it("names the broken rule in the details", async () => {

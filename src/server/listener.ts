@@ -2,6 +2,9 @@ import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import { once } from "node:events";
+import type stream from "node:stream";
+import { Code } from "@connectrpc/connect";
+import { httpError } from "../gateway/error-body.js";
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -62,10 +65,12 @@ export async function listen(handler: RequestHandler, opts: ListenOptions): Prom
   let server: net.Server;
   if (opts.tls) {
     const secure = http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true }, tracked);
+    secure.on("clientError", answerClientError);
     secure.on("session", (s) => trackSession(s, sessions));
     server = secure;
   } else {
     const h1 = http.createServer(tracked as http.RequestListener);
+    h1.on("clientError", answerClientError);
     const h2 = http2.createServer(tracked);
     h2.on("session", (s) => trackSession(s, sessions));
     server = net.createServer((socket) => dispatchByPreface(socket, h1, h2));
@@ -93,6 +98,29 @@ export async function listen(handler: RequestHandler, opts: ListenOptions): Prom
       await closed;
     },
   };
+}
+
+// Node's HTTP/1 parser errors, by code: what the request did wrong, as the status says it.
+const parserErrors: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, "the request headers are larger than the server accepts (16 KB)"],
+  HPE_UNEXPECTED_CONTENT_LENGTH: [400, "the request has both Content-Length and Transfer-Encoding"],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "the request took too long to arrive"],
+};
+
+/**
+ * A request Node's parser rejected never reaches a handler; answer it in the
+ * API's JSON error shape (Node's own answer has no body) and close.
+ */
+function answerClientError(err: Error & { code?: string }, socket: stream.Duplex): void {
+  if (err.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, message] = parserErrors[err.code ?? ""] ?? [400, `the request is not valid HTTP/1.1 (${err.code ?? "parse error"})`];
+  const body = JSON.stringify(httpError(status, status === 431 ? Code.ResourceExhausted : status === 408 ? Code.DeadlineExceeded : Code.InvalidArgument, message).body);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 function trackSession(session: http2.ServerHttp2Session, sessions: Set<http2.ServerHttp2Session>): void {

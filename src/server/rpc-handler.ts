@@ -2,6 +2,7 @@ import { Code, ConnectError, createConnectRouter, type Interceptor, type Service
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "pino";
+import { httpError } from "../gateway/error-body.js";
 import { deferParseErrors, parseFailureInterceptor } from "./deferred-parse.js";
 import { sendJson } from "./json-response.js";
 import type { PlainRoute, RequestHandler } from "./listener.js";
@@ -39,8 +40,11 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
     const handler = paths.get((req.url ?? "").split("?", 1)[0]!);
     if (!handler) {
       firstHandled(opts.otherRoutes, req, res).then(
-        (handled) => handled || sendJson(req, res, 404, { code: "not_found", message: "no such route", details: [] }),
-        () => sendJson(req, res, 500, { code: "internal", message: "internal error", details: [] }),
+        (handled) => handled || sendJson(req, res, 404, httpError(404, Code.NotFound, "no such route").body),
+        (err: unknown) => {
+          opts.logger.error({ err, path: req.url }, "route failed");
+          sendJson(req, res, 500, httpError(500, Code.Internal, "internal error").body);
+        },
       );
       return;
     }
