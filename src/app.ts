@@ -12,7 +12,7 @@ import { errorInterceptor } from "./rpc/error-interceptor.js";
 import { logInterceptor } from "./rpc/log-interceptor.js";
 import { metricsInterceptor } from "./rpc/metrics-interceptor.js";
 import { validateInterceptor } from "./rpc/validate-interceptor.js";
-import { listen, type Listener } from "./server/listener.js";
+import { listen, type ListenOptions, type Listener } from "./server/listener.js";
 import { createRpcHandler } from "./server/rpc-handler.js";
 import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
@@ -34,6 +34,14 @@ export interface AppDeps {
   store: Store;
   redis: Redis;
   logger: Logger;
+  /** The port, bound already (main binds before writing anything); else bound here. */
+  port?: Listener;
+}
+
+/** Where and how the daemon listens: address, and TLS files read now. */
+export function listenOptions(config: Config): ListenOptions {
+  const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
+  return { ...config.listen, ...(tls ? { tls } : {}) };
 }
 
 export interface App {
@@ -46,7 +54,7 @@ export interface App {
 }
 
 /** Wires a running daemon from its parts; the app owns (and closes) store and Redis. */
-export async function startApp(config: Config, { store, redis, logger }: AppDeps): Promise<App> {
+export async function startApp(config: Config, { store, redis, logger, port }: AppDeps): Promise<App> {
   const validator = createValidator();
   const metrics = createMetrics();
   const writer = new RouteWriter(redis, config.redis);
@@ -77,8 +85,8 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
       createRestGateway({ routes, services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
     ],
   });
-  const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
-  const listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
+  const listener = port ?? (await listen(listenOptions(config)));
+  listener.serve(handler);
   // After migrations: until then every relay turn would only fail (and say so).
   void store.ready.then(() => relay.start());
   return {

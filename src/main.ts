@@ -3,7 +3,8 @@ import { relative } from "node:path";
 import { loadOrCreateToken } from "./auth/generated-token.js";
 import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
-import { startApp } from "./app.js";
+import { listenOptions, startApp } from "./app.js";
+import { listen, type Listener } from "./server/listener.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
 import { createRedis } from "./sync/redis-client.js";
@@ -14,6 +15,18 @@ try {
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   process.stderr.write(`dynroute: configuration error: ${err.message}\n`);
+  process.exit(2);
+}
+
+// The port first: a daemon that cannot listen stops before it writes anything (data dir, token).
+let bound: Listener;
+try {
+  bound = await listen(listenOptions(config));
+} catch (err) {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== "EADDRINUSE" && code !== "EACCES" && code !== "EADDRNOTAVAIL") throw err;
+  const why = code === "EADDRINUSE" ? "the address is in use" : code === "EACCES" ? "permission denied" : "no such local address";
+  process.stderr.write(`dynroute: cannot listen on ${config.listen.host}:${config.listen.port}: ${why} (${code}); set DYNROUTE_ADDR to a free host:port\n`);
   process.exit(2);
 }
 
@@ -30,7 +43,7 @@ const generated = config.tokens.length === 0 ? loadOrCreateToken(config.dataDir)
 if (generated) config = { ...config, tokens: [generated.token] };
 
 const redis = createRedis(config.redis.url, logger);
-const app = await startApp(config, { store, redis, logger });
+const app = await startApp(config, { store, redis, logger, port: bound });
 const { address, port } = app.listener.address;
 const url = `${config.tls ? "https" : "http"}://${address.includes(":") ? `[${address}]` : address}:${port}`;
 logger.info({ address, port, tls: Boolean(config.tls), store: config.store.kind }, `dynroute listening on ${url}`);

@@ -1,3 +1,7 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { createConnection } from "mysql2/promise";
@@ -29,6 +33,25 @@ describe("startup configuration", () => {
     expect(stdout).toBe("");
     expect(stderr.trim().split("\n")).toHaveLength(1);
     expect(stderr).toMatch(message);
+  });
+});
+
+describe("a taken port", () => {
+  it("stops with one clear line and exit code 2 before writing anything", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as net.AddressInfo;
+    const dataDir = join(mkdtempSync(join(tmpdir(), "dynroute-taken-")), "data");
+    try {
+      const { code, stdout, stderr } = await runDaemon({ DYNROUTE_ADDR: `127.0.0.1:${port}`, DYNROUTE_DATA_DIR: dataDir });
+      expect(code).toBe(2);
+      expect(stdout).toBe("");
+      expect(stderr.trim().split("\n")).toEqual([`dynroute: cannot listen on 127.0.0.1:${port}: the address is in use (EADDRINUSE); set DYNROUTE_ADDR to a free host:port`]);
+      // Neither the embedded store nor a generated token was made.
+      expect(existsSync(dataDir)).toBe(false);
+    } finally {
+      taken.close();
+    }
   });
 });
 

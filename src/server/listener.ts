@@ -34,6 +34,8 @@ export interface ListenOptions {
 
 export interface Listener {
   address: AddressInfo;
+  /** Starts answering with `handler`; until then every request gets a JSON 503. */
+  serve(handler: RequestHandler): void;
   /** Stops accepting, lets in-flight requests finish (up to timeoutMs), then closes every connection. */
   close(timeoutMs: number): Promise<void>;
 }
@@ -44,14 +46,21 @@ const H2_PREFACE_START = Buffer.from("PRI");
 /**
  * Serves Connect, gRPC-Web (HTTP/1.1 or HTTP/2) and gRPC (HTTP/2) on one port.
  * Cleartext: the first bytes of each connection decide between HTTP/1.1 and
- * h2c. TLS: ALPN decides.
+ * h2c. TLS: ALPN decides. Binds before there is a handler (see serve), so a
+ * daemon can claim its port before it writes anything; a port that cannot be
+ * bound rejects with the system error (EADDRINUSE, EACCES).
  */
-export async function listen(handler: RequestHandler, opts: ListenOptions): Promise<Listener> {
+export async function listen(opts: ListenOptions): Promise<Listener> {
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   let inflight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
+  let handler: RequestHandler = (req, res) => {
+    const body = JSON.stringify(httpError(503, Code.Unavailable, "the daemon is starting; retry shortly").body);
+    res.writeHead(503, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), "retry-after": "1" });
+    res.end(body);
+  };
 
   const tracked: RequestHandler = (req, res) => {
     inflight++;
@@ -84,6 +93,9 @@ export async function listen(handler: RequestHandler, opts: ListenOptions): Prom
 
   return {
     address: server.address() as AddressInfo,
+    serve(h) {
+      handler = h;
+    },
     async close(timeoutMs) {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
