@@ -80,7 +80,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
     maxBodyBytes: config.maxBodyBytes,
     logger,
     otherRoutes: [
-      createOpsRoutes({ store, redis, relay, metrics, readyMaxLagMs: config.readyMaxLagMs }),
+      createOpsRoutes({ store, redis, relay, metrics, logger, readyMaxLagMs: config.readyMaxLagMs }),
       createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION })),
       createRestGateway({ routes, services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
     ],

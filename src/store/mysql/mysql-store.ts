@@ -48,7 +48,6 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
 
 export class MysqlStore implements MappingStore, OutboxStore {
   private migrated = false;
-  private notReadyReason = "migrations have not run yet";
   private closed = false;
   /** Settles once the schema is current (or the store is closed). */
   readonly ready: Promise<void>;
@@ -138,7 +137,8 @@ export class MysqlStore implements MappingStore, OutboxStore {
   }
 
   private assertReady(): void {
-    if (!this.migrated) throw new StoreError("unavailable", `the database is not ready: ${this.notReadyReason}`);
+    // The reason (e.g. "Unknown database 'x'") is logged by migrateUntilDone; callers are not told about the server's setup.
+    if (!this.migrated) throw new StoreError("unavailable", "the database is not ready yet; retry later");
   }
 
   /**
@@ -195,8 +195,7 @@ export class MysqlStore implements MappingStore, OutboxStore {
         this.migrated = true;
         return;
       } catch (err) {
-        this.notReadyReason = (err as Error).message || String(err);
-        this.logger.warn({ err: this.notReadyReason, retryInMs: delayMs }, "database not ready");
+        this.logger.warn({ err: (err as Error).message || String(err), retryInMs: delayMs }, "database not ready");
         await new Promise((r) => setTimeout(r, delayMs));
         delayMs = Math.min(delayMs * 2, 5000);
       }
