@@ -220,6 +220,48 @@ describe.each(stores)("on the %s store", (kind) => {
       expect((await client.listMappings({ tenantId: tenant })).totalSize).toBeUndefined();
     });
 
+    it("selects by labels in the Kubernetes selector syntax", async () => {
+      const client = daemon.client("grpc");
+      const count = async (labelSelector: string) => (await client.listMappings({ tenantId: tenant, labelSelector, limit: 1, total: true })).totalSize;
+      const cases: Array<[string, number]> = [
+        ["parity=odd", 60],
+        ["parity==odd", 60],
+        ["parity!=even", 60],
+        ["tens", 12],
+        ["!tens", 108],
+        ["tens!=yes", 108],
+        ["parity in (even, odd), tens", 12],
+        ["parity notin (even)", 60],
+        ["parity in (odd),!tens", 60],
+        ["parity in (none)", 0],
+        ["  parity = even , tens  ", 12],
+        ["", 120],
+      ];
+      for (const [selector, n] of cases) expect(await count(selector), selector).toBe(n);
+      const listed = await client.listMappings({ tenantId: tenant, labelSelector: "tens,parity!=odd", limit: 500 });
+      expect(listed.mappings.map((m) => m.domain).sort()).toEqual(domains.filter((_, i) => i % 10 === 0).sort());
+      for (const bad of ["parity in odd", "=odd", "parity,", "parity even", "parity in (odd", "bad key=x", "a=b=c", "!", "parity notin"]) {
+        const err = await failure(client.listMappings({ tenantId: tenant, labelSelector: bad }));
+        expect(err.code, bad).toBe(Code.InvalidArgument);
+        expect(err.rawMessage, bad).toMatch(/^label_selector: /);
+      }
+    });
+
+    it("searches domains by a case-insensitive substring, combined with the other filters", async () => {
+      const client = daemon.client("connect");
+      const found = async (q: string, labelSelector = "") => (await client.listMappings({ tenantId: tenant, q, labelSelector, limit: 500 })).mappings.map((m) => m.domain).sort();
+      expect(await found("SITE-00")).toEqual(domains.slice(0, 10));
+      expect(await found("e-11")).toEqual(domains.slice(110));
+      expect(await found("e-11", "parity=odd")).toEqual(domains.slice(110).filter((_, i) => i % 2 === 1));
+      // LIKE's wildcards are literal text here.
+      expect(await found("_")).toEqual([]);
+      expect(await found("%")).toEqual([]);
+      expect(await found("site-0!")).toEqual([]);
+      const page = await client.listMappings({ tenantId: tenant, q: "site", limit: 3 });
+      expect((await failure(client.listMappings({ tenantId: tenant, q: "site-1", pageToken: page.nextPageToken }))).code).toBe(Code.InvalidArgument);
+      expect((await client.listMappings({ tenantId: tenant, q: "site", pageToken: page.nextPageToken, limit: 3 })).mappings).toHaveLength(3);
+    });
+
     it("rejects a token replayed with other filters, and offset with a token", async () => {
       const client = daemon.client("connect");
       const { nextPageToken } = await client.listMappings({ tenantId: tenant, limit: 3 });

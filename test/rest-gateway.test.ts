@@ -73,6 +73,11 @@ describe.each(stores)("on the %s store", (kind) => {
 
       const filtered = await call("GET", "/v1/lister/mapping?domain_suffix=list.example&limit=2&label_selector=");
       expect(filtered.json.mappings).toHaveLength(2);
+      const searched = await call("GET", `/v1/lister/mapping?q=P5&label_selector=${encodeURIComponent("missing,x notin (y)")}&total=true`);
+      expect(searched.json).toMatchObject({ mappings: [], total_size: 0 });
+      const bySearch = await call("GET", `/v1/lister/mapping?q=P5&label_selector=${encodeURIComponent("!missing")}&total=true`);
+      expect(bySearch.json.mappings.map((m: { domain: string }) => m.domain)).toEqual(names.slice(50, 60));
+      expect((await call("GET", `/v1/lister/mapping?label_selector=${encodeURIComponent("a in b")}`)).status).toBe(400);
       // The JSON field name works as a query parameter too.
       expect((await call("GET", "/v1/lister/mapping?domainSuffix=nothing.example")).json.mappings).toEqual([]);
     });

@@ -1,3 +1,4 @@
+import { domainToASCII } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -52,7 +53,8 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
     async listMappings(req) {
       const labels = parseLabelSelector(req.labelSelector, "label_selector");
       const domainSuffix = req.domainSuffix === "" ? undefined : normalizeDomain(req.domainSuffix, "domain_suffix");
-      const filters = JSON.stringify([req.tenantId, labels, domainSuffix ?? ""]);
+      const domainContains = req.q === "" ? undefined : searchText(req.q);
+      const filters = JSON.stringify([req.tenantId, labels, domainSuffix ?? "", domainContains ?? ""]);
       if (req.pageToken !== "" && req.offset !== 0) throw inputError("offset", "offset.page_token", "cannot be combined with page_token");
       const limit = req.limit === 0 ? DEFAULT_PAGE_SIZE : req.limit;
       const page = await store.list(req.tenantId, {
@@ -61,6 +63,7 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
         ...(req.pageToken === "" ? {} : { afterId: decodePageToken(req.pageToken, filters, "page_token") }),
         labels,
         ...(domainSuffix === undefined ? {} : { domainSuffix }),
+        ...(domainContains === undefined ? {} : { domainContains }),
         withTotal: req.total,
       });
       const last = page.records[page.records.length - 1];
@@ -132,4 +135,14 @@ function expectedRevision(expected: bigint | undefined, bodyRevision: bigint): b
     throw new StoreError("failed_precondition", `expected_revision ${expected} and mapping.revision ${bodyRevision} disagree; send one revision`);
   }
   return bodyRevision;
+}
+
+/**
+ * `q` as stored domains spell it: lower case, and non-ASCII text in its
+ * punycode form (so "bücher.example" finds "xn--bcher-kva.example"; a
+ * fragment of a non-ASCII label cannot be found).
+ */
+function searchText(q: string): string {
+  const lower = q.toLowerCase();
+  return /^[\x00-\x7f]*$/.test(lower) ? lower : domainToASCII(lower) || lower;
 }

@@ -41,9 +41,31 @@ export function listConditions(tenantId: string, q: ListQuery, labelValue: strin
     terms.push("(domain = ? OR domain LIKE ?)");
     params.push(q.domainSuffix, `%.${q.domainSuffix}`);
   }
-  for (const [key, value] of q.labels) {
-    terms.push(`${labelValue} = ?`);
-    params.push(`$."${key}"`, value);
+  if (q.domainContains !== undefined) {
+    terms.push("domain LIKE ? ESCAPE '!'");
+    params.push(`%${q.domainContains.replace(/[!%_]/g, "!$&")}%`);
+  }
+  for (const r of q.labels) {
+    // Keys hold only [A-Za-z0-9._-] (checked when parsed), so quoting them in the JSON path is safe.
+    const path = `$."${r.key}"`;
+    switch (r.op) {
+      case "in":
+        terms.push(`${labelValue} IN (${r.values.map(() => "?").join(", ")})`);
+        params.push(path, ...r.values);
+        break;
+      case "notin":
+        terms.push(`(${labelValue} IS NULL OR ${labelValue} NOT IN (${r.values.map(() => "?").join(", ")}))`);
+        params.push(path, path, ...r.values);
+        break;
+      case "exists":
+        terms.push(`${labelValue} IS NOT NULL`);
+        params.push(path);
+        break;
+      case "absent":
+        terms.push(`${labelValue} IS NULL`);
+        params.push(path);
+        break;
+    }
   }
   const filter = { where: terms.join(" AND "), params };
   const page = q.afterId === undefined ? filter : { where: `${filter.where} AND id > ?`, params: [...params, q.afterId.toString()] };

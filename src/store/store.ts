@@ -1,3 +1,5 @@
+import type { LabelRequirement } from "../domain/label-selector.js";
+
 /** A mapping as the store holds it. */
 export interface MappingRecord {
   /** Internal row id: insert order, and the position a page token resumes after. */
@@ -24,10 +26,12 @@ export interface ListQuery {
   limit: number;
   /** Resume after this row id (keyset paging); constant cost at any depth. */
   afterId?: bigint;
-  /** Every pair must match (an empty value matches a label set to ""). */
-  labels: Array<[string, string]>;
+  /** Every requirement must hold (an empty value matches a label set to ""). */
+  labels: LabelRequirement[];
   /** Normalised domain: matches itself and any name ending in ".<suffix>". */
   domainSuffix?: string;
+  /** Lower case: matches domains that contain it. */
+  domainContains?: string;
   withTotal: boolean;
 }
 
