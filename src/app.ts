@@ -7,7 +7,7 @@ import { authInterceptor } from "./auth/auth-interceptor.js";
 import { tokenChecker } from "./auth/tokens.js";
 import type { Config } from "./config/config.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import { createOpsRoutes } from "./observability/ops-routes.js";
+import { createOpsRoutes, opsOpenApiPaths } from "./observability/ops-routes.js";
 import { errorInterceptor } from "./rpc/error-interceptor.js";
 import { logInterceptor } from "./rpc/log-interceptor.js";
 import { metricsInterceptor } from "./rpc/metrics-interceptor.js";
@@ -81,7 +81,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
     logger,
     otherRoutes: [
       createOpsRoutes({ store, redis, relay, metrics, logger, readyMaxLagMs: config.readyMaxLagMs }),
-      createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION })),
+      createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION }, opsOpenApiPaths())),
       createRestGateway({ routes, services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
     ],
   });

@@ -31,8 +31,32 @@ describe("/v1/openapi.json", () => {
   it("describes every google.api.http binding, and nothing else", () => {
     const expected = httpRoutes([MappingService, AdminService]).map((r) => `${r.httpMethod} ${r.template.source}`);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${path}`));
-    expect(documented.sort()).toEqual(expected.sort());
+    expect(documented.sort()).toEqual([...expected, "GET /healthz", "GET /readyz", "GET /metrics"].sort());
     expect(expected).toContain("PATCH /v1/{tenant_id}/mapping/{domain}");
+  });
+
+  it("lists each error status a route can answer with the error schema, and the operational endpoints without auth", async () => {
+    const error = { $ref: "#/components/schemas/Error" };
+    const statuses = (op: { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }) =>
+      Object.entries(op.responses)
+        .filter(([, r]) => (r.content?.["application/json"]?.schema as { $ref?: string } | undefined)?.$ref === error.$ref)
+        .map(([s]) => s);
+    const item = doc.paths["/v1/{tenant_id}/mapping/{domain}"];
+    expect(statuses(item.put)).toEqual(["400", "401", "404", "409", "412", "413", "415", "500", "503", "default"]);
+    expect(statuses(item.get)).toEqual(["400", "401", "404", "500", "503", "default"]);
+    expect(statuses(item.delete)).toEqual(["400", "401", "404", "412", "500", "503", "default"]);
+    expect(statuses(doc.paths["/v1/{tenant_id}/mapping"].put)).toEqual(["400", "401", "409", "413", "415", "500", "503", "default"]);
+    expect(item.patch.requestBody.content).toHaveProperty(["application/merge-patch+json"]);
+
+    for (const path of ["/healthz", "/readyz", "/metrics"]) {
+      expect(doc.paths[path].get.security, path).toEqual([]);
+      const res = await fetch(daemon.baseUrl + path);
+      expect(Object.keys(doc.paths[path].get.responses), path).toContain(String(res.status));
+      expect(Object.keys(doc.paths[path].get.responses[res.status].content), path).toContain(res.headers.get("content-type")!.split(";")[0]);
+    }
+    // Every documented error status of a route is one the gateway really answers in that shape.
+    const unauthenticated = await rest(daemon.baseUrl, "DELETE", "/v1/oa/mapping/x.example.org", { token: null });
+    expect(statuses(item.delete)).toContain(String(unauthenticated.status));
   });
 
   it("states statuses, headers, auth and the rules from buf.validate", () => {
@@ -42,7 +66,7 @@ describe("/v1/openapi.json", () => {
     expect(doc.paths["/v1/{tenant_id}/mapping/{domain}"].delete.responses).toHaveProperty("204");
     expect(doc.paths["/v1/{tenant_id}/mapping/{domain}"].delete.responses).toHaveProperty("412");
     const list = doc.paths["/v1/{tenant_id}/mapping"].get;
-    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(["tenant_id", "offset", "limit", "page_token", "label_selector", "domain_suffix", "total"]);
+    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(["tenant_id", "offset", "limit", "page_token", "label_selector", "domain_suffix", "total", "q"]);
     expect(list.parameters.find((p: { name: string }) => p.name === "limit").schema).toMatchObject({ type: "integer", minimum: 0, maximum: 500 });
 
     const mapping = doc.components.schemas["dynroute.v1.Mapping"];

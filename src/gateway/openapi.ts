@@ -21,7 +21,7 @@ export interface OpenApiInfo {
  * messages as ProtoJSON with proto field names, limits from buf.validate
  * rules, read-only fields from google.api.field_behavior.
  */
-export function openApiDocument(routes: readonly HttpRoute[], info: OpenApiInfo): Schema {
+export function openApiDocument(routes: readonly HttpRoute[], info: OpenApiInfo, otherPaths: Record<string, object> = {}): Schema {
   const schemas: Record<string, Schema> = { Error: errorSchema() };
   const ref = (message: DescMessage): Schema => {
     const wkt = wellKnown(message.typeName);
@@ -46,7 +46,7 @@ export function openApiDocument(routes: readonly HttpRoute[], info: OpenApiInfo)
   return {
     openapi: "3.1.0",
     info,
-    paths,
+    paths: { ...paths, ...otherPaths },
     components: {
       schemas,
       securitySchemes: {
@@ -82,10 +82,10 @@ function operation(route: HttpRoute, operationId: string, ref: (m: DescMessage) 
   const okBody = route.responseBody ? fieldSchema(route.responseBody, ref) : ref(route.method.output);
   const responses: Record<string, Schema> = {
     [status]: { description: "Success.", headers: okHeaders, ...(status === "204" ? {} : { content: { "application/json": { schema: okBody } } }) },
-    default: { description: "An error: code, message and details.", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } },
   };
   if (route.etagField && route.httpMethod === "GET") responses["304"] = { description: "Not modified: If-None-Match names the current revision." };
-  if (route.ifMatchField) responses["412"] = { description: "If-Match names a revision that is no longer current." };
+  for (const [code, description] of errorStatuses(route)) responses[code] = { description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };
+  responses.default = { description: "Any other error: code, message and details.", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };
 
   const body = route.body === "*" ? ref(input) : route.body ? fieldSchema(route.body, ref) : undefined;
   return {
@@ -97,6 +97,24 @@ function operation(route: HttpRoute, operationId: string, ref: (m: DescMessage) 
     ...(body ? { requestBody: { required: true, content: { "application/json": { schema: body }, ...(route.httpMethod === "PATCH" ? { "application/merge-patch+json": { schema: body } } : {}) } } } : {}),
     responses,
   };
+}
+
+/** The error statuses a route can answer, from what the route has: a body, path variables, preconditions. */
+function errorStatuses(route: HttpRoute): Array<[string, string]> {
+  const statuses: Array<[string, string]> = [
+    ["400", "invalid_argument: a field breaks its rules (named in the message and details), or a malformed header or body."],
+    ["401", "unauthenticated: no valid token."],
+  ];
+  // A path ending in a variable names one resource, which may be missing; a body that is a resource may clash with another.
+  if ("variable" in route.template.segments[route.template.segments.length - 1]!) statuses.push(["404", "not_found: no such resource in this tenant (another tenant's is not found too)."]);
+  if (route.body !== undefined && route.body !== "*") statuses.push(["409", "already_exists: the domain is mapped already (in any tenant)."]);
+  if (route.ifMatchField || route.ifMatchBodyField) statuses.push(["412", "failed_precondition: If-Match (or the body's revision) names no current revision; nothing changed."]);
+  if (route.body) {
+    statuses.push(["413", "resource_exhausted: the body is larger than the limit."]);
+    statuses.push(["415", "invalid_argument: the body is not JSON."]);
+  }
+  statuses.push(["500", "internal: a bug; details only in the log."], ["503", "unavailable: the database is down or not ready; retry."]);
+  return statuses.sort(([a], [b]) => a.localeCompare(b));
 }
 
 // Query parameters carry scalars, enums, lists of them, and well-known types written as strings.

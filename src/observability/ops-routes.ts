@@ -59,6 +59,20 @@ export function createOpsRoutes(deps: OpsDeps): PlainRoute {
   };
 }
 
+/** These routes in OpenAPI terms, for the daemon's document (they need no token). */
+export function opsOpenApiPaths(): Record<string, Record<string, object>> {
+  const json = (description: string) => ({ description, content: { "application/json": { schema: { type: "object" } } } });
+  const op = (operationId: string, summary: string, responses: Record<string, object>) => ({ get: { operationId, tags: ["Operations"], summary, security: [], responses } });
+  return {
+    "/healthz": op("Healthz", "Liveness: the process answers.", { "200": json('{"status":"ok"}') }),
+    "/readyz": op("Readyz", "Readiness: store, Redis, relay role and outbox lag, refreshed at most once a second.", {
+      "200": json("Ready: the store answers and the outbox lag is under the limit."),
+      "503": json("Not ready; the same report says why (database error text only in the log)."),
+    }),
+    "/metrics": op("Metrics", "Prometheus metrics.", { "200": { description: "Prometheus text format.", content: { "text/plain": { schema: { type: "string" } } } } }),
+  };
+}
+
 /**
  * The store's and Redis' state, checked at most once per REFRESH_MS; callers
  * in between share the last (or in-flight) check. A store failure's text goes
