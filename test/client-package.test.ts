@@ -1,0 +1,63 @@
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshStore, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+
+const run = promisify(execFile);
+
+// A program in a folder of its own that depends on this package, as an installed dependency would (a link in node_modules).
+const CONSUMER_TS = `
+import { createDynrouteClients, type Mapping, type Protocol } from "dynroute/client";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+const [baseUrl, apiKey] = process.argv.slice(2) as [string, string];
+const results: Record<string, unknown> = {};
+for (const protocol of ["connect", "grpc", "grpc-web"] satisfies Protocol[]) {
+  const { mappings } = createDynrouteClients({ baseUrl, apiKey, protocol });
+  const created: Mapping | undefined = (await mappings.createMapping({ tenantId: "pkg", mapping: { domain: \`\${protocol}.pkg.example\`, backends: ["http://a:1"] } })).mapping;
+  const listed = await mappings.listMappings({ tenantId: "pkg", q: protocol });
+  const denied = await createDynrouteClients({ baseUrl, apiKey: "wrong-key-wrong-key", protocol })
+    .mappings.listMappings({ tenantId: "pkg" })
+    .then(() => "ok", (err: unknown) => Code[ConnectError.from(err).code]);
+  results[protocol] = { created: created?.domain, listed: listed.mappings.map((m) => m.domain), denied };
+}
+console.log(JSON.stringify(results));
+`;
+
+let daemon: TestDaemon;
+let dir: string;
+beforeAll(async () => {
+  daemon = await startTestDaemon(await freshStore("sqlite"));
+  dir = mkdtempSync(join(tmpdir(), "dynroute-client-"));
+  mkdirSync(join(dir, "node_modules", "@connectrpc"), { recursive: true });
+  symlinkSync(resolve("."), join(dir, "node_modules", "dynroute"));
+  // The consumer's own dependencies: connect (the copy the package uses) and Node's types.
+  mkdirSync(join(dir, "node_modules", "@types"));
+  symlinkSync(resolve("node_modules/@connectrpc/connect"), join(dir, "node_modules", "@connectrpc", "connect"));
+  symlinkSync(resolve("node_modules/@types/node"), join(dir, "node_modules", "@types", "node"));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+  writeFileSync(join(dir, "consumer.ts"), CONSUMER_TS);
+  writeFileSync(
+    join(dir, "tsconfig.json"),
+    JSON.stringify({ compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: true, types: ["node"], outDir: "out" }, include: ["consumer.ts"] }),
+  );
+});
+afterAll(() => daemon.close());
+
+describe("the dynroute/client package export", () => {
+  it("type-checks and runs from outside the checkout over Connect, gRPC and gRPC-Web, sending the key", async () => {
+    const typeErrors = await run(process.execPath, [resolve("node_modules/typescript/bin/tsc"), "-p", join(dir, "tsconfig.json")], { cwd: dir }).then(
+      () => "",
+      (err: { stdout: string }) => err.stdout,
+    );
+    expect(typeErrors).toBe("");
+    const { stdout } = await run(process.execPath, [join(dir, "out", "consumer.js"), daemon.baseUrl, TOKEN], { cwd: dir });
+    const results = JSON.parse(stdout);
+    for (const protocol of ["connect", "grpc", "grpc-web"]) {
+      expect(results[protocol], protocol).toEqual({ created: `${protocol}.pkg.example`, listed: [`${protocol}.pkg.example`], denied: "Unauthenticated" });
+    }
+  });
+});
