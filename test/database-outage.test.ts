@@ -110,7 +110,7 @@ describe("/readyz", () => {
       const started = performance.now();
       for (let i = 0; i < 20; i++) {
         const answers = await Promise.all(Array.from({ length: 10 }, () => fetch(`${daemon.baseUrl}/readyz`)));
-        for (const a of answers) expect((await a.json()).store).toBe("ok");
+        for (const a of answers) expect(((await a.json()) as { store: string }).store).toBe("ok");
       }
       const seconds = (performance.now() - started) / 1000;
       expect(asked).toBeGreaterThanOrEqual(1);

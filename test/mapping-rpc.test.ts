@@ -107,17 +107,17 @@ describe.each(stores)("on the %s store", (kind) => {
 
     it("takes a set, non-zero mapping.revision as a precondition; 0 stays unconditional", async () => {
       const { mapping } = await client().createMapping({ tenantId: tenant, mapping: { domain: d("bodyrev"), backends: ["http://a:1"] } });
-      const moved = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...mapping, backends: ["http://b:1"] } });
+      const moved = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...mapping!, backends: ["http://b:1"] } });
       // The mapping as read before that update, sent back changed: stale.
-      const stale = await failure(client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...mapping, backends: ["http://c:1"] } }));
+      const stale = await failure(client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...mapping!, backends: ["http://c:1"] } }));
       expect(stale.code).toBe(Code.FailedPrecondition);
       expect(stale.rawMessage).toContain(`not ${mapping!.revision}`);
       const mixed = await failure(
-        client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...moved.mapping, backends: ["http://c:1"] }, expectedRevision: mapping!.revision }),
+        client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...moved.mapping!, backends: ["http://c:1"] }, expectedRevision: mapping!.revision }),
       );
       expect(mixed.code).toBe(Code.FailedPrecondition);
       expect((await client().getMapping({ tenantId: tenant, domain: d("bodyrev") })).mapping!.backends).toEqual(["http://b:1"]);
-      const current = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...moved.mapping, backends: ["http://c:1"] } });
+      const current = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { ...moved.mapping!, backends: ["http://c:1"] } });
       expect(current.mapping!.backends).toEqual(["http://c:1"]);
       const unconditional = await client().updateMapping({ tenantId: tenant, domain: d("bodyrev"), mapping: { backends: ["http://d:1"], revision: 0n } });
       expect(unconditional.mapping!.backends).toEqual(["http://d:1"]);
