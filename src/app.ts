@@ -7,6 +7,7 @@ import { authInterceptor } from "./auth/auth-interceptor.js";
 import { tokenChecker } from "./auth/tokens.js";
 import type { Config } from "./config/config.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { BackendPolicy } from "./policy/backend-policy.js";
 import { createOpsRoutes } from "./observability/ops-routes.js";
 import { errorInterceptor } from "./rpc/error-interceptor.js";
 import { logInterceptor } from "./rpc/log-interceptor.js";
@@ -50,12 +51,13 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   const validator = createValidator();
   const metrics = createMetrics();
   const writer = new RouteWriter(redis, config.redis);
-  const reconciler = new Reconciler(store, writer, logger, metrics);
+  const backendPolicy = new BackendPolicy(config.backendPolicy);
+  const reconciler = new Reconciler(store, writer, backendPolicy, logger, metrics);
   const relay = new OutboxRelay(store, writer, reconciler, logger, metrics, config.relay);
   store.onCommit(relay.wake);
 
   const services = [
-    createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains) })),
+    createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, backendPolicy, servedRevisions: (domains) => writer.revisions(domains) })),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
   ];
   services.push(...createReflectionServices(services.map((s) => s.service)));
