@@ -2,6 +2,7 @@
 //   node dist/src/cli.js export [--tenant T]             > mappings.jsonl
 //   node dist/src/cli.js import [--tenant T] [--dry-run] < mappings.jsonl
 // The store is the daemon's (MYSQL_URL, else the embedded file in DYNROUTE_DATA_DIR).
+import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { createValidator } from "@bufbuild/protovalidate";
@@ -40,7 +41,8 @@ if (command === "export") {
   const dryRun = args.values["dry-run"] ?? false;
   const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), new BackendPolicy(config.backendPolicy), tenant);
   for (const p of parsed.problems) process.stderr.write(`line ${p.line}${p.tenant ? ` (tenant ${p.tenant}, not imported)` : ""}: ${p.message}\n`);
-  const outcomes = await importMappings(store, parsed.tenants, dryRun);
+  // The audit trail names the CLI as the writer of every imported mapping.
+  const outcomes = await importMappings(store, parsed.tenants, dryRun, { keyId: "cli:import", requestId: randomUUID() });
   for (const o of outcomes) {
     process.stderr.write(o.error ? `tenant ${o.tenant}: not imported: ${o.error}\n` : `tenant ${o.tenant}: ${dryRun ? "would import" : "imported"} ${o.created} mapping(s)\n`);
   }

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
+import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
@@ -37,9 +38,9 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
   }
 
   return {
-    async createMapping(req) {
+    async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy));
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writerOf(ctx));
       return { mapping: toProto(record) };
     },
 
@@ -71,7 +72,7 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
       };
     },
 
-    async updateMapping(req) {
+    async updateMapping(req, ctx) {
       const body = req.mapping;
       if (!body) throw inputError("mapping", "required", "value is required");
       const paths = req.updateMask?.paths ?? [];
@@ -95,12 +96,13 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
           return toInput(merged, req.tenantId, "mapping.", backendPolicy);
         },
         req.expectedRevision,
+        writerOf(ctx),
       );
       return { mapping: toProto(record) };
     },
 
-    async deleteMapping(req) {
-      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision);
+    async deleteMapping(req, ctx) {
+      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writerOf(ctx));
       return {};
     },
   };

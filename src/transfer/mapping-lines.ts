@@ -5,7 +5,7 @@ import { InputError } from "../domain/errors.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import { validateMessage } from "../rpc/validation.js";
 import { toInput, toProto } from "../service/mapping-convert.js";
-import type { MappingInput, MappingStore } from "../store/store.js";
+import type { MappingInput, MappingStore, WriteContext } from "../store/store.js";
 
 const BATCH = 1000;
 
@@ -78,11 +78,11 @@ export interface TenantOutcome {
 }
 
 /** Loads each tenant's mappings in one transaction of its own: all of a tenant's, or none. */
-export async function importMappings(store: MappingStore, tenants: ParsedImport["tenants"], dryRun: boolean): Promise<TenantOutcome[]> {
+export async function importMappings(store: MappingStore, tenants: ParsedImport["tenants"], dryRun: boolean, ctx: WriteContext): Promise<TenantOutcome[]> {
   const outcomes: TenantOutcome[] = [];
   for (const [tenant, inputs] of tenants) {
     try {
-      outcomes.push({ tenant, created: (await store.createMany(tenant, inputs, { dryRun })).length });
+      outcomes.push({ tenant, created: (await store.createMany(tenant, inputs, { dryRun, ctx })).length });
     } catch (err) {
       outcomes.push({ tenant, created: 0, error: (err as Error).message });
     }
