@@ -103,7 +103,8 @@ function operation(route: HttpRoute, operationId: string, ref: (m: DescMessage) 
 function errorStatuses(route: HttpRoute): Array<[string, string]> {
   const statuses: Array<[string, string]> = [
     ["400", "invalid_argument: a field breaks its rules (named in the message and details), or a malformed header or body."],
-    ["401", "unauthenticated: no valid token."],
+    ["401", "unauthenticated: no valid key."],
+    ["403", "permission_denied: the key's role or tenant does not allow this call."],
   ];
   // A path ending in a variable names one resource, which may be missing; a body that is a resource may clash with another.
   if ("variable" in route.template.segments[route.template.segments.length - 1]!) statuses.push(["404", "not_found: no such resource in this tenant (another tenant's is not found too)."]);
