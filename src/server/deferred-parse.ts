@@ -1,10 +1,10 @@
-import { fromBinary, fromJsonString, type DescMessage } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { compressedFlag, encodeEnvelope, type Compression, type UniversalHandler, type UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { inputError } from "../domain/errors.js";
 
-/** Why the call's request message did not parse; set by deferParseErrors, answered by parseFailureInterceptor. */
-const parseFailure = createContextKey<string | undefined>(undefined, { description: "dynroute request parse failure" });
+/** A unary request's message as deferParsing read it: parsed, or why it did not parse. */
+const parsed = createContextKey<{ message: Message } | { failure: string } | undefined>(undefined, { description: "dynroute request message" });
 
 // Enveloped protocols frame each message as 1 flag byte + 4 length bytes (gRPC, gRPC-Web).
 const ENVELOPE_HEADER = 5;
@@ -15,13 +15,14 @@ const CONNECT_UNARY_TYPE = /^application\/(?:(json)(?:; ?charset=utf-?8)?|proto)
  * connect parses a request message before any interceptor runs, so a
  * malformed one was answered before authentication (binary as "internal").
  * This handler reads a unary request's body first and parses it the way
- * connect will; a body that does not parse goes on as an empty message with
- * the reason in the call's context values, and parseFailureInterceptor
- * (placed after auth) answers invalid_argument, logged and counted like any
- * other call. Anything it cannot read (framing, unknown compression, a body
- * over the limit) goes on untouched for connect to answer.
+ * connect would; connect then gets an empty message in the request's own
+ * framing (nothing to parse twice), and decodeInterceptor, placed after
+ * auth, puts the parsed message in, or answers invalid_argument for one that
+ * did not parse, logged and counted like any other call. Anything it cannot
+ * read (framing, unknown compression, a body over the limit) goes on
+ * untouched for connect to answer.
  */
-export function deferParseErrors(handler: UniversalHandler, readMaxBytes: number, compressions: readonly Compression[]): UniversalHandler {
+export function deferParsing(handler: UniversalHandler, readMaxBytes: number, compressions: readonly Compression[]): UniversalHandler {
   if (handler.method.methodKind !== "unary") return handler;
   const input = handler.method.input;
   const wrapped = async (req: UniversalServerRequest) => {
@@ -44,6 +45,7 @@ export function deferParseErrors(handler: UniversalHandler, readMaxBytes: number
     } else {
       compressed = (req.header.get("content-encoding") ?? "identity") !== "identity";
     }
+    if (payload.length > readMaxBytes) return handler(replay);
     if (compressed) {
       const name = req.header.get(grpc ? "grpc-encoding" : "content-encoding");
       const compression = compressions.find((c) => c.name === name);
@@ -55,10 +57,8 @@ export function deferParseErrors(handler: UniversalHandler, readMaxBytes: number
       }
     }
 
-    const failure = parseError(input, payload, json);
-    if (failure === undefined) return handler(replay);
     const contextValues = req.contextValues ?? createContextValues();
-    contextValues.set(parseFailure, failure);
+    contextValues.set(parsed, parse(input, payload, json));
     // An empty message in the request's own framing, uncompressed.
     const empty = json ? new TextEncoder().encode("{}") : new Uint8Array(0);
     const body = grpc ? encodeEnvelope(0, empty) : empty;
@@ -76,24 +76,23 @@ export function deferParseErrors(handler: UniversalHandler, readMaxBytes: number
   });
 }
 
-/** Answers a request deferParseErrors found malformed; place it after authentication. */
-export function parseFailureInterceptor(): Interceptor {
+/** Hands the handler the message deferParsing read, or answers why it did not parse; place it after authentication. */
+export function decodeInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const failure = req.contextValues.get(parseFailure);
-    if (failure !== undefined) throw inputError("body", "body.parse", failure);
-    return next(req);
+    const result = req.stream ? undefined : req.contextValues.get(parsed);
+    if (result === undefined) return next(req);
+    if ("failure" in result) throw inputError("body", "body.parse", result.failure);
+    return next({ ...req, message: result.message } as typeof req);
   };
 }
 
-/** Parses as connect does (binary; JSON ignoring unknown fields) and returns why it failed, or undefined. */
-function parseError(schema: DescMessage, bytes: Uint8Array, json: boolean): string | undefined {
+/** Parses as connect does (binary; JSON ignoring unknown fields). */
+function parse(schema: DescMessage, bytes: Uint8Array, json: boolean): { message: Message } | { failure: string } {
   try {
-    if (json) fromJsonString(schema, new TextDecoder().decode(bytes), { ignoreUnknownFields: true });
-    else fromBinary(schema, bytes);
-    return undefined;
+    return { message: json ? fromJsonString(schema, new TextDecoder().decode(bytes), { ignoreUnknownFields: true }) : fromBinary(schema, bytes) };
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    return `is not a valid ${schema.typeName} in the protobuf ${json ? "JSON" : "binary"} format: ${reason}`;
+    return { failure: `is not a valid ${schema.typeName} in the protobuf ${json ? "JSON" : "binary"} format: ${reason}` };
   }
 }
 

@@ -3,7 +3,7 @@ import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, un
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Logger } from "pino";
 import { httpError } from "../gateway/error-body.js";
-import { deferParseErrors, parseFailureInterceptor } from "./deferred-parse.js";
+import { decodeInterceptor, deferParsing } from "./deferred-parse.js";
 import { sendJson } from "./json-response.js";
 import type { PlainRoute, RequestHandler } from "./listener.js";
 
@@ -23,18 +23,18 @@ const compressions = [compressionGzip, compressionBrotli];
 
 /**
  * Connect, gRPC and gRPC-Web for every service; other paths go to otherRoutes, else a JSON 404.
- * connectNodeAdapter's dispatch, with each unary handler wrapped so a malformed request message is
- * answered after authentication (see deferParseErrors).
+ * connectNodeAdapter's dispatch, with each unary handler wrapped so its request message is decoded
+ * after authentication, as the REST gateway does (see deferParsing).
  */
 export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
   const router = createConnectRouter({
-    interceptors: [...opts.callInterceptors, parseFailureInterceptor(), ...opts.messageInterceptors],
+    interceptors: [...opts.callInterceptors, decodeInterceptor(), ...opts.messageInterceptors],
     readMaxBytes: opts.maxBodyBytes,
     acceptCompression: compressions,
   });
   for (const { methods } of opts.services) for (const spec of Object.values(methods)) router.rpc(spec.method, spec.impl);
   const paths = new Map<string, UniversalHandler>();
-  for (const handler of router.handlers) paths.set(handler.requestPath, deferParseErrors(handler, opts.maxBodyBytes, compressions));
+  for (const handler of router.handlers) paths.set(handler.requestPath, deferParsing(handler, opts.maxBodyBytes, compressions));
 
   return (req, res) => {
     const handler = paths.get((req.url ?? "").split("?", 1)[0]!);
