@@ -110,6 +110,7 @@ function errorStatuses(route: HttpRoute): Array<[string, string]> {
   if ("variable" in route.template.segments[route.template.segments.length - 1]!) statuses.push(["404", "not_found: no such resource in this tenant (another tenant's is not found too)."]);
   if (route.body !== undefined && route.body !== "*") statuses.push(["409", "already_exists: the domain is mapped already (in any tenant)."]);
   if (route.ifMatchField || route.ifMatchBodyField) statuses.push(["412", "failed_precondition: If-Match (or the body's revision) names no current revision; nothing changed."]);
+  if (route.createdLocation) statuses.push(["429", "resource_exhausted: the tenant's quota of this resource is reached."]);
   if (route.body) {
     statuses.push(["413", "resource_exhausted: the body is larger than the limit."]);
     statuses.push(["415", "invalid_argument: the body is not JSON."]);
