@@ -151,6 +151,9 @@ describe.each(stores)("on the %s store", (kind) => {
       expect(star.status).toBe(200);
       const etag3 = star.headers.get("etag")!;
       expect((await put(`${etag}, ${etag2}`, "http://d:1")).status).toBe(412);
+      const tooMany = await put(Array.from({ length: 9 }, (_, i) => `"${i + 1}"`).join(", "), "http://d:1");
+      expect(tooMany.status).toBe(400);
+      expect(tooMany.json.message).toMatch(/^If-Match: may name at most 8 revisions/);
 
       // If-None-Match compares weakly: any listed tag naming the current revision (or *) is 304.
       for (const tag of [etag3, `W/${etag3}`, `"x", ${etag3}`, "*"]) expect((await call("GET", path, { headers: { "if-none-match": tag } })).status, tag).toBe(304);

@@ -153,6 +153,8 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
   return { status: 200, headers, body };
 }
 
+// Each listed revision costs one conditional write; a long list must not multiply a request's work.
+const MAX_IF_MATCH_REVISIONS = 8;
 // No mapping has revision 0: the expected revision when If-Match names none this API could have issued.
 const NO_REVISION = "0";
 
@@ -170,8 +172,12 @@ function readConditions(route: HttpRoute, headers: PlainRequest["headers"]): Con
   const ifNoneMatch = route.etagField && route.httpMethod === "GET" ? headers["if-none-match"] : undefined;
   try {
     const tags = ifMatch === undefined ? undefined : parseEntityTags(ifMatch, "If-Match");
+    const revisions = tags === undefined || tags === "*" ? tags : strongRevisions(tags);
+    if (Array.isArray(revisions) && revisions.length > MAX_IF_MATCH_REVISIONS) {
+      throw inputError("If-Match", "if_match.size", `may name at most ${MAX_IF_MATCH_REVISIONS} revisions (each is one try)`);
+    }
     return {
-      ...(tags === undefined ? {} : { ifMatch: tags === "*" ? "*" : strongRevisions(tags) }),
+      ...(revisions === undefined ? {} : { ifMatch: revisions }),
       ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: parseEntityTags(ifNoneMatch, "If-None-Match") }),
     };
   } catch (error) {
