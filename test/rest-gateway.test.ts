@@ -160,6 +160,20 @@ describe.each(stores)("on the %s store", (kind) => {
       expect((await call("GET", path, { headers: { "if-none-match": `${etag}, W/${etag2}` } })).status).toBe(200);
       expect((await call("GET", path, { headers: { "if-none-match": "nonsense" } })).status).toBe(400);
 
+      // If-None-Match: * on a write: only where there is nothing yet. Tags on a write are refused, not ignored.
+      const inm = (method: string, p: string, body?: unknown) => call(method, p, { ...(body ? { body } : {}), headers: { "if-none-match": "*" } });
+      expect((await inm("PUT", path, { backends: ["http://x:1"] })).status).toBe(412);
+      expect((await inm("DELETE", path)).status).toBe(412);
+      expect((await inm("PUT", "/v1/cond/mapping/missing.example.org", { backends: ["http://x:1"] })).status).toBe(404);
+      const taken = await inm("PUT", "/v1/cond/mapping", { domain: "cond.example.org", backends: ["http://x:1"] });
+      expect(taken.status).toBe(412);
+      expect(taken.json.code).toBe("failed_precondition");
+      expect((await inm("PUT", "/v1/cond/mapping", { domain: "new.cond.example.org", backends: ["http://x:1"] })).status).toBe(201);
+      const tagged = await call("PUT", path, { body: { backends: ["http://x:1"] }, headers: { "if-none-match": etag } });
+      expect(tagged.status).toBe(400);
+      expect(tagged.json.message).toMatch(/^If-None-Match: on a write takes only \*/);
+      expect((await call("GET", path)).headers.get("etag")).toBe(etag3);
+
       // If-Match: * needs a current mapping; otherwise a missing one is 404 as without a condition.
       const missing = await call("DELETE", "/v1/cond/mapping/missing.example.org", { headers: { "if-match": "*" } });
       expect(missing.status).toBe(412);

@@ -73,6 +73,8 @@ function operation(route: HttpRoute, operationId: string, ref: (m: DescMessage) 
   }
   if (route.etagField && route.httpMethod === "GET") {
     parameters.push({ name: "If-None-Match", in: "header", required: false, schema: { type: "string" }, description: "* or ETags (weak comparison); one current answers 304." });
+  } else if (route.httpMethod !== "GET" && (route.ifMatchField || route.createdLocation)) {
+    parameters.push({ name: "If-None-Match", in: "header", required: false, schema: { const: "*" }, description: "*: only if there is none yet (else 412)." });
   }
 
   const okHeaders: Record<string, Schema> = {};
@@ -109,7 +111,9 @@ function errorStatuses(route: HttpRoute): Array<[string, string]> {
   // A path ending in a variable names one resource, which may be missing; a body that is a resource may clash with another.
   if ("variable" in route.template.segments[route.template.segments.length - 1]!) statuses.push(["404", "not_found: no such resource in this tenant (another tenant's is not found too)."]);
   if (route.body !== undefined && route.body !== "*") statuses.push(["409", "already_exists: the domain is mapped already (in any tenant)."]);
-  if (route.ifMatchField || route.ifMatchBodyField) statuses.push(["412", "failed_precondition: If-Match (or the body's revision) names no current revision; nothing changed."]);
+  if (route.ifMatchField || route.ifMatchBodyField || route.createdLocation) {
+    statuses.push(["412", "failed_precondition: If-Match (or the body's revision) names no current revision, or If-None-Match: * finds one; nothing changed."]);
+  }
   if (route.createdLocation) statuses.push(["429", "resource_exhausted: the tenant's quota of this resource is reached."]);
   if (route.body) {
     statuses.push(["413", "resource_exhausted: the body is larger than the limit."]);

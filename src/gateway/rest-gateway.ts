@@ -101,7 +101,15 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
   }
   const conditions = readConditions(route, req.headers);
   // Each revision If-Match lists is tried in turn, each as one atomic conditional call: at most one can be current.
-  const attempts = conditions.ifMatch === undefined || conditions.ifMatch === "*" ? [undefined] : conditions.ifMatch.length === 0 ? [NO_REVISION] : conditions.ifMatch;
+  // If-None-Match: * on a write to an existing resource can never hold: expecting no revision makes it 412 (or 404 when missing).
+  const attempts =
+    conditions.noneExists && route.ifMatchField
+      ? [NO_REVISION]
+      : conditions.ifMatch === undefined || conditions.ifMatch === "*"
+        ? [undefined]
+        : conditions.ifMatch.length === 0
+          ? [NO_REVISION]
+          : conditions.ifMatch;
 
   const header = new Headers();
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !name.startsWith(":")) header.set(name, Array.isArray(value) ? value.join(", ") : value);
@@ -130,8 +138,14 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
       if (ce.code === Code.NotFound && conditions.ifMatch === "*") {
         return errorAnswer(new ConnectError(`${ce.rawMessage}; If-Match: * needs an existing one`, Code.FailedPrecondition, ce.metadata), true);
       }
+      if (ce.code === Code.AlreadyExists && conditions.noneExists && route.createdLocation) {
+        return errorAnswer(new ConnectError(`${ce.rawMessage}; If-None-Match: * creates only what does not exist`, Code.FailedPrecondition, ce.metadata), true);
+      }
+      if (ce.code === Code.FailedPrecondition && conditions.noneExists && conditions.ifMatch === undefined) {
+        return errorAnswer(new ConnectError("the mapping exists; If-None-Match: * allows this only for none", Code.FailedPrecondition, ce.metadata), true);
+      }
       const bodyRevision = route.ifMatchBodyField && decoded && valueAt(decoded, route.ifMatchBodyField);
-      return errorAnswer(ce, conditions.ifMatch !== undefined || (typeof bodyRevision === "bigint" && bodyRevision !== 0n));
+      return errorAnswer(ce, conditions.ifMatch !== undefined || conditions.noneExists || (typeof bodyRevision === "bigint" && bodyRevision !== 0n));
     }
   }
   if (!res) throw new Error("unreachable: every attempt answers or throws");
@@ -165,12 +179,20 @@ interface Conditions {
   ifMatch?: "*" | string[];
   /** If-None-Match on a GET with an ETag. */
   ifNoneMatch?: "*" | EntityTag[];
+  /** If-None-Match: * on a write that creates or changes one resource: only if there is none. */
+  noneExists?: boolean;
 }
 
 function readConditions(route: HttpRoute, headers: PlainRequest["headers"]): Conditions {
   const ifMatch = route.ifMatchField ? headers["if-match"] : undefined;
-  const ifNoneMatch = route.etagField && route.httpMethod === "GET" ? headers["if-none-match"] : undefined;
+  const read = route.httpMethod === "GET";
+  const ifNoneMatch = route.etagField && read ? headers["if-none-match"] : undefined;
+  const writeIfNoneMatch = !read && (route.ifMatchField || route.createdLocation) ? headers["if-none-match"] : undefined;
   try {
+    if (writeIfNoneMatch !== undefined && parseEntityTags(writeIfNoneMatch, "If-None-Match") !== "*") {
+      // "Not this revision" cannot be one atomic write here; refusing beats ignoring a condition the client relies on.
+      throw inputError("If-None-Match", "if_none_match.write", "on a write takes only *; to write only over a revision you know, send If-Match");
+    }
     const tags = ifMatch === undefined ? undefined : parseEntityTags(ifMatch, "If-Match");
     const revisions = tags === undefined || tags === "*" ? tags : strongRevisions(tags);
     if (Array.isArray(revisions) && revisions.length > MAX_IF_MATCH_REVISIONS) {
@@ -179,6 +201,7 @@ function readConditions(route: HttpRoute, headers: PlainRequest["headers"]): Con
     return {
       ...(revisions === undefined ? {} : { ifMatch: revisions }),
       ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: parseEntityTags(ifNoneMatch, "If-None-Match") }),
+      ...(writeIfNoneMatch === undefined ? {} : { noneExists: true }),
     };
   } catch (error) {
     return { error };
