@@ -100,20 +100,10 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
     rawBody = body.length === 0 ? undefined : body.toString("utf8");
   }
   const conditions = readConditions(route, req.headers);
-  // Each revision If-Match lists is tried in turn, each as one atomic conditional call: at most one can be current.
-  // If-None-Match: * on a write to an existing resource can never hold: expecting no revision makes it 412 (or 404 when missing).
-  const attempts =
-    conditions.noneExists && route.ifMatchField
-      ? [NO_REVISION]
-      : conditions.ifMatch === undefined || conditions.ifMatch === "*"
-        ? [undefined]
-        : conditions.ifMatch.length === 0
-          ? [NO_REVISION]
-          : conditions.ifMatch;
-
   const header = new Headers();
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !name.startsWith(":")) header.set(name, Array.isArray(value) ? value.join(", ") : value);
   let res;
+  const attempts = expectedRevisions(route, conditions);
   for (const [i, revision] of attempts.entries()) {
     let decoded: object | undefined;
     // Decoding runs after auth, so callers without a token learn nothing about the request's shape.
@@ -134,21 +124,10 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
     } catch (err) {
       const ce = ConnectError.from(err);
       if (ce.code === Code.FailedPrecondition && i < attempts.length - 1) continue;
-      // RFC 9110: If-Match: * is false when there is no current representation.
-      if (ce.code === Code.NotFound && conditions.ifMatch === "*") {
-        return errorAnswer(new ConnectError(`${ce.rawMessage}; If-Match: * needs an existing one`, Code.FailedPrecondition, ce.metadata), true);
-      }
-      if (ce.code === Code.AlreadyExists && conditions.noneExists && route.createdLocation) {
-        return errorAnswer(new ConnectError(`${ce.rawMessage}; If-None-Match: * creates only what does not exist`, Code.FailedPrecondition, ce.metadata), true);
-      }
-      if (ce.code === Code.FailedPrecondition && conditions.noneExists && conditions.ifMatch === undefined) {
-        return errorAnswer(new ConnectError("the mapping exists; If-None-Match: * allows this only for none", Code.FailedPrecondition, ce.metadata), true);
-      }
-      const bodyRevision = route.ifMatchBodyField && decoded && valueAt(decoded, route.ifMatchBodyField);
-      return errorAnswer(ce, conditions.ifMatch !== undefined || conditions.noneExists || (typeof bodyRevision === "bigint" && bodyRevision !== 0n));
+      return failedCall(ce, route, conditions, decoded);
     }
   }
-  if (!res) throw new Error("unreachable: every attempt answers or throws");
+  if (!res) throw new Error("unreachable: the last attempt answers or throws");
 
   const headers = res.header;
   const etag = route.etagField && `"${String(valueAt(res.message, route.etagField))}"`;
@@ -165,6 +144,35 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
     return { status: 201, headers, body };
   }
   return { status: 200, headers, body };
+}
+
+/**
+ * The expected_revision of each try: one per revision If-Match lists (at
+ * most one can be current, each try is one atomic conditional call), none
+ * that can match when it lists only tags this API never issued, or when
+ * If-None-Match: * asks for a write where nothing exists yet.
+ */
+function expectedRevisions(route: HttpRoute, conditions: Conditions): Array<string | undefined> {
+  if (conditions.noneExists && route.ifMatchField) return [NO_REVISION];
+  if (conditions.ifMatch === undefined || conditions.ifMatch === "*") return [undefined];
+  return conditions.ifMatch.length === 0 ? [NO_REVISION] : conditions.ifMatch;
+}
+
+/**
+ * The answer to a call that failed. With a precondition (If-Match,
+ * If-None-Match, a body revision) FAILED_PRECONDITION is HTTP's 412; per
+ * RFC 9110, If-Match: * fails on a missing resource and If-None-Match: * on
+ * an existing one.
+ */
+function failedCall(ce: ConnectError, route: HttpRoute, conditions: Conditions, decoded: object | undefined): ErrorAnswer {
+  const precondition = (message: string) => errorAnswer(new ConnectError(message, Code.FailedPrecondition, ce.metadata), true);
+  if (ce.code === Code.NotFound && conditions.ifMatch === "*") return precondition(`${ce.rawMessage}; If-Match: * needs an existing one`);
+  if (conditions.noneExists && conditions.ifMatch === undefined) {
+    if (ce.code === Code.AlreadyExists && route.createdLocation) return precondition(`${ce.rawMessage}; If-None-Match: * creates only what does not exist yet`);
+    if (ce.code === Code.FailedPrecondition) return precondition("it exists; If-None-Match: * allows this only where nothing does");
+  }
+  const bodyRevision = route.ifMatchBodyField && decoded && valueAt(decoded, route.ifMatchBodyField);
+  return errorAnswer(ce, conditions.ifMatch !== undefined || conditions.noneExists === true || (typeof bodyRevision === "bigint" && bodyRevision !== 0n));
 }
 
 // Each listed revision costs one conditional write; a long list must not multiply a request's work.
