@@ -156,6 +156,14 @@ describe.each(stores)("tenant isolation on %s", (kind) => {
     expect((await rest(url, "GET", "/v1/tenants/alpha", { token: viewerA.secret })).json).toMatchObject({ tenant_id: "alpha" });
   });
 
+  it("keeps tenant ids that name API paths free", async () => {
+    for (const tenantId of ["keys", "audit", "tenants", "admin"]) {
+      expect(await outcome(daemon.client("connect").createMapping({ tenantId, mapping: { domain: `${tenantId}.reserved.example`, backends: ["http://a:1"] } }))).toBe("InvalidArgument");
+      const key = await rest(daemon.baseUrl, "POST", "/v1/keys", { body: { tenant_id: tenantId, role: "viewer" } });
+      expect(key.json.message).toContain("is reserved for the API's own paths");
+    }
+  });
+
   describe("audit trail", () => {
     it("records each write with its key, request id and before/after, and lists it newest first", async () => {
       const url = daemon.baseUrl;

@@ -5,6 +5,7 @@ import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynr
 import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
+import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import { validateMessage } from "../rpc/validation.js";
@@ -40,6 +41,7 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
   return {
     async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
+      checkNewTenantId(req.tenantId, "tenant_id");
       const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writerOf(ctx));
       return { mapping: toProto(record) };
     },
