@@ -1,19 +1,25 @@
 import { domainToASCII } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { Message } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
 import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
+import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import { validateMessage } from "../rpc/validation.js";
-import { StoreError, type MappingStore } from "../store/store.js";
+import { StoreError, type MappingStore, type WriteContext } from "../store/store.js";
+import { idempotencyOf } from "./idempotency.js";
 import { toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
+
+/** Who writes, and the call's idempotency key, for the store. */
+const writeContext = (ctx: HandlerContext, req: Message): WriteContext => ({ ...writerOf(ctx), idempotency: idempotencyOf(ctx, req) });
 const MASKABLE = ["domain", "backends", "labels"] as const;
 // update_mask path of one label: the rest of the path is the key, taken literally (keys may hold '.').
 const LABEL_PATH = "labels.";
@@ -43,7 +49,8 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
   return {
     async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writerOf(ctx));
+      checkNewTenantId(req.tenantId, "tenant_id");
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writeContext(ctx, req));
       return { mapping: toProto(record) };
     },
 
@@ -102,13 +109,13 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
           return toInput(merged, req.tenantId, "mapping.", backendPolicy);
         },
         expectedRevision(req.expectedRevision, body.revision),
-        writerOf(ctx),
+        writeContext(ctx, req),
       );
       return { mapping: toProto(record) };
     },
 
     async deleteMapping(req, ctx) {
-      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writerOf(ctx));
+      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writeContext(ctx, req));
       return {};
     },
   };
