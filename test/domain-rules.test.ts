@@ -53,15 +53,22 @@ describe("normalizeDomain", () => {
 });
 
 describe("parseLabelSelector", () => {
-  it("parses pairs", () => {
-    expect(parseLabelSelector("env=prod, team=web", "s")).toEqual([
-      ["env", "prod"],
-      ["team", "web"],
+  it("parses the Kubernetes syntax", () => {
+    expect(parseLabelSelector("env=prod, team==web", "s")).toEqual([
+      { key: "env", op: "in", values: ["prod"] },
+      { key: "team", op: "in", values: ["web"] },
     ]);
     expect(parseLabelSelector("", "s")).toEqual([]);
-    expect(parseLabelSelector("flag=", "s")).toEqual([["flag", ""]]);
+    expect(parseLabelSelector("flag=", "s")).toEqual([{ key: "flag", op: "in", values: [""] }]);
+    expect(parseLabelSelector("env!=prod,tier in (a, b,a),zone notin (x),canary,!legacy", "s")).toEqual([
+      { key: "env", op: "notin", values: ["prod"] },
+      { key: "tier", op: "in", values: ["a", "b"] },
+      { key: "zone", op: "notin", values: ["x"] },
+      { key: "canary", op: "exists" },
+      { key: "legacy", op: "absent" },
+    ]);
   });
-  it.each(["env", "=prod", "env=pr od", "e\"nv=x", "a=b,,c=d"])("rejects %j", (bad) => {
+  it.each(["=prod", "env=pr od", 'e"nv=x', "a=b,,c=d", "a,", "a in b", "a in (b", "a notin", "!", "a=b=c", "a in (b c)"])("rejects %j", (bad) => {
     expect(() => parseLabelSelector(bad, "label_selector")).toThrow(InputError);
   });
 });
