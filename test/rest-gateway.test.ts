@@ -454,13 +454,14 @@ describe.each(stores)("on the %s store", (kind) => {
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
       const junk = (n: number) => Array.from({ length: n }, () => String.fromCharCode(Math.floor(rand() * 0x2ff) + 1)).join("");
       const segments = ["v1", "fuzz", "mapping", "x.example.org", "%", "%00", "..", ".", "*", "*.a.b", "", "%2F", encodeURIComponent(junk(5)), "a".repeat(300), "v2", "admin", "reconcile"];
-      const bodies = ['{"domain":"f.example.org","backends":["http://a:1"]}', "", "{", "null", "[]", '"str"', "1e999", '{"domain":{}}', '{"backends":[null]}', '{"labels":{"":""}}', '{"domain":"\\ud800"}', junk(40), '{"__proto__":{"x":1}}', '{"revision":"-1"}', '{"create_time":"yesterday"}'];
+      const bodies = ['{"domain":"f.example.org","backends":["http://a:1"]}', '{"labels":{"a":null,"b":"1"}}', '{"labels":null}', '{"backends":null}', "{}", "", "{", "null", "[]", '"str"', "1e999", '{"domain":{}}', '{"backends":[null]}', '{"labels":{"":""}}', '{"domain":"\\ud800"}', junk(40), '{"__proto__":{"x":1}}', '{"revision":"-1"}', '{"create_time":"yesterday"}'];
       const headerSets: Array<Record<string, string>> = [
         {},
         { "content-type": "text/plain" },
         { "content-type": "application/json; charset=latin1" },
-        { "if-match": pick(['"1"', "*", "W/\"2\"", "x", '"99999999999999999999999"']) },
-        { "if-none-match": "*" },
+        { "if-match": pick(['"1"', "*", "W/\"2\"", "x", '"99999999999999999999999"', '"1", "2", W/"3"', '"a,b"', ",", '"1" junk']) },
+        { "if-none-match": pick(["*", '"1"', 'W/"1", "2"', "nonsense"]) },
+        { "content-type": "application/merge-patch+json" },
         { "x-request-id": "../../etc" },
         { authorization: "Bearer" },
         { "content-type": "application/vnd.api+json" },
