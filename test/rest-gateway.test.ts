@@ -151,9 +151,9 @@ describe.each(stores)("on the %s store", (kind) => {
       expect(star.status).toBe(200);
       const etag3 = star.headers.get("etag")!;
       expect((await put(`${etag}, ${etag2}`, "http://d:1")).status).toBe(412);
-      const tooMany = await put(Array.from({ length: 9 }, (_, i) => `"${i + 1}"`).join(", "), "http://d:1");
-      expect(tooMany.status).toBe(400);
-      expect(tooMany.json.message).toMatch(/^If-Match: may name at most 8 revisions/);
+      // Only the newest revision listed can be current (a mapping's revisions rise); a newer one from elsewhere makes the list stale.
+      expect((await put(`${etag3}, "${BigInt(etag3.slice(1, -1)) + 1000n}"`, "http://d:1")).status).toBe(412);
+      expect((await call("GET", path)).headers.get("etag")).toBe(etag3);
 
       // If-None-Match compares weakly: any listed tag naming the current revision (or *) is 304.
       for (const tag of [etag3, `W/${etag3}`, `"x", ${etag3}`, "*"]) expect((await call("GET", path, { headers: { "if-none-match": tag } })).status, tag).toBe(304);

@@ -43,11 +43,10 @@ const MAX_REVISION = 2n ** 64n - 1n;
 /**
  * The revisions an If-Match list can match. If-Match compares strongly, so
  * weak tags never match; a well-formed tag this API never issues (not a
- * revision) never matches either. Distinct, in the order given.
+ * revision) never matches either.
  */
 export function strongRevisions(tags: readonly EntityTag[]): string[] {
-  const revisions = tags.filter((t) => !t.weak && /^(0|[1-9]\d{0,19})$/.test(t.opaque) && BigInt(t.opaque) <= MAX_REVISION).map((t) => t.opaque);
-  return [...new Set(revisions)];
+  return tags.filter((t) => !t.weak && /^(0|[1-9]\d{0,19})$/.test(t.opaque) && BigInt(t.opaque) <= MAX_REVISION).map((t) => t.opaque);
 }
 
 /** If-None-Match: weak comparison, so `W/"17"` names the same as `"17"`. */

@@ -89,7 +89,7 @@ function patchMask(route: HttpRoute, json: JsonObject, input: HttpInput): { fiel
     if (input.mergePatch && value === null && required(f)) throw inputError(`${target.name}.${f.name}`, "merge_patch.required", "is required and cannot be removed (null)");
     if (input.mergePatch && f.fieldKind === "map" && isObject(value)) {
       paths.push(...Object.keys(value).map((k) => `${f.name}.${k}`));
-      // A null entry is removed by its mask path alone; ProtoJSON has no null map values. A copy: the body is decoded again per attempt.
+      // A null entry is removed by its mask path alone; ProtoJSON has no null map values. A copy: the parsed body stays as sent.
       json[target.jsonName] = { ...(json[target.jsonName] as JsonObject), [key]: Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null)) };
       continue;
     }
