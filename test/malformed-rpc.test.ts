@@ -51,6 +51,12 @@ describe.each(stores)("malformed request messages on the %s store", (kind) => {
       expect(logged.length).toBeGreaterThanOrEqual(cases.length);
     });
 
+    it("leaves bodies over the limit to connect: resource_exhausted, not a 5xx", async () => {
+      const big = toBinary(CreateMappingRequestSchema, create(CreateMappingRequestSchema, { tenantId: "big", mapping: { domain: "big.example.org", backends: ["http://a:1"], labels: { k: "v".repeat(70_000) } } }));
+      expect((await call({ protocol, message: big })).code).toBe(Code.ResourceExhausted);
+      expect((await call({ protocol, message: Uint8Array.from({ length: 70_000 }, () => 0xff) })).code).toBe(Code.ResourceExhausted);
+    });
+
     it("still serves well-formed messages, compressed or not", async () => {
       const message = toBinary(CreateMappingRequestSchema, create(CreateMappingRequestSchema, { tenantId: "ok", mapping: { domain: `ok-${protocol}.example.org`, backends: ["http://a:1"] } }));
       expect((await call({ protocol, message })).code).toBe("ok");

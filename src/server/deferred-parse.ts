@@ -101,27 +101,34 @@ const isByteStream = (body: UniversalServerRequest["body"]): body is AsyncIterab
 
 /**
  * Reads a body up to `limit` bytes. `replay` yields everything read, then the
- * rest of the stream, so the handler sees the body as sent either way.
+ * rest of the stream (or the error reading it failed with), so the handler
+ * sees the body as sent either way.
  */
 async function readUpTo(body: AsyncIterable<Uint8Array>, limit: number): Promise<{ complete: boolean; bytes: Uint8Array; replay: AsyncIterable<Uint8Array> }> {
   const it = body[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let size = 0;
   let complete = false;
-  for (;;) {
-    const r = await it.next();
-    if (r.done) {
-      complete = true;
-      break;
+  let failure: { error: unknown } | undefined;
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        complete = true;
+        break;
+      }
+      chunks.push(r.value);
+      size += r.value.length;
+      if (size > limit) break;
     }
-    chunks.push(r.value);
-    size += r.value.length;
-    if (size > limit) break;
+  } catch (error) {
+    failure = { error };
   }
   const bytes = Buffer.concat(chunks);
   const replay: AsyncIterable<Uint8Array> = {
     async *[Symbol.asyncIterator]() {
       yield bytes;
+      if (failure) throw failure.error;
       if (!complete) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
     },
   };
