@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import tls from "node:tls";
 import { promisify } from "node:util";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -53,4 +54,22 @@ it("works with buf curl verifying the certificate", async () => {
     `https://127.0.0.1:${daemon.app.listener.address.port}/dynroute.v1.MappingService/ListMappings`,
   ]);
   expect(JSON.parse(stdout).mappings[0].domain).toBe("secure.example.org");
+});
+
+it("answers HTTP/1.1 parser errors on the TLS port in the JSON error shape", async () => {
+  for (const [request, status, code] of [
+    ["GARBAGE\r\n\r\n", 400, "invalid_argument"],
+    [`GET / HTTP/1.1\r\nhost: a\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`, 431, "resource_exhausted"],
+  ] as const) {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: "127.0.0.1", port: daemon.app.listener.address.port, ca: readFileSync(join(dir, "cert.pem")), ALPNProtocols: ["http/1.1"] }, () => socket.end(request));
+      let text = "";
+      socket.on("data", (d) => (text += d));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    const [head, body] = answer.split("\r\n\r\n");
+    expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+    expect(JSON.parse(body!)).toMatchObject({ code, details: [] });
+  }
 });
