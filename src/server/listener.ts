@@ -5,6 +5,7 @@ import { once } from "node:events";
 import type stream from "node:stream";
 import { Code } from "@connectrpc/connect";
 import { httpError } from "../gateway/error-body.js";
+import { sendJson } from "./json-response.js";
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -56,11 +57,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   let inflight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
-  let handler: RequestHandler = (req, res) => {
-    const body = JSON.stringify(httpError(503, Code.Unavailable, "the daemon is starting; retry shortly").body);
-    res.writeHead(503, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), "retry-after": "1" });
-    res.end(body);
-  };
+  let handler: RequestHandler = (req, res) => sendJson(req, res, 503, httpError(503, Code.Unavailable, "the daemon is starting; retry shortly").body, { "retry-after": "1" });
 
   const tracked: RequestHandler = (req, res) => {
     inflight++;
