@@ -20,7 +20,8 @@ const CONNECT_UNARY_TYPE = /^application\/(?:(json)(?:; ?charset=utf-?8)?|proto)
  * auth, puts the parsed message in, or answers invalid_argument for one that
  * did not parse, logged and counted like any other call. Anything it cannot
  * read (framing, unknown compression, a body over the limit) goes on
- * untouched for connect to answer.
+ * untouched for connect to answer, and so do Connect GET requests (the
+ * message in the query; only for methods marked NO_SIDE_EFFECTS, none yet).
  */
 export function deferParsing(handler: UniversalHandler, readMaxBytes: number, compressions: readonly Compression[]): UniversalHandler {
   if (handler.method.methodKind !== "unary") return handler;
