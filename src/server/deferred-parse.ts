@@ -8,6 +8,13 @@ const parsed = createContextKey<{ message: Message } | { failure: string } | und
 
 // Enveloped protocols frame each message as 1 flag byte + 4 length bytes (gRPC, gRPC-Web).
 const ENVELOPE_HEADER = 5;
+const EMPTY_JSON = new TextEncoder().encode("{}");
+// What connect gets instead of a body read here: an empty message, in the request's framing.
+const EMPTY = {
+  connect: { json: EMPTY_JSON, binary: new Uint8Array(0) },
+  grpc: { json: encodeEnvelope(0, EMPTY_JSON), binary: encodeEnvelope(0, new Uint8Array(0)) },
+};
+const utf8 = new TextDecoder();
 const GRPC_TYPE = /^application\/grpc(-web)?(?:\+(?:(json)(?:; ?charset=utf-?8)?|proto))?$/i;
 const CONNECT_UNARY_TYPE = /^application\/(?:(json)(?:; ?charset=utf-?8)?|proto)$/i;
 
@@ -33,38 +40,37 @@ export function deferParsing(handler: UniversalHandler, readMaxBytes: number, co
     if (req.method !== "POST" || (!grpc && !connect) || !isByteStream(req.body)) return handler(req);
     const json = Boolean(grpc ? grpc[2] : connect![1]);
     const read = await readUpTo(req.body, readMaxBytes + ENVELOPE_HEADER);
-    const replay = { ...req, body: read.replay };
-    if (!read.complete) return handler(replay);
+    const untouched = () => handler({ ...req, body: read.replay() });
+    if (!read.complete) return untouched();
 
     let payload = read.bytes;
     let compressed = false;
     if (grpc) {
       const length = payload.length >= ENVELOPE_HEADER ? new DataView(payload.buffer, payload.byteOffset).getUint32(1) : -1;
-      if (length !== payload.length - ENVELOPE_HEADER || (payload[0]! & ~compressedFlag) !== 0) return handler(replay);
+      if (length !== payload.length - ENVELOPE_HEADER || (payload[0]! & ~compressedFlag) !== 0) return untouched();
       compressed = (payload[0]! & compressedFlag) !== 0;
       payload = payload.subarray(ENVELOPE_HEADER);
     } else {
       compressed = (req.header.get("content-encoding") ?? "identity") !== "identity";
     }
-    if (payload.length > readMaxBytes) return handler(replay);
+    if (payload.length > readMaxBytes) return untouched();
     if (compressed) {
       const name = req.header.get(grpc ? "grpc-encoding" : "content-encoding");
       const compression = compressions.find((c) => c.name === name);
-      if (!compression) return handler(replay);
+      if (!compression) return untouched();
       try {
         payload = await compression.decompress(payload, readMaxBytes);
       } catch {
-        return handler(replay);
+        return untouched();
       }
     }
 
     const contextValues = req.contextValues ?? createContextValues();
     contextValues.set(parsed, parse(input, payload, json));
     // An empty message in the request's own framing, uncompressed.
-    const empty = json ? new TextEncoder().encode("{}") : new Uint8Array(0);
-    const body = grpc ? encodeEnvelope(0, empty) : empty;
-    if (!grpc) req.header.delete("content-encoding");
-    if (req.header.has("content-length")) req.header.set("content-length", String(body.length));
+    const body = EMPTY[grpc ? "grpc" : "connect"][json ? "json" : "binary"];
+    if (compressed && !grpc) req.header.delete("content-encoding");
+    if (req.header.get("content-length") !== null) req.header.set("content-length", String(body.length));
     return handler({ ...req, contextValues, body: single(body) });
   };
   return Object.assign(wrapped, {
@@ -87,10 +93,12 @@ export function decodeInterceptor(): Interceptor {
   };
 }
 
+const JSON_OPTIONS = { ignoreUnknownFields: true };
+
 /** Parses as connect does (binary; JSON ignoring unknown fields). */
 function parse(schema: DescMessage, bytes: Uint8Array, json: boolean): { message: Message } | { failure: string } {
   try {
-    return { message: json ? fromJsonString(schema, new TextDecoder().decode(bytes), { ignoreUnknownFields: true }) : fromBinary(schema, bytes) };
+    return { message: json ? fromJsonString(schema, utf8.decode(bytes), JSON_OPTIONS) : fromBinary(schema, bytes) };
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     return { failure: `is not a valid ${schema.typeName} in the protobuf ${json ? "JSON" : "binary"} format: ${reason}` };
@@ -101,11 +109,11 @@ const isByteStream = (body: UniversalServerRequest["body"]): body is AsyncIterab
   typeof body === "object" && body !== null && Symbol.asyncIterator in body;
 
 /**
- * Reads a body up to `limit` bytes. `replay` yields everything read, then the
- * rest of the stream (or the error reading it failed with), so the handler
- * sees the body as sent either way.
+ * Reads a body up to `limit` bytes. `replay()` yields everything read, then
+ * the rest of the stream (or the error reading it failed with), so the
+ * handler sees the body as sent either way.
  */
-async function readUpTo(body: AsyncIterable<Uint8Array>, limit: number): Promise<{ complete: boolean; bytes: Uint8Array; replay: AsyncIterable<Uint8Array> }> {
+async function readUpTo(body: AsyncIterable<Uint8Array>, limit: number): Promise<{ complete: boolean; bytes: Uint8Array; replay: () => AsyncIterable<Uint8Array> }> {
   const it = body[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -125,13 +133,11 @@ async function readUpTo(body: AsyncIterable<Uint8Array>, limit: number): Promise
   } catch (error) {
     failure = { error };
   }
-  const bytes = Buffer.concat(chunks);
-  const replay: AsyncIterable<Uint8Array> = {
-    async *[Symbol.asyncIterator]() {
-      yield bytes;
-      if (failure) throw failure.error;
-      if (!complete) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-    },
+  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  const replay = async function* () {
+    yield bytes;
+    if (failure) throw failure.error;
+    if (!complete) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
   };
   return { complete, bytes, replay };
 }
