@@ -15,9 +15,14 @@ const mtime = (path) => {
 const newest = (dir) =>
   readdirSync(dir, { withFileTypes: true }).reduce((max, e) => Math.max(max, e.isDirectory() ? newest(join(dir, e.name)) : mtime(join(dir, e.name))), 0);
 
-const sources = Math.max(newest("src"), newest("gen"), mtime("tsconfig.json"), mtime("tsconfig.build.json"), mtime("package-lock.json"));
-if (sources > mtime("dist/.tsbuildinfo")) {
-  const build = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+const run = (...args) => {
+  const build = spawnSync(process.execPath, args, { stdio: "inherit" });
   if (build.status !== 0) process.exit(build.status ?? 1);
+};
+const sources = Math.max(newest("src"), newest("gen"), mtime("tsconfig.json"), mtime("tsconfig.build.json"), mtime("package-lock.json"));
+if (sources > mtime("dist/.tsbuildinfo")) run("node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json");
+// The web console (console/ and the generated code it uses), built by Vite into dist/console.
+if (Math.max(newest("console"), newest("gen"), mtime("package-lock.json")) > mtime("dist/console/index.html")) {
+  run("node_modules/vite/bin/vite.js", "build", "--config", "console/vite.config.ts", "--logLevel", "warn");
 }
 await import("../dist/src/main.js");

@@ -4,6 +4,7 @@ import { createServiceImplSpec } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { authInterceptor } from "./auth/auth-interceptor.js";
+import { createConsoleRoute, defaultConsoleDir } from "./console/console-route.js";
 import { tokenChecker } from "./auth/tokens.js";
 import type { Config } from "./config/config.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
@@ -73,6 +74,7 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
       createOpsRoutes({ store, redis, relay, metrics, readyMaxLagMs: config.readyMaxLagMs }),
       createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION })),
       createRestGateway({ routes, services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
+      createConsoleRoute(defaultConsoleDir()),
     ],
   });
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };

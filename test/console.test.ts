@@ -1,0 +1,278 @@
+// The web console, end to end: Debian's chromium driven by playwright-core
+// against the real daemon (serving the built console), its store and a private
+// Redis this file may stop. All traffic stays on 127.0.0.1.
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaultConsoleDir } from "../src/console/console-route.js";
+import { freshStore, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+import { PrivateRedis } from "./harness/redis.js";
+
+const SHOTS = join(import.meta.dirname, "..", "test-results", "console");
+const TENANT = "tools";
+
+let daemon: TestDaemon;
+let redis: PrivateRedis;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(join(defaultConsoleDir(), "index.html"))) throw new Error("the console is not built: run npm run build (npm test does)");
+  mkdirSync(SHOTS, { recursive: true });
+  redis = await PrivateRedis.start();
+  daemon = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_RELAY_MAX_BACKOFF_MS: "200" });
+  await daemon.store.ready;
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+      // Nothing but the daemon on loopback resolves.
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ],
+  });
+});
+
+afterAll(async () => {
+  for (const c of contexts) await c.close();
+  await browser?.close();
+  await daemon?.close();
+  await redis?.destroy();
+});
+
+/** A new tab in a fresh browser profile (its own sessionStorage); page errors fail the test. */
+async function newPage(viewport = { width: 1200, height: 800 }): Promise<Page> {
+  const context = await browser.newContext({ viewport });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const problems: string[] = [];
+  pageProblems.set(page, problems);
+  page.on("pageerror", (err) => problems.push(err.message));
+  // The browser reports every answer >= 400 as a failed resource; the tests provoke some on purpose.
+  page.on("console", (msg) => msg.type() === "error" && !/Failed to load resource/.test(msg.text()) && problems.push(msg.text()));
+  return page;
+}
+
+const pageProblems = new WeakMap<Page, string[]>();
+
+/** Closes a tab that must not have thrown or logged an error. */
+async function finish(page: Page): Promise<void> {
+  expect(pageProblems.get(page)).toEqual([]);
+  await page.close();
+}
+
+async function signIn(page: Page, key: string, tenant = TENANT): Promise<void> {
+  await page.goto(daemon.baseUrl);
+  await page.getByLabel("API key", { exact: true }).fill(key);
+  await page.getByLabel("Tenant", { exact: true }).fill(tenant);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: `Mappings of ${tenant}` }).waitFor();
+}
+
+const row = (page: Page, domain: string) => page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: domain, exact: true }) });
+const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+const api = () => daemon.client("connect");
+
+describe("console", () => {
+  it("is served at / with a strict CSP and cacheable hashed assets; API paths keep answering", async () => {
+    const index = await fetch(`${daemon.baseUrl}/`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    const csp = index.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain("unsafe-inline");
+    expect(index.headers.get("cache-control")).toBe("no-cache");
+    const html = await index.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
+    expect(html).not.toMatch(/https?:\/\//); // nothing from elsewhere
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)![1]!;
+    const js = await fetch(daemon.baseUrl + asset);
+    expect(js.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    const again = await fetch(`${daemon.baseUrl}/`, { headers: { "if-none-match": index.headers.get("etag")! } });
+    expect(again.status).toBe(304);
+
+    const unknown = await fetch(`${daemon.baseUrl}/v1/no/such/thing`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: "not_found" });
+    expect((await fetch(`${daemon.baseUrl}/assets/nope.js`)).headers.get("content-type")).toContain("application/json");
+    expect((await fetch(`${daemon.baseUrl}/healthz`)).status).toBe(200);
+    expect((await fetch(`${daemon.baseUrl}/v1/${TENANT}/mapping`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+  });
+
+  it("signs in with a key kept in the tab, refuses a wrong key, signs out", async () => {
+    const page = await newPage();
+    await page.goto(daemon.baseUrl);
+    await shot(page, "sign-in");
+    await page.getByLabel("API key", { exact: true }).fill("not-a-valid-key-at-all");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("This key was refused").waitFor();
+    await signIn(page, TOKEN);
+    expect(page.url()).not.toContain(TOKEN);
+    await page.reload();
+    await page.getByRole("heading", { name: `Mappings of ${TENANT}` }).waitFor();
+    const cookies = await page.context().cookies();
+    expect(cookies).toEqual([]);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in to dynroute" }).waitFor();
+    await finish(page);
+  });
+
+  it("creates a mapping with the editors, which turns from pending to live by itself", async () => {
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByRole("link", { name: "New mapping" }).click();
+    await page.getByRole("heading", { name: "New mapping" }).waitFor();
+    await page.getByLabel("Domain", { exact: true }).fill("web.example.org");
+    await page.getByLabel("Backend 1", { exact: true }).fill("http://instance-02:4000");
+    await page.getByRole("button", { name: "Add backend" }).click();
+    await page.getByLabel("Backend 2", { exact: true }).fill("http://instance-01:3000");
+    await page.getByRole("button", { name: "Add backend" }).click();
+    await page.getByLabel("Backend 3", { exact: true }).fill("http://spare:1");
+    await page.getByRole("button", { name: "Move backend 2 up" }).click();
+    await page.getByRole("button", { name: "Remove backend 3" }).click();
+    await page.getByRole("button", { name: "Add label" }).click();
+    await page.getByLabel("Key 1", { exact: true }).fill("env");
+    await page.getByLabel("Value 1", { exact: true }).fill("prod");
+    // Redis is down: the write commits, routers do not have it yet.
+    await redis.stop();
+    await page.getByRole("button", { name: "Create mapping" }).click();
+    await row(page, "web.example.org").getByText("Pending").waitFor();
+    const stored = (await api().getMapping({ tenantId: TENANT, domain: "web.example.org" })).mapping!;
+    expect(stored.backends).toEqual(["http://instance-01:3000", "http://instance-02:4000"]);
+    expect(stored.labels).toEqual({ env: "prod" });
+    await shot(page, "mappings-pending");
+    await redis.resume();
+    await row(page, "web.example.org").getByText("Live").waitFor({ timeout: 20_000 });
+    await finish(page);
+  });
+
+  it("shows the server's validation errors at the fields they name", async () => {
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByRole("link", { name: "New mapping" }).click();
+    await page.getByLabel("Domain", { exact: true }).fill("bad-backend.example.org");
+    await page.getByLabel("Backend 1", { exact: true }).fill("http://fine:80");
+    await page.getByRole("button", { name: "Add backend" }).click();
+    await page.getByLabel("Backend 2", { exact: true }).fill("ftp://files.example.org");
+    await page.getByRole("button", { name: "Add label" }).click();
+    await page.getByLabel("Key 1", { exact: true }).fill("bad key");
+    await page.getByLabel("Value 1", { exact: true }).fill("x");
+    await page.getByRole("button", { name: "Create mapping" }).click();
+    await page.getByText("Not saved: correct the marked fields.").waitFor();
+    const backend2 = page.getByLabel("Backend 2", { exact: true });
+    expect(await backend2.getAttribute("aria-invalid")).toBe("true");
+    const described = page.locator(`#${await backend2.getAttribute("aria-describedby")}`);
+    expect(await described.textContent()).toContain("http:// or https://");
+    expect(await page.getByLabel("Backend 1", { exact: true }).getAttribute("aria-invalid")).toBeNull();
+    expect(await page.getByLabel("Key 1", { exact: true }).getAttribute("aria-invalid")).toBe("true");
+    await shot(page, "mapping-validation");
+
+    // Fixed, it saves; a bad domain is named at the domain.
+    await backend2.fill("https://files.example.org");
+    await page.getByLabel("Key 1", { exact: true }).fill("kind");
+    await page.getByLabel("Domain", { exact: true }).fill("-bad-.example.org");
+    await page.getByRole("button", { name: "Create mapping" }).click();
+    await page.locator("#mapping-domain-error").waitFor();
+    expect(await page.getByLabel("Domain", { exact: true }).getAttribute("aria-invalid")).toBe("true");
+    expect(await page.getByLabel("Backend 2", { exact: true }).getAttribute("aria-invalid")).toBeNull();
+    await finish(page);
+  });
+
+  it("shows a concurrent change as a conflict, and reloads or overwrites", async () => {
+    await api().createMapping({ tenantId: TENANT, mapping: { domain: "shared.example.org", backends: ["http://a:1"] } });
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByRole("link", { name: "shared.example.org", exact: true }).click();
+    await page.getByRole("heading", { name: "shared.example.org" }).waitFor();
+
+    await api().updateMapping({ tenantId: TENANT, domain: "shared.example.org", mapping: { backends: ["http://theirs:1"] } });
+    await page.getByLabel("Backend 1", { exact: true }).fill("http://mine:1");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    const conflict = page.getByRole("alert").filter({ hasText: "Changed by someone else" });
+    await conflict.waitFor();
+    expect(await conflict.locator("ins").allTextContents()).toContain("added: http://theirs:1");
+    await shot(page, "mapping-conflict");
+    await page.getByRole("button", { name: "Reload theirs (discard my edits)" }).click();
+    expect(await page.getByLabel("Backend 1", { exact: true }).inputValue()).toBe("http://theirs:1");
+
+    await api().updateMapping({ tenantId: TENANT, domain: "shared.example.org", mapping: { backends: ["http://third:1"] } });
+    await page.getByLabel("Backend 1", { exact: true }).fill("http://mine:2");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await conflict.waitFor();
+    await page.getByRole("button", { name: "Overwrite with mine" }).click();
+    await row(page, "shared.example.org").waitFor();
+    expect((await api().getMapping({ tenantId: TENANT, domain: "shared.example.org" })).mapping!.backends).toEqual(["http://mine:2"]);
+    await finish(page);
+  });
+
+  it("renames and deletes a mapping, deleting only after a confirmation", async () => {
+    await api().createMapping({ tenantId: TENANT, mapping: { domain: "old-name.example.org", backends: ["http://a:1"] } });
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByRole("link", { name: "old-name.example.org", exact: true }).click();
+    await page.getByLabel("Domain", { exact: true }).fill("new-name.example.org");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await row(page, "new-name.example.org").waitFor();
+    expect(await row(page, "old-name.example.org").count()).toBe(0);
+
+    await page.getByRole("link", { name: "new-name.example.org", exact: true }).click();
+    await page.getByRole("button", { name: "Delete mapping" }).click();
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.getByRole("button", { name: "Delete mapping" }).click();
+    await page.getByRole("group", { name: /Delete new-name.example.org\?/ }).getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("heading", { name: `Mappings of ${TENANT}` }).waitFor();
+    await page.getByText(/Showing/).waitFor();
+    expect(await row(page, "new-name.example.org").count()).toBe(0);
+    await expect(api().getMapping({ tenantId: TENANT, domain: "new-name.example.org" })).rejects.toThrow(/not found/i);
+    await finish(page);
+  });
+
+  it("filters by domain and label and pages with the cursor, showing the total", async () => {
+    for (let i = 0; i < 30; i++) {
+      await api().createMapping({ tenantId: TENANT, mapping: { domain: `n${String(i).padStart(2, "0")}.pages.example.net`, backends: ["http://a:1"], labels: { batch: i % 2 ? "odd" : "even" } } });
+    }
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByLabel("Domain", { exact: true }).fill("pages.example.net");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.getByText("Showing 1–25 of 30").waitFor();
+    await shot(page, "mappings");
+    await page.getByRole("button", { name: "Next page" }).click();
+    await page.getByText("Showing 26–30 of 30").waitFor();
+    await row(page, "n29.pages.example.net").waitFor();
+    await page.getByRole("button", { name: "Previous page" }).click();
+    await page.getByText("Showing 1–25 of 30").waitFor();
+    await page.getByLabel("Labels", { exact: true }).fill("batch=odd");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.getByText("Showing 1–15 of 15").waitFor();
+    await page.getByLabel("Labels", { exact: true }).fill("bad key=x");
+    await page.getByRole("button", { name: "Search" }).click();
+    expect(await page.getByLabel("Labels", { exact: true }).getAttribute("aria-invalid")).toBe("true");
+    await finish(page);
+
+    const narrow = await newPage({ width: 390, height: 844 });
+    await signIn(narrow, TOKEN);
+    await row(narrow, "web.example.org").waitFor();
+    await shot(narrow, "mappings-narrow");
+    await finish(narrow);
+  });
+
+  it("shows the operations view from /readyz", async () => {
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByRole("link", { name: "Operations" }).click();
+    await page.getByRole("heading", { name: "Operations" }).waitFor();
+    await page.getByText("leader", { exact: true }).waitFor();
+    await page.getByText("reachable", { exact: true }).waitFor();
+    await shot(page, "operations");
+    await finish(page);
+  });
+});
