@@ -38,7 +38,7 @@ async function main() {
     const daemonPort = await freePort();
     procs.push(
       spawn(process.execPath, ["dist/src/main.js"], {
-        env: { PATH: process.env.PATH, DYNROUTE_DATA_DIR: join(dir, "data"), REDIS_URL: redis.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${daemonPort}`, LOG_LEVEL: "warn" },
+        env: { PATH: process.env.PATH, DYNROUTE_DATA_DIR: join(dir, "data"), REDIS_URL: redis.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${daemonPort}`, DYNROUTE_BACKEND_ALLOW: "127.0.0.0/8", LOG_LEVEL: "warn" },
         stdio: ["ignore", "ignore", "inherit"],
       }),
     );

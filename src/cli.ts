@@ -2,11 +2,13 @@
 //   node dist/src/cli.js export [--tenant T]             > mappings.jsonl
 //   node dist/src/cli.js import [--tenant T] [--dry-run] < mappings.jsonl
 // The store is the daemon's (MYSQL_URL, else the embedded file in DYNROUTE_DATA_DIR).
+import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { createValidator } from "@bufbuild/protovalidate";
-import { ConfigError, loadConfig } from "./config/config.js";
+import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
+import { BackendPolicy } from "./policy/backend-policy.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
 import { exportMappings, importMappings, parseImport } from "./transfer/mapping-lines.js";
@@ -26,6 +28,7 @@ const [command, ...extra] = args.positionals;
 if (args.values.help) fail(0, USAGE);
 if ((command !== "export" && command !== "import") || extra.length > 0) fail(2, USAGE);
 if (command === "export" && args.values["dry-run"]) fail(2, `--dry-run goes with import\n${USAGE}`);
+const config = configured();
 const store = await openConfiguredStore();
 
 const tenant = args.values.tenant;
@@ -36,9 +39,10 @@ if (command === "export") {
   process.stderr.write(`exported ${count} mapping(s)${tenant ? ` of tenant ${tenant}` : ""}\n`);
 } else {
   const dryRun = args.values["dry-run"] ?? false;
-  const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), tenant);
+  const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), new BackendPolicy(config.backendPolicy), tenant);
   for (const p of parsed.problems) process.stderr.write(`line ${p.line}${p.tenant ? ` (tenant ${p.tenant}, not imported)` : ""}: ${p.message}\n`);
-  const outcomes = await importMappings(store, parsed.tenants, dryRun);
+  // The audit trail names the CLI as the writer of every imported mapping.
+  const outcomes = await importMappings(store, parsed.tenants, dryRun, { keyId: "cli:import", requestId: randomUUID() });
   for (const o of outcomes) {
     process.stderr.write(o.error ? `tenant ${o.tenant}: not imported: ${o.error}\n` : `tenant ${o.tenant}: ${dryRun ? "would import" : "imported"} ${o.created} mapping(s)\n`);
   }
@@ -56,13 +60,21 @@ function parseCommand() {
   }
 }
 
+function configured(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(2, `dynroute: configuration error: ${err.message}`);
+    throw err;
+  }
+}
+
 async function openConfiguredStore(): Promise<Store> {
   try {
-    const store = openStore(loadConfig(process.env).store, createLogger("warn", process.stderr));
+    const store = openStore(config.store, createLogger("warn", process.stderr));
     await store.ready;
     return store;
   } catch (err) {
-    if (err instanceof ConfigError) fail(2, `dynroute: configuration error: ${err.message}`);
     if (err instanceof StoreOwnedError) fail(1, `dynroute: ${err.message}`);
     throw err;
   }

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { checkBackends } from "../src/domain/backend-url.js";
 import { normalizeDomain } from "../src/domain/domain-name.js";
 import { InputError } from "../src/domain/errors.js";
 import { parseLabelSelector } from "../src/domain/label-selector.js";
@@ -50,20 +49,6 @@ describe("normalizeDomain", () => {
     expect(name253.length).toBe(253);
     expect(normalizeDomain(name253, "d")).toBe(name253);
     expect(() => normalizeDomain(`${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(63)}`, "d")).toThrow(InputError);
-  });
-});
-
-describe("checkBackends", () => {
-  it("accepts the seed's backends and https with a path", () => {
-    expect(() => checkBackends(["http://instance-01:3000", "http://instance-02:4000", "https://10.0.0.5/app", "http://[::1]:8080"], "backends")).not.toThrow();
-  });
-  it.each(["http://:80", "http://host:0", "http://host:70000", "http://ho st"])("rejects %s naming the index", (bad) => {
-    try {
-      checkBackends(["http://ok:1", bad], "mapping.backends");
-      expect.unreachable();
-    } catch (err) {
-      expect((err as InputError).violations[0]?.field).toBe("mapping.backends[1]");
-    }
   });
 });
 

@@ -2,9 +2,11 @@ import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
+import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
+import type { BackendPolicy } from "../policy/backend-policy.js";
 import { validateMessage } from "../rpc/validation.js";
 import type { MappingStore } from "../store/store.js";
 import { toInput, toProto } from "./mapping-convert.js";
@@ -16,6 +18,7 @@ const MASKABLE = ["domain", "backends", "labels"] as const;
 export interface MappingServiceDeps {
   store: MappingStore;
   validator: Validator;
+  backendPolicy: BackendPolicy;
   /** Which revision routers serve per domain, for Mapping.live. */
   servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
 }
@@ -25,7 +28,7 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+export function createMappingService({ store, validator, backendPolicy, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
   /** Marks mappings whose revision Redis serves; unknown (Redis unreachable) counts as not live. */
   async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
     if (mappings.length === 0) return mappings;
@@ -35,9 +38,9 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
   }
 
   return {
-    async createMapping(req) {
+    async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping."));
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writerOf(ctx));
       return { mapping: toProto(record) };
     },
 
@@ -69,7 +72,7 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
       };
     },
 
-    async updateMapping(req) {
+    async updateMapping(req, ctx) {
       const body = req.mapping;
       if (!body) throw inputError("mapping", "required", "value is required");
       const paths = req.updateMask?.paths ?? [];
@@ -90,15 +93,16 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
             labels: paths.length === 0 || paths.includes("labels") ? body.labels : current.labels,
           });
           validateMessage(validator, MappingSchema, merged, "mapping.");
-          return toInput(merged, req.tenantId, "mapping.");
+          return toInput(merged, req.tenantId, "mapping.", backendPolicy);
         },
         req.expectedRevision,
+        writerOf(ctx),
       );
       return { mapping: toProto(record) };
     },
 
-    async deleteMapping(req) {
-      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision);
+    async deleteMapping(req, ctx) {
+      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writerOf(ctx));
       return {};
     },
   };

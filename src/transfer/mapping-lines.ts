@@ -2,9 +2,10 @@ import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import { MappingSchema } from "../../gen/dynroute/v1/mapping_pb.js";
 import { InputError } from "../domain/errors.js";
+import type { BackendPolicy } from "../policy/backend-policy.js";
 import { validateMessage } from "../rpc/validation.js";
 import { toInput, toProto } from "../service/mapping-convert.js";
-import type { MappingInput, MappingStore } from "../store/store.js";
+import type { MappingInput, MappingStore, WriteContext } from "../store/store.js";
 
 const BATCH = 1000;
 
@@ -39,11 +40,12 @@ export interface ParsedImport {
 
 /**
  * Reads JSON lines as written by exportMappings and checks each against the
- * same rules as the API (proto annotations, domain and backend rules).
+ * same rules as the API (proto annotations, domain and backend rules, the
+ * backend destination policy).
  * Output-only fields (revision, times) are accepted and ignored: the target
  * store assigns its own.
  */
-export async function parseImport(lines: AsyncIterable<string>, validator: Validator, onlyTenant?: string): Promise<ParsedImport> {
+export async function parseImport(lines: AsyncIterable<string>, validator: Validator, policy: BackendPolicy, onlyTenant?: string): Promise<ParsedImport> {
   const tenants = new Map<string, MappingInput[]>();
   const problems: ParsedImport["problems"] = [];
   let n = 0;
@@ -57,7 +59,7 @@ export async function parseImport(lines: AsyncIterable<string>, validator: Valid
       if (!tenant) throw new Error("tenant_id is missing");
       if (onlyTenant !== undefined && tenant !== onlyTenant) continue;
       validateMessage(validator, MappingSchema, mapping);
-      const input = toInput(mapping, tenant, "");
+      const input = toInput(mapping, tenant, "", policy);
       tenants.set(tenant, [...(tenants.get(tenant) ?? []), input]);
     } catch (err) {
       problems.push({ line: n, tenant, message: err instanceof InputError || err instanceof Error ? err.message : String(err) });
@@ -76,11 +78,11 @@ export interface TenantOutcome {
 }
 
 /** Loads each tenant's mappings in one transaction of its own: all of a tenant's, or none. */
-export async function importMappings(store: MappingStore, tenants: ParsedImport["tenants"], dryRun: boolean): Promise<TenantOutcome[]> {
+export async function importMappings(store: MappingStore, tenants: ParsedImport["tenants"], dryRun: boolean, ctx: WriteContext): Promise<TenantOutcome[]> {
   const outcomes: TenantOutcome[] = [];
   for (const [tenant, inputs] of tenants) {
     try {
-      outcomes.push({ tenant, created: (await store.createMany(tenant, inputs, { dryRun })).length });
+      outcomes.push({ tenant, created: (await store.createMany(tenant, inputs, { dryRun, ctx })).length });
     } catch (err) {
       outcomes.push({ tenant, created: 0, error: (err as Error).message });
     }

@@ -15,6 +15,8 @@ import { openStore, type Store } from "../../src/store/open-store.js";
 import { createRedis } from "../../src/sync/redis-client.js";
 
 export const TOKEN = "test-admin-token-0123456789";
+/** Tests route to loopback backends, which the default backend policy refuses. */
+export const LOOPBACK_ALLOWED = { DYNROUTE_BACKEND_ALLOW: "127.0.0.0/8,::1/128" } as const;
 export const protocols = ["connect", "grpc", "grpcweb"] as const;
 export type Protocol = (typeof protocols)[number];
 
@@ -54,6 +56,7 @@ export async function startTestDaemon(storeEnv: StoreEnv, env: Record<string, st
     DYNROUTE_REDIS_PREFIX: `t${randomBytes(4).toString("hex")}:`,
     DYNROUTE_RELAY_POLL_MS: "50",
     LOG_LEVEL: "info",
+    ...LOOPBACK_ALLOWED,
     ...env,
   });
   const logs: string[] = [];
