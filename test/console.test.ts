@@ -3,8 +3,10 @@
 // Redis this file may stop. All traffic stays on 127.0.0.1.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KeyService } from "../gen/dynroute/v1/key_pb.js";
 import { defaultConsoleDir } from "../src/console/console-route.js";
 import { freshStore, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
 import { PrivateRedis } from "./harness/redis.js";
@@ -78,6 +80,7 @@ async function signIn(page: Page, key: string, tenant = TENANT): Promise<void> {
 const row = (page: Page, domain: string) => page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: domain, exact: true }) });
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 const api = () => daemon.client("connect");
+const keysApi = () => createClient(KeyService, daemon.transport("connect"));
 
 describe("console", () => {
   it("is served at / with a strict CSP and cacheable hashed assets; API paths keep answering", async () => {
@@ -232,6 +235,24 @@ describe("console", () => {
     await page.getByText(/Showing/).waitFor();
     expect(await row(page, "new-name.example.org").count()).toBe(0);
     await expect(api().getMapping({ tenantId: TENANT, domain: "new-name.example.org" })).rejects.toThrow(/not found/i);
+
+    // The history tells the story, newest first, with what changed.
+    await page.getByRole("link", { name: "History", exact: true }).first().click();
+    await page.getByLabel("Domain", { exact: true }).fill("new-name.example.org");
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.getByRole("heading", { name: "History of new-name.example.org" }).waitFor();
+    const events = page.getByRole("article");
+    await events.nth(1).waitFor();
+    expect(await events.count()).toBe(2);
+    expect(await events.nth(0).getByRole("heading").textContent()).toBe("delete new-name.example.org");
+    expect(await events.nth(1).getByRole("heading").textContent()).toBe("rename new-name.example.org (was old-name.example.org)");
+    expect(await events.nth(1).locator("del").allTextContents()).toEqual(["removed: old-name.example.org"]);
+    expect(await events.nth(1).locator("ins").allTextContents()).toEqual(["added: new-name.example.org"]);
+    await page.getByLabel("Domain", { exact: true }).fill("");
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.getByRole("heading", { name: `History of tenant ${TENANT}` }).waitFor();
+    await page.getByRole("heading", { name: "create web.example.org" }).waitFor();
+    await shot(page, "history");
     await finish(page);
   });
 
@@ -261,8 +282,84 @@ describe("console", () => {
     const narrow = await newPage({ width: 390, height: 844 });
     await signIn(narrow, TOKEN);
     await row(narrow, "web.example.org").waitFor();
-    await shot(narrow, "mappings-narrow");
+    await narrow.screenshot({ path: join(SHOTS, "mappings-narrow.png") });
     await finish(narrow);
+  });
+
+  it("lets an admin create a key whose secret is shown once, list it with its last use, and revoke it", async () => {
+    const admin = await newPage();
+    await admin.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: daemon.baseUrl });
+    await signIn(admin, TOKEN);
+    await admin.getByRole("link", { name: "Keys" }).click();
+    await admin.getByRole("heading", { name: "API keys" }).waitFor();
+    await admin.getByLabel("Role", { exact: true }).selectOption("viewer");
+    await admin.getByLabel("Description", { exact: true }).fill("dashboard screen");
+    await admin.getByRole("button", { name: "Create key" }).click();
+    const secret = (await admin.getByLabel("Secret", { exact: true }).textContent())!;
+    expect(secret.length).toBeGreaterThan(16);
+    await admin.getByRole("button", { name: "Copy secret" }).click();
+    await admin.getByText("Copied.").waitFor();
+    expect(await admin.evaluate("navigator.clipboard.readText()")).toBe(secret);
+    await admin.getByRole("button", { name: "Done" }).click();
+    expect(await admin.getByText(secret).count()).toBe(0); // shown once
+    const keyRow = admin.getByRole("row").filter({ hasText: "dashboard screen" });
+    await keyRow.waitFor();
+    expect(await keyRow.getByRole("cell").nth(0).textContent()).toBe(TENANT);
+    expect(await keyRow.getByRole("cell").nth(1).textContent()).toBe("viewer");
+    expect(await keyRow.getByRole("cell").nth(4).textContent()).toBe("never");
+
+    // The viewer reads, and cannot edit.
+    const viewer = await newPage();
+    await signIn(viewer, secret);
+    await viewer.getByText("viewer key · tenant tools").waitFor();
+    expect(await viewer.getByRole("link", { name: "New mapping" }).count()).toBe(0);
+    expect(await viewer.getByRole("link", { name: "Keys" }).count()).toBe(0);
+    await viewer.getByRole("link", { name: "web.example.org", exact: true }).click();
+    await viewer.getByText("This key can read mappings but not change them.").waitFor();
+    expect(await viewer.getByLabel("Domain", { exact: true }).isDisabled()).toBe(true);
+    expect(await viewer.getByLabel("Backend 1", { exact: true }).isDisabled()).toBe(true);
+    expect(await viewer.getByRole("button", { name: "Save changes" }).count()).toBe(0);
+    expect(await viewer.getByRole("button", { name: "Delete mapping" }).count()).toBe(0);
+
+    await admin.reload();
+    await keyRow.getByRole("cell").nth(4).filter({ hasNotText: "never" }).waitFor();
+    await shot(admin, "keys");
+    await keyRow.getByRole("button", { name: "Revoke" }).click();
+    await keyRow.getByRole("button", { name: "Revoke" }).click(); // the confirmation
+    await keyRow.waitFor({ state: "detached" }); // revoked keys are listed on demand
+    await admin.getByLabel("Show revoked keys").check();
+    await keyRow.getByText(/^revoked/).waitFor();
+
+    // Within a second every call with it is refused, and the viewer is signed out.
+    await new Promise((r) => setTimeout(r, 1100));
+    await viewer.getByRole("link", { name: "← All mappings" }).click();
+    await viewer.getByText("The key was refused (revoked or expired). Sign in again.").waitFor();
+    await finish(viewer);
+    await finish(admin);
+  });
+
+  it("keeps a tenant key inside its tenant", async () => {
+    const { secret } = await keysApi().createKey({ tenantId: "other", role: "editor", description: "other's editor" });
+    await api().createMapping({ tenantId: "other", mapping: { domain: "other-tenant.example.com", backends: ["http://o:1"] } });
+    const page = await newPage();
+    await page.goto(daemon.baseUrl);
+    await page.getByLabel("API key", { exact: true }).fill(secret);
+    await page.getByLabel("Tenant", { exact: true }).fill(TENANT);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText(`This key does not belong to tenant "${TENANT}".`).waitFor();
+    await page.getByLabel("Tenant", { exact: true }).fill("");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("This key belongs to one tenant: enter its name.").waitFor();
+    await signIn(page, secret, "other");
+    await page.getByText("editor key · tenant other").waitFor();
+    await row(page, "other-tenant.example.com").waitFor();
+    expect(await page.getByRole("row").count()).toBe(2); // the header and its one mapping
+    expect(await page.getByLabel("Tenant", { exact: true }).count()).toBe(0); // no tenant picker
+    expect(await page.getByRole("link", { name: "Operations" }).count()).toBe(0);
+    await page.getByRole("link", { name: "History", exact: true }).first().click();
+    await page.getByRole("heading", { name: "create other-tenant.example.com" }).waitFor();
+    expect(await page.getByRole("article").count()).toBe(1);
+    await finish(page);
   });
 
   it("shows the operations view from /readyz", async () => {

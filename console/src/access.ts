@@ -29,13 +29,6 @@ export async function probeAccess(key: string, tenant: string): Promise<Session>
   } catch (err) {
     const ce = ConnectError.from(err);
     if (ce.code === Code.Unauthenticated) throw new SignInError("key", "This key was refused: it is wrong, expired or revoked.");
-    // TEMPORARY until KeyService lands: a daemon without it has admin tokens only.
-    if (ce.code === Code.Unimplemented || ce.code === Code.NotFound) {
-      await createClient(MappingService, transport)
-        .listMappings({ tenantId: tenant || "probe", limit: 1 })
-        .catch(() => Promise.reject(new SignInError("key", "This key was refused: it is wrong, expired or revoked.")));
-      return { key, role: "admin", tenant };
-    }
     if (ce.code !== Code.PermissionDenied) throw ce;
   }
   if (tenant === "") throw new SignInError("tenant", "This key belongs to one tenant: enter its name.");

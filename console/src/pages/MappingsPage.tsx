@@ -30,6 +30,7 @@ export function MappingsPage() {
   const errors = fieldViolations(list.error);
   const first = (tokens.length - 1) * PAGE_SIZE;
   const shown = page?.mappings.length ?? 0;
+  const pending = page?.mappings.filter((m) => !m.live).length ?? 0;
 
   const search = (e: FormEvent) => {
     e.preventDefault();
@@ -68,6 +69,7 @@ export function MappingsPage() {
         <>
           <p role="status" className="count">
             {page.totalSize === 0 ? "No mappings." : `Showing ${first + 1}–${first + shown} of ${page.totalSize ?? "?"}`}
+            {pending > 0 && ` · ${pending} not live yet`}
           </p>
           {shown > 0 && (
             <table className="mappings">
