@@ -369,6 +369,8 @@ describe("console", () => {
     await page.getByRole("heading", { name: "Operations" }).waitFor();
     await page.getByText("leader", { exact: true }).waitFor();
     await page.getByText("reachable", { exact: true }).waitFor();
+    await page.getByRole("button", { name: "Reconcile now" }).click();
+    await page.getByText(/^Done in \d+ ms: \d+ pushed/).waitFor();
     await shot(page, "operations");
     await finish(page);
   });
