@@ -76,4 +76,4 @@ function methodAccess(method: DescMethod, openToAnyKey: boolean): MethodAccess {
 }
 
 const describe = (p: Principal) => (p.role === "admin" ? "this key is an admin key" : `this key is ${article(p.role)} ${p.role} key of tenant ${p.tenantId}`);
-const article = (role: Role) => (role === "admin" ? "an" : "a");
+const article = (role: Role) => (role === "viewer" ? "a" : "an");

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { inject } from "vitest";
+import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
@@ -29,6 +30,8 @@ export interface TestDaemon {
   logs: string[];
   transport(protocol: Protocol, token?: string | null): Transport;
   client(protocol: Protocol, token?: string | null): Client<typeof MappingService>;
+  /** A client of any of the daemon's services. */
+  clientOf<S extends DescService>(service: S, protocol: Protocol, token?: string | null): Client<S>;
   close(): Promise<void>;
 }
 
@@ -89,6 +92,7 @@ export async function startTestDaemon(storeEnv: StoreEnv, env: Record<string, st
     logs,
     transport,
     client: (protocol, token) => createClient(MappingService, transport(protocol, token)),
+    clientOf: (service, protocol, token) => createClient(service, transport(protocol, token)),
     close: () => app.close(),
   };
 }
