@@ -276,6 +276,7 @@ describe("console", () => {
     await page.getByText("Showing 1–15 of 15").waitFor();
     await page.getByLabel("Labels", { exact: true }).fill("bad key=x");
     await page.getByRole("button", { name: "Search" }).click();
+    await page.locator("#filter-labels-error").waitFor();
     expect(await page.getByLabel("Labels", { exact: true }).getAttribute("aria-invalid")).toBe("true");
     await finish(page);
 
@@ -301,6 +302,7 @@ describe("console", () => {
     await admin.getByText("Copied.").waitFor();
     expect(await admin.evaluate("navigator.clipboard.readText()")).toBe(secret);
     await admin.getByRole("button", { name: "Done" }).click();
+    await admin.getByRole("heading", { name: "New key" }).waitFor();
     expect(await admin.getByText(secret).count()).toBe(0); // shown once
     const keyRow = admin.getByRole("row").filter({ hasText: "dashboard screen" });
     await keyRow.waitFor();

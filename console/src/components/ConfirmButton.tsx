@@ -1,11 +1,16 @@
-import { useState } from "react";
+import { useRef, useState } from "react";
 
 /** A destructive action that asks once more, in place, before it runs. */
 export function ConfirmButton({ label, question, confirmLabel, onConfirm, busy }: { label: string; question: string; confirmLabel: string; onConfirm: () => void; busy?: boolean }) {
   const [asking, setAsking] = useState(false);
+  const trigger = useRef<HTMLButtonElement>(null);
+  const cancel = () => {
+    setAsking(false);
+    requestAnimationFrame(() => trigger.current?.focus());
+  };
   if (!asking) {
     return (
-      <button type="button" className="danger" onClick={() => setAsking(true)}>
+      <button type="button" className="danger" ref={trigger} onClick={() => setAsking(true)}>
         {label}
       </button>
     );
@@ -16,7 +21,7 @@ export function ConfirmButton({ label, question, confirmLabel, onConfirm, busy }
       <button type="button" className="danger" onClick={onConfirm} disabled={busy} autoFocus>
         {confirmLabel}
       </button>
-      <button type="button" onClick={() => setAsking(false)}>
+      <button type="button" onClick={cancel}>
         Cancel
       </button>
     </span>

@@ -1,3 +1,4 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useMutation } from "@connectrpc/connect-query";
 import { useState, type FormEvent } from "react";
 import { KeyService } from "../../../gen/dynroute/v1/key_pb.js";
@@ -11,11 +12,17 @@ export function CreateKeyForm({ tenant, onCreated }: { tenant: string; onCreated
   const [role, setRole] = useState("editor");
   const [keyTenant, setKeyTenant] = useState(tenant);
   const [description, setDescription] = useState("");
+  const [expires, setExpires] = useState("");
   const create = useMutation(KeyService.method.createKey, { onSuccess: onCreated });
   const errors = fieldViolations(create.error);
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    create.mutate({ tenantId: role === "admin" ? "" : keyTenant.trim(), role, description: description.trim() });
+    create.mutate({
+      tenantId: role === "admin" ? "" : keyTenant.trim(),
+      role,
+      description: description.trim(),
+      ...(expires ? { expireTime: timestampFromDate(new Date(expires)) } : {}),
+    });
   };
 
   if (create.data) {
@@ -62,6 +69,11 @@ export function CreateKeyForm({ tenant, onCreated }: { tenant: string; onCreated
           <label htmlFor="key-description">Description</label>
           <input id="key-description" value={description} onChange={(e) => setDescription(e.target.value)} placeholder="CI deploys of tools" {...invalidProps("key-description-error", errors.get("description"))} />
           <FieldErrors id="key-description-error" messages={errors.get("description")} />
+        </div>
+        <div>
+          <label htmlFor="key-expires">Expires (optional, local time)</label>
+          <input id="key-expires" type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} {...invalidProps("key-expires-error", errors.get("expire_time"))} />
+          <FieldErrors id="key-expires-error" messages={errors.get("expire_time")} />
         </div>
       </div>
       {errors.size === 0 && <ErrorNote error={create.error} prefix="Not created" />}

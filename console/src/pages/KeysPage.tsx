@@ -1,3 +1,4 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useState } from "react";
 import { KeyService } from "../../../gen/dynroute/v1/key_pb.js";
@@ -44,6 +45,7 @@ export function KeysPage() {
               <th scope="col">Description</th>
               <th scope="col">Created</th>
               <th scope="col">Last used</th>
+              <th scope="col">Expires</th>
               <th scope="col">
                 <span className="sr-only">Actions</span>
               </th>
@@ -60,11 +62,14 @@ export function KeysPage() {
                 <td data-label="Description">{k.description}</td>
                 <td data-label="Created">{formatTime(k.createTime)}</td>
                 <td data-label="Last used">{k.lastUsedTime ? formatTime(k.lastUsedTime) : "never"}</td>
+                <td data-label="Expires">{k.expireTime ? formatTime(k.expireTime) : "never"}</td>
                 <td>
                   {k.revokeTime ? (
                     <span className="badge">revoked {formatTime(k.revokeTime)}</span>
+                  ) : k.expireTime && timestampDate(k.expireTime) <= new Date() ? (
+                    <span className="badge">expired {formatTime(k.expireTime)}</span>
                   ) : (
-                    <ConfirmButton label={`Revoke`} question={`Revoke ${k.id}? Calls with it fail from now on.`} confirmLabel="Revoke" busy={revoke.isPending} onConfirm={() => revoke.mutate({ id: k.id })} />
+                    <ConfirmButton label="Revoke" question={`Revoke ${k.id}? Calls with it fail from now on.`} confirmLabel="Revoke" busy={revoke.isPending} onConfirm={() => revoke.mutate({ id: k.id })} />
                   )}
                 </td>
               </tr>

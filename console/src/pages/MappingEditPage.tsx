@@ -43,7 +43,7 @@ export function MappingEditPage({ domain }: { domain: string | null }) {
       {mapping && (
         <MappingForm
           // A new form (and base revision) only when another mapping is opened; polling must not reset an edit.
-          key={`${mapping.domain}`}
+          key={mapping.domain}
           tenant={session.tenant}
           initial={mapping}
           readOnly={!editable}
