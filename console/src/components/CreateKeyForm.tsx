@@ -1,6 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useMutation } from "@connectrpc/connect-query";
-import { useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { KeyService } from "../../../gen/dynroute/v1/key_pb.js";
 import { fieldViolations } from "../errors";
 import { CopyButton } from "./CopyButton";
@@ -15,6 +15,8 @@ export function CreateKeyForm({ tenant, onCreated }: { tenant: string; onCreated
   const [expires, setExpires] = useState("");
   const create = useMutation(KeyService.method.createKey, { onSuccess: onCreated });
   const errors = fieldViolations(create.error);
+  const secretHeading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => secretHeading.current?.focus(), [create.data]);
   const submit = (e: FormEvent) => {
     e.preventDefault();
     create.mutate({
@@ -28,7 +30,7 @@ export function CreateKeyForm({ tenant, onCreated }: { tenant: string; onCreated
   if (create.data) {
     return (
       <section className="secret" aria-labelledby="secret-title">
-        <h2 id="secret-title" tabIndex={-1} ref={(el) => el?.focus()}>
+        <h2 id="secret-title" tabIndex={-1} ref={secretHeading}>
           Key {create.data.key?.id} created
         </h2>
         <p>Copy its secret now: it is not shown again, and the daemon keeps only a hash of it.</p>

@@ -18,8 +18,8 @@ interface Props {
   /** The mapping as read (absent: create a new one). */
   initial: Mapping | undefined;
   readOnly?: boolean;
-  /** Reads the mapping as it is now. */
-  refetch(): Promise<Mapping | undefined>;
+  /** Reads the mapping as it is now (to show a conflicting change). */
+  refetch?(): Promise<Mapping | undefined>;
 }
 
 /**
@@ -39,7 +39,7 @@ export function MappingForm({ tenant, initial, readOnly = false, refetch }: Prop
   const update = useMutation(MappingService.method.updateMapping, {
     onSuccess: done,
     onError: async (err) => {
-      if (hasCode(err, Code.FailedPrecondition)) setTheirs(await refetch());
+      if (hasCode(err, Code.FailedPrecondition)) setTheirs(await refetch?.());
     },
   });
   const remove = useMutation(MappingService.method.deleteMapping, { onSuccess: done });

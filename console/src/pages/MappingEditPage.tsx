@@ -20,7 +20,7 @@ export function MappingEditPage({ domain }: { domain: string | null }) {
     return (
       <>
         <PageHeading title="New mapping" />
-        <MappingForm tenant={session.tenant} initial={undefined} refetch={async () => undefined} />
+        <MappingForm tenant={session.tenant} initial={undefined} />
       </>
     );
   }
