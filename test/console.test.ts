@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
+import axe from "axe-core";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KeyService } from "../gen/dynroute/v1/key_pb.js";
@@ -78,7 +79,31 @@ async function signIn(page: Page, key: string, tenant = TENANT): Promise<void> {
 }
 
 const row = (page: Page, domain: string) => page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: domain, exact: true }) });
-const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+/**
+ * Waits until an expression holds in the page. (Playwright's waitForFunction polls with eval,
+ * which the console's CSP forbids; evaluate runs through the DevTools protocol.)
+ */
+async function until(page: Page, expression: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await page.evaluate(expression)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${expression}`);
+}
+
+/** axe-core's WCAG 2.1 A/AA rules (labels, names, contrast, landmarks…) on the page as it is now. */
+async function expectAccessible(page: Page): Promise<void> {
+  await page.evaluate(axe.source); // through the DevTools protocol: the page's CSP does not apply
+  const problems = await page.evaluate(`axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } })
+    .then((r) => r.violations.map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")))`);
+  expect(problems).toEqual([]);
+}
+
+/** A screenshot of one of the main pages (under test-results/console), which must pass the accessibility rules. */
+async function shot(page: Page, name: string, fullPage = true): Promise<void> {
+  await expectAccessible(page);
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+}
 const api = () => daemon.client("connect");
 const keysApi = () => createClient(KeyService, daemon.transport("connect"));
 
@@ -154,6 +179,50 @@ describe("console", () => {
     await shot(page, "mappings-pending");
     await redis.resume();
     await row(page, "web.example.org").getByText("Live").waitFor({ timeout: 20_000 });
+    await finish(page);
+  });
+
+  it("works from the keyboard: focus goes to each page's heading, new rows and back after a cancel", async () => {
+    const page = await newPage();
+    const focused = () => page.evaluate(`(document.activeElement.getAttribute("aria-label") || document.activeElement.textContent || document.activeElement.id).trim()`);
+    const tabTo = async (name: string) => {
+      for (let i = 0; i < 25 && (await focused()) !== name; i++) await page.keyboard.press("Tab");
+      expect(await focused()).toBe(name);
+    };
+    await page.goto(daemon.baseUrl);
+    await until(page, `document.activeElement.textContent === "Sign in to dynroute"`);
+    await page.keyboard.press("Tab");
+    expect(await focused()).toBe("api-key");
+    await page.keyboard.type(TOKEN);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(TENANT);
+    await page.keyboard.press("Enter");
+    await until(page, `document.activeElement.textContent === "Mappings of ${TENANT}"`);
+
+    await tabTo("New mapping");
+    await page.keyboard.press("Enter");
+    await until(page, `document.activeElement.textContent === "New mapping"`);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("keyboard.example.org");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("http://kb-1:80");
+    await tabTo("Add backend");
+    await page.keyboard.press("Enter");
+    const added = await page.getByLabel("Backend 2", { exact: true }).getAttribute("id");
+    await until(page, `document.activeElement.id === ${JSON.stringify(added)}`); // the new row's input
+    await page.keyboard.type("http://kb-2:80");
+    await page.keyboard.press("Enter"); // submits the form
+    await row(page, "keyboard.example.org").waitFor();
+    expect((await api().getMapping({ tenantId: TENANT, domain: "keyboard.example.org" })).mapping!.backends).toEqual(["http://kb-1:80", "http://kb-2:80"]);
+
+    await page.getByRole("link", { name: "keyboard.example.org", exact: true }).focus();
+    await page.keyboard.press("Enter");
+    await tabTo("Delete mapping");
+    await page.keyboard.press("Enter");
+    expect(await focused()).toBe("Delete"); // the confirmation takes focus
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter"); // Cancel
+    await until(page, `document.activeElement.textContent === "Delete mapping"`);
     await finish(page);
   });
 
@@ -283,7 +352,7 @@ describe("console", () => {
     const narrow = await newPage({ width: 390, height: 844 });
     await signIn(narrow, TOKEN);
     await row(narrow, "web.example.org").waitFor();
-    await narrow.screenshot({ path: join(SHOTS, "mappings-narrow.png") });
+    await shot(narrow, "mappings-narrow", false);
     await finish(narrow);
   });
 
