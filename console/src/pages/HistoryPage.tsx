@@ -43,7 +43,8 @@ export function HistoryPage({ domain }: { domain: string }) {
           <li key={String(e.id)}>
             <article aria-labelledby={`event-${e.id}`}>
               <h2 id={`event-${e.id}`}>
-                <span className={`action action-${e.action}`}>{e.action}</span> <a href={href("mapping", { domain: e.domain })}>{e.domain}</a>
+                <span className={`action action-${e.action}`}>{e.action}</span>{" "}
+                {e.tenantId === session.tenant && e.action !== "delete" ? <a href={href("mapping", { domain: e.domain })}>{e.domain}</a> : e.domain}
                 {e.previousDomain && <span className="hint"> (was {e.previousDomain})</span>}
               </h2>
               <p className="meta">
