@@ -8,7 +8,7 @@ import { AuditService } from "../gen/dynroute/v1/audit_pb.js";
 import { KeyService } from "../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
 import { TenantService } from "../gen/dynroute/v1/tenant_pb.js";
-import { startAuditRetention } from "../src/service/audit-retention.js";
+import { startHousekeeping } from "../src/service/housekeeping.js";
 import { freshStore, protocols, startTestDaemon, stores, type TestDaemon } from "./harness/daemon.js";
 import { outcome } from "./harness/outcome.js";
 import { rest } from "./harness/rest.js";
@@ -154,6 +154,14 @@ describe.each(stores)("tenant isolation on %s", (kind) => {
     expect((await rest(url, "POST", "/v1/admin/reconcile", { token: editorA.secret, body: {} })).status).toBe(403);
     expect((await rest(url, "GET", "/v1/alpha/mapping", { token: null })).status).toBe(401);
     expect((await rest(url, "GET", "/v1/tenants/alpha", { token: viewerA.secret })).json).toMatchObject({ tenant_id: "alpha" });
+  });
+
+  it("keeps tenant ids that name API paths free", async () => {
+    for (const tenantId of ["keys", "audit", "tenants", "admin"]) {
+      expect(await outcome(daemon.client("connect").createMapping({ tenantId, mapping: { domain: `${tenantId}.reserved.example`, backends: ["http://a:1"] } }))).toBe("InvalidArgument");
+      const key = await rest(daemon.baseUrl, "POST", "/v1/keys", { body: { tenant_id: tenantId, role: "viewer" } });
+      expect(key.json.message).toContain("is reserved for the API's own paths");
+    }
   });
 
   describe("audit trail", () => {
@@ -380,7 +388,7 @@ describe.each(stores)("audit retention on %s", (kind) => {
       await daemon.store.ready;
       await daemon.client("connect").createMapping({ tenantId: "r", mapping: { domain: "kept.retention.example", backends: ["http://a:1"] } });
       expect(await daemon.store.pruneAudit(new Date(Date.now() - 60_000))).toBe(0);
-      const retention = startAuditRetention({ audit: daemon.store, days: 1, isLeader: () => true, logger: pino({ level: "silent" }), everyMs: 20 });
+      const retention = startHousekeeping({ store: daemon.store, auditRetentionMs: 86_400_000, idempotencyTtlMs: 86_400_000, isLeader: () => true, logger: pino({ level: "silent" }), everyMs: 20 });
       await new Promise((r) => setTimeout(r, 100));
       retention.stop();
       expect((await daemon.store.listAudit({ tenantId: "r", limit: 10 })).map((e) => e.domain)).toEqual(["kept.retention.example"]);

@@ -6,6 +6,7 @@ import { newKeySecret, secretHash } from "../auth/api-keys.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { isRole } from "../auth/principal.js";
 import { inputError } from "../domain/errors.js";
+import { checkNewTenantId } from "../domain/tenant-id.js";
 import type { KeyRecord, KeyStore } from "../store/store.js";
 
 export interface KeyServiceDeps {
@@ -26,6 +27,7 @@ export function createKeyService({ keys, authenticator }: KeyServiceDeps): Servi
       if (!isRole(req.role)) throw inputError("role", "string.in", "must be admin, editor or viewer");
       if (req.role === "admin" && req.tenantId !== "") throw inputError("tenant_id", "key.admin_tenant", "must be empty for admin keys: they act on every tenant");
       if (req.role !== "admin" && req.tenantId === "") throw inputError("tenant_id", "key.tenant_required", `is required for ${req.role} keys`);
+      if (req.tenantId !== "") checkNewTenantId(req.tenantId, "tenant_id");
       const now = new Date();
       const expireTime = req.expireTime && timestampDate(req.expireTime);
       if (expireTime && expireTime <= now) throw inputError("expire_time", "key.expire_future", "must be in the future");

@@ -1,18 +1,24 @@
 import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
 import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
+import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import { validateMessage } from "../rpc/validation.js";
-import type { MappingStore } from "../store/store.js";
+import type { MappingRecord, MappingStore, WriteContext } from "../store/store.js";
+import { idempotencyOf } from "./idempotency.js";
 import { toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
+
+/** Who writes, and the call's idempotency key, for the store. */
+const writeContext = (ctx: HandlerContext, req: Message): WriteContext => ({ ...writerOf(ctx), idempotency: idempotencyOf(ctx, req) });
 const MASKABLE = ["domain", "backends", "labels"] as const;
 
 export interface MappingServiceDeps {
@@ -40,7 +46,8 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
   return {
     async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writerOf(ctx));
+      checkNewTenantId(req.tenantId, "tenant_id");
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writeContext(ctx, req));
       return { mapping: toProto(record) };
     },
 
@@ -96,14 +103,55 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
           return toInput(merged, req.tenantId, "mapping.", backendPolicy);
         },
         req.expectedRevision,
-        writerOf(ctx),
+        writeContext(ctx, req),
       );
       return { mapping: toProto(record) };
     },
 
     async deleteMapping(req, ctx) {
-      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writerOf(ctx));
+      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writeContext(ctx, req));
       return {};
     },
+
+    async setBackends(req, ctx) {
+      return { mapping: await edit(req, ctx, () => ({ backends: req.backends })) };
+    },
+
+    async setLabel(req, ctx) {
+      return { mapping: await edit(req, ctx, (current) => ({ labels: { ...current.labels, [req.key]: req.value } })) };
+    },
+
+    async deleteLabel(req, ctx) {
+      return {
+        mapping: await edit(req, ctx, (current) => {
+          if (!(req.key in current.labels)) throw new ConnectError(`mapping ${current.domain} has no label ${req.key}`, Code.NotFound);
+          const { [req.key]: _removed, ...labels } = current.labels;
+          return { labels };
+        }),
+      };
+    },
   };
+
+  /**
+   * Changes one property of a mapping, read under the row lock; the mapping
+   * that results is checked by the same rules as a whole one.
+   */
+  async function edit(
+    req: { tenantId: string; domain: string; expectedRevision?: bigint } & Message,
+    ctx: HandlerContext,
+    change: (current: MappingRecord) => Partial<Pick<MappingRecord, "backends" | "labels">>,
+  ): Promise<Mapping> {
+    const record = await store.update(
+      req.tenantId,
+      normalizeDomain(req.domain, "domain"),
+      (current) => {
+        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, ...change(current) });
+        validateMessage(validator, MappingSchema, merged);
+        return toInput(merged, req.tenantId, "", backendPolicy);
+      },
+      req.expectedRevision,
+      writeContext(ctx, req),
+    );
+    return toProto(record);
+  }
 }

@@ -3,6 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { TenantSchema, type Tenant, type TenantService } from "../../gen/dynroute/v1/tenant_pb.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
+import { checkNewTenantId } from "../domain/tenant-id.js";
 import type { TenantRecord, TenantStore } from "../store/store.js";
 
 /** TenantService: per-tenant zones and quotas, which the store enforces on every claim of a name. */
@@ -18,6 +19,7 @@ export function createTenantService({ tenants }: { tenants: TenantStore }): Serv
 
     async updateTenant(req) {
       const body = req.tenant!;
+      checkNewTenantId(req.tenantId, "tenant_id");
       if (body.tenantId !== "" && body.tenantId !== req.tenantId) throw inputError("tenant.tenant_id", "tenant_id.match", "must be empty or equal the tenant_id of the request");
       const zones = body.zones.map((z, i) => {
         const zone = normalizeDomain(z, `tenant.zones[${i}]`);
