@@ -115,7 +115,9 @@ describe("console", () => {
     const csp = index.headers.get("content-security-policy") ?? "";
     expect(csp).toContain("script-src 'self'");
     expect(csp).toContain("connect-src 'self'");
-    expect(csp).not.toContain("unsafe-inline");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("require-trusted-types-for 'script'");
+    expect(csp).not.toContain("unsafe-");
     expect(index.headers.get("cache-control")).toBe("no-cache");
     const html = await index.text();
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
