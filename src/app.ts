@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { authenticateInterceptor, authorizeInterceptor } from "./auth/auth-interceptor.js";
 import { createAuthenticator } from "./auth/authenticator.js";
+import { createConsoleRoute, defaultConsoleDir } from "./console/console-route.js";
 import { tokenChecker } from "./auth/tokens.js";
 import type { Config } from "./config/config.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
@@ -100,6 +101,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
       createOpsRoutes({ store, redis, relay, metrics, logger, readyMaxLagMs: config.readyMaxLagMs }),
       createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION }, opsOpenApiPaths())),
       createRestGateway({ routes, services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
+      createConsoleRoute(defaultConsoleDir()),
     ],
   });
   const listener = port ?? (await listen(listenOptions(config)));

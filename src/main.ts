@@ -78,6 +78,7 @@ function welcome(): void {
     auth = `Authorization: Bearer $(cat ${file})`;
   }
   lines.push(
+    `  web console: open ${url}/ in a browser and sign in with the admin token (or any API key)`,
     "  try:",
     `    curl -X PUT ${url}/v1/demo/mapping -H "${auth}" -H 'Content-Type: application/json' -d '{"domain": "demo.example.org", "backends": ["http://10.0.0.5:3000"]}'`,
     `    curl ${url}/v1/demo/mapping -H "${auth}"`,

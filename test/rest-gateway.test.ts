@@ -482,7 +482,8 @@ describe.each(stores)("on the %s store", (kind) => {
         }
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         expect(res.status, `${method} ${path}`).toBeLessThan(500);
-        if (res.text !== "") expect(() => JSON.parse(res.text), `${method} ${path}`).not.toThrow();
+        // `/` (as the client normalises the path) is the web console's page; every other answer is JSON.
+        if (res.text !== "" && new URL(daemon.baseUrl + path).pathname !== "/") expect(() => JSON.parse(res.text), `${method} ${path}`).not.toThrow();
       }
       expect([...statuses.keys()].some((s) => s >= 400)).toBe(true);
       expect((await call("GET", "/v1/fuzz/mapping")).status).toBe(200);

@@ -20,7 +20,7 @@ export interface PlainRequest extends AsyncIterable<unknown> {
 export interface PlainResponse {
   writeHead(status: number, headers: Record<string, string | number>): unknown;
   end(): unknown;
-  end(body: string): unknown;
+  end(body: string | Uint8Array): unknown;
 }
 
 /** A non-RPC route: answers true when it handled the request. */

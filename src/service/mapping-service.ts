@@ -2,7 +2,7 @@ import { domainToASCII } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { Message } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
 import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
@@ -11,7 +11,7 @@ import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import { validateMessage } from "../rpc/validation.js";
-import { StoreError, type MappingStore, type WriteContext } from "../store/store.js";
+import { StoreError, type MappingRecord, type MappingStore, type WriteContext } from "../store/store.js";
 import { idempotencyOf } from "./idempotency.js";
 import { toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -118,7 +118,48 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
       await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writeContext(ctx, req));
       return {};
     },
+
+    async setBackends(req, ctx) {
+      return { mapping: await edit(req, ctx, () => ({ backends: req.backends })) };
+    },
+
+    async setLabel(req, ctx) {
+      return { mapping: await edit(req, ctx, (current) => ({ labels: { ...current.labels, [req.key]: req.value } })) };
+    },
+
+    async deleteLabel(req, ctx) {
+      return {
+        mapping: await edit(req, ctx, (current) => {
+          if (!(req.key in current.labels)) throw new ConnectError(`mapping ${current.domain} has no label ${req.key}`, Code.NotFound);
+          const { [req.key]: _removed, ...labels } = current.labels;
+          return { labels };
+        }),
+      };
+    },
   };
+
+  /**
+   * Changes one property of a mapping, read under the row lock; the mapping
+   * that results is checked by the same rules as a whole one.
+   */
+  async function edit(
+    req: { tenantId: string; domain: string; expectedRevision?: bigint } & Message,
+    ctx: HandlerContext,
+    change: (current: MappingRecord) => Partial<Pick<MappingRecord, "backends" | "labels">>,
+  ): Promise<Mapping> {
+    const record = await store.update(
+      req.tenantId,
+      normalizeDomain(req.domain, "domain"),
+      (current) => {
+        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, ...change(current) });
+        validateMessage(validator, MappingSchema, merged);
+        return toInput(merged, req.tenantId, "", backendPolicy);
+      },
+      req.expectedRevision,
+      writeContext(ctx, req),
+    );
+    return toProto(record);
+  }
 }
 
 /** The labels after an update: replaced whole ("labels" or no mask), else set or removed one by one ("labels.<key>"). */

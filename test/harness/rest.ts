@@ -28,5 +28,7 @@ export async function rest(baseUrl: string, method: string, path: string, opts: 
   }
   const res = await fetch(baseUrl + path, { method, headers, ...(body === undefined ? {} : { body }) });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, text, json: text === "" ? undefined : JSON.parse(text) };
+  // Every answer but the web console's page (HTML at /) is JSON.
+  const json = text !== "" && res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : undefined;
+  return { status: res.status, headers: res.headers, text, json };
 }

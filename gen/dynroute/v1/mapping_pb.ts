@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dynroute/v1/mapping.proto.
  */
 export const file_dynroute_v1_mapping: GenFile = /*@__PURE__*/
-  fileDesc("ChlkeW5yb3V0ZS92MS9tYXBwaW5nLnByb3RvEgtkeW5yb3V0ZS52MSKeBQoHTWFwcGluZxI9Cgl0ZW5hbnRfaWQYASABKAlCKrpIJ3IlMiNeKFtBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSk/JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESyAEKCGJhY2tlbmRzGAMgAygJQrUBukixAZIBrQEIARBAGAEipAG6AZgBChBiYWNrZW5kLmh0dHBfdXJsElFtdXN0IGJlIGFuIGh0dHA6Ly8gb3IgaHR0cHM6Ly8gVVJMIHdpdGggYSBob3N0IGFuZCBubyB1c2VyaW5mbywgcXVlcnkgb3IgZnJhZ21lbnQaMXRoaXMubWF0Y2hlcygnXig/aSlodHRwcz86Ly9bXi8/I0BdKygvW14/I10qKT8kJylyBhiAEIgBARKnAQoGbGFiZWxzGAQgAygLMiAuZHlucm91dGUudjEuTWFwcGluZy5MYWJlbHNFbnRyeUJ1ukhymgFvEEAiM3IxMi9eW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/JCo2cjQyMl4oW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/KT8kEjQKC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEhUKCHJldmlzaW9uGAcgASgEQgPgQQMSEQoEbGl2ZRgIIAEoCEID4EEDGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigQEKFENyZWF0ZU1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEi0KB21hcHBpbmcYAiABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nQga6SAPIAQEiPgoVQ3JlYXRlTWFwcGluZ1Jlc3BvbnNlEiUKB21hcHBpbmcYASABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nImsKEUdldE1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ASI7ChJHZXRNYXBwaW5nUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmciigIKE0xpc3RNYXBwaW5nc1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSFwoGb2Zmc2V0GAIgASgFQge6SAQaAigAEhkKBWxpbWl0GAMgASgFQgq6SAcaBRj0AygAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIACEiAKDmxhYmVsX3NlbGVjdG9yGAUgASgJQgi6SAVyAxiAIBIfCg1kb21haW5fc3VmZml4GAYgASgJQgi6SAVyAxj+ARINCgV0b3RhbBgHIAEoCBITCgFxGAggASgJQgi6SAVyAxj+ASJ/ChRMaXN0TWFwcGluZ3NSZXNwb25zZRImCghtYXBwaW5ncxgBIAMoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhcKCnRvdGFsX3NpemUYAyABKAVIAIgBAUINCgtfdG90YWxfc2l6ZSKEAgoUVXBkYXRlTWFwcGluZ1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BEi0KB21hcHBpbmcYAyABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nQga6SAPYAQMSLwoLdXBkYXRlX21hc2sYBCABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEh4KEWV4cGVjdGVkX3JldmlzaW9uGAUgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIj4KFVVwZGF0ZU1hcHBpbmdSZXNwb25zZRIlCgdtYXBwaW5nGAEgASgLMhQuZHlucm91dGUudjEuTWFwcGluZyKkAQoURGVsZXRlTWFwcGluZ1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIhcKFURlbGV0ZU1hcHBpbmdSZXNwb25zZTLACAoOTWFwcGluZ1NlcnZpY2US6QEKDUNyZWF0ZU1hcHBpbmcSIS5keW5yb3V0ZS52MS5DcmVhdGVNYXBwaW5nUmVxdWVzdBoiLmR5bnJvdXRlLnYxLkNyZWF0ZU1hcHBpbmdSZXNwb25zZSKQAcLzGEQKMC92MS97bWFwcGluZy50ZW5hbnRfaWR9L21hcHBpbmcve21hcHBpbmcuZG9tYWlufRIQbWFwcGluZy5yZXZpc2lvbsrzGBMKBmVkaXRvchIJdGVuYW50X2lkgtPkkwIrOgdtYXBwaW5nYgdtYXBwaW5nGhcvdjEve3RlbmFudF9pZH0vbWFwcGluZxKtAQoKR2V0TWFwcGluZxIeLmR5bnJvdXRlLnYxLkdldE1hcHBpbmdSZXF1ZXN0Gh8uZHlucm91dGUudjEuR2V0TWFwcGluZ1Jlc3BvbnNlIl7C8xgSEhBtYXBwaW5nLnJldmlzaW9uyvMYEwoGdmlld2VyEgl0ZW5hbnRfaWSC0+STAitiB21hcHBpbmcSIC92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59EosBCgxMaXN0TWFwcGluZ3MSIC5keW5yb3V0ZS52MS5MaXN0TWFwcGluZ3NSZXF1ZXN0GiEuZHlucm91dGUudjEuTGlzdE1hcHBpbmdzUmVzcG9uc2UiNsrzGBMKBnZpZXdlchIJdGVuYW50X2lkgtPkkwIZEhcvdjEve3RlbmFudF9pZH0vbWFwcGluZxLSAgoNVXBkYXRlTWFwcGluZxIhLmR5bnJvdXRlLnYxLlVwZGF0ZU1hcHBpbmdSZXF1ZXN0GiIuZHlucm91dGUudjEuVXBkYXRlTWFwcGluZ1Jlc3BvbnNlIvkBwvMYNxIQbWFwcGluZy5yZXZpc2lvbhoRZXhwZWN0ZWRfcmV2aXNpb24iEG1hcHBpbmcucmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCoAE6B21hcHBpbmdaNDoHbWFwcGluZ2IHbWFwcGluZyIgL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcve2RvbWFpbn1aNDoHbWFwcGluZ2IHbWFwcGluZzIgL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcve2RvbWFpbn1iB21hcHBpbmcaIC92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59Eq4BCg1EZWxldGVNYXBwaW5nEiEuZHlucm91dGUudjEuRGVsZXRlTWFwcGluZ1JlcXVlc3QaIi5keW5yb3V0ZS52MS5EZWxldGVNYXBwaW5nUmVzcG9uc2UiVsLzGBMaEWV4cGVjdGVkX3JldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAiIqIC92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59YgZwcm90bzM", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChlkeW5yb3V0ZS92MS9tYXBwaW5nLnByb3RvEgtkeW5yb3V0ZS52MSKeBQoHTWFwcGluZxI9Cgl0ZW5hbnRfaWQYASABKAlCKrpIJ3IlMiNeKFtBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSk/JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESyAEKCGJhY2tlbmRzGAMgAygJQrUBukixAZIBrQEIARBAGAEipAG6AZgBChBiYWNrZW5kLmh0dHBfdXJsElFtdXN0IGJlIGFuIGh0dHA6Ly8gb3IgaHR0cHM6Ly8gVVJMIHdpdGggYSBob3N0IGFuZCBubyB1c2VyaW5mbywgcXVlcnkgb3IgZnJhZ21lbnQaMXRoaXMubWF0Y2hlcygnXig/aSlodHRwcz86Ly9bXi8/I0BdKygvW14/I10qKT8kJylyBhiAEIgBARKnAQoGbGFiZWxzGAQgAygLMiAuZHlucm91dGUudjEuTWFwcGluZy5MYWJlbHNFbnRyeUJ1ukhymgFvEEAiM3IxMi9eW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/JCo2cjQyMl4oW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/KT8kEjQKC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEhUKCHJldmlzaW9uGAcgASgEQgPgQQMSEQoEbGl2ZRgIIAEoCEID4EEDGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigQEKFENyZWF0ZU1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEi0KB21hcHBpbmcYAiABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nQga6SAPIAQEiPgoVQ3JlYXRlTWFwcGluZ1Jlc3BvbnNlEiUKB21hcHBpbmcYASABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nImsKEUdldE1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ASI7ChJHZXRNYXBwaW5nUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmciigIKE0xpc3RNYXBwaW5nc1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSFwoGb2Zmc2V0GAIgASgFQge6SAQaAigAEhkKBWxpbWl0GAMgASgFQgq6SAcaBRj0AygAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIACEiAKDmxhYmVsX3NlbGVjdG9yGAUgASgJQgi6SAVyAxiAIBIfCg1kb21haW5fc3VmZml4GAYgASgJQgi6SAVyAxj+ARINCgV0b3RhbBgHIAEoCBITCgFxGAggASgJQgi6SAVyAxj+ASJ/ChRMaXN0TWFwcGluZ3NSZXNwb25zZRImCghtYXBwaW5ncxgBIAMoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhcKCnRvdGFsX3NpemUYAyABKAVIAIgBAUINCgtfdG90YWxfc2l6ZSKEAgoUVXBkYXRlTWFwcGluZ1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BEi0KB21hcHBpbmcYAyABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nQga6SAPYAQMSLwoLdXBkYXRlX21hc2sYBCABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEh4KEWV4cGVjdGVkX3JldmlzaW9uGAUgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIj4KFVVwZGF0ZU1hcHBpbmdSZXNwb25zZRIlCgdtYXBwaW5nGAEgASgLMhQuZHlucm91dGUudjEuTWFwcGluZyKkAQoURGVsZXRlTWFwcGluZ1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIhcKFURlbGV0ZU1hcHBpbmdSZXNwb25zZSK+AQoSU2V0QmFja2VuZHNSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ARIaCghiYWNrZW5kcxgDIAMoCUIIukgFkgECEEASHgoRZXhwZWN0ZWRfcmV2aXNpb24YBCABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iPAoTU2V0QmFja2VuZHNSZXNwb25zZRIlCgdtYXBwaW5nGAEgASgLMhQuZHlucm91dGUudjEuTWFwcGluZyKuAgoPU2V0TGFiZWxSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ARJDCgNrZXkYAyABKAlCNrpIM3IxMi9eW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/JBJICgV2YWx1ZRgEIAEoCUI5ukg2cjQyMl4oW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/KT8kEh4KEWV4cGVjdGVkX3JldmlzaW9uGAUgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIjkKEFNldExhYmVsUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmciuAEKEkRlbGV0ZUxhYmVsUmVxdWVzdBI6Cgl0ZW5hbnRfaWQYASABKAlCJ7pIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESFAoDa2V5GAMgASgJQge6SARyAhg/Eh4KEWV4cGVjdGVkX3JldmlzaW9uGAQgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIjwKE0RlbGV0ZUxhYmVsUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmcyvw0KDk1hcHBpbmdTZXJ2aWNlEukBCg1DcmVhdGVNYXBwaW5nEiEuZHlucm91dGUudjEuQ3JlYXRlTWFwcGluZ1JlcXVlc3QaIi5keW5yb3V0ZS52MS5DcmVhdGVNYXBwaW5nUmVzcG9uc2UikAHC8xhECjAvdjEve21hcHBpbmcudGVuYW50X2lkfS9tYXBwaW5nL3ttYXBwaW5nLmRvbWFpbn0SEG1hcHBpbmcucmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCKzoHbWFwcGluZ2IHbWFwcGluZxoXL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcSrQEKCkdldE1hcHBpbmcSHi5keW5yb3V0ZS52MS5HZXRNYXBwaW5nUmVxdWVzdBofLmR5bnJvdXRlLnYxLkdldE1hcHBpbmdSZXNwb25zZSJewvMYEhIQbWFwcGluZy5yZXZpc2lvbsrzGBMKBnZpZXdlchIJdGVuYW50X2lkgtPkkwIrYgdtYXBwaW5nEiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufRKLAQoMTGlzdE1hcHBpbmdzEiAuZHlucm91dGUudjEuTGlzdE1hcHBpbmdzUmVxdWVzdBohLmR5bnJvdXRlLnYxLkxpc3RNYXBwaW5nc1Jlc3BvbnNlIjbK8xgTCgZ2aWV3ZXISCXRlbmFudF9pZILT5JMCGRIXL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcS0gIKDVVwZGF0ZU1hcHBpbmcSIS5keW5yb3V0ZS52MS5VcGRhdGVNYXBwaW5nUmVxdWVzdBoiLmR5bnJvdXRlLnYxLlVwZGF0ZU1hcHBpbmdSZXNwb25zZSL5AcLzGDcSEG1hcHBpbmcucmV2aXNpb24aEWV4cGVjdGVkX3JldmlzaW9uIhBtYXBwaW5nLnJldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAqABOgdtYXBwaW5nWjQ6B21hcHBpbmdiB21hcHBpbmciIC92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59WjQ6B21hcHBpbmdiB21hcHBpbmcyIC92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59YgdtYXBwaW5nGiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufRLXAQoLU2V0QmFja2VuZHMSHy5keW5yb3V0ZS52MS5TZXRCYWNrZW5kc1JlcXVlc3QaIC5keW5yb3V0ZS52MS5TZXRCYWNrZW5kc1Jlc3BvbnNlIoQBwvMYJRIQbWFwcGluZy5yZXZpc2lvbhoRZXhwZWN0ZWRfcmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCPjoIYmFja2VuZHNiB21hcHBpbmcaKS92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59L2JhY2tlbmRzEs8BCghTZXRMYWJlbBIcLmR5bnJvdXRlLnYxLlNldExhYmVsUmVxdWVzdBodLmR5bnJvdXRlLnYxLlNldExhYmVsUmVzcG9uc2UihQHC8xglEhBtYXBwaW5nLnJldmlzaW9uGhFleHBlY3RlZF9yZXZpc2lvbsrzGBMKBmVkaXRvchIJdGVuYW50X2lkgtPkkwI/OgV2YWx1ZWIHbWFwcGluZxotL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcve2RvbWFpbn0vbGFiZWxzL3trZXl9EtABCgtEZWxldGVMYWJlbBIfLmR5bnJvdXRlLnYxLkRlbGV0ZUxhYmVsUmVxdWVzdBogLmR5bnJvdXRlLnYxLkRlbGV0ZUxhYmVsUmVzcG9uc2UifsLzGCUSEG1hcHBpbmcucmV2aXNpb24aEWV4cGVjdGVkX3JldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAjhiB21hcHBpbmcqLS92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59L2xhYmVscy97a2V5fRKuAQoNRGVsZXRlTWFwcGluZxIhLmR5bnJvdXRlLnYxLkRlbGV0ZU1hcHBpbmdSZXF1ZXN0GiIuZHlucm91dGUudjEuRGVsZXRlTWFwcGluZ1Jlc3BvbnNlIlbC8xgTGhFleHBlY3RlZF9yZXZpc2lvbsrzGBMKBmVkaXRvchIJdGVuYW50X2lkgtPkkwIiKiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufWIGcHJvdG8z", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A Mapping routes requests for `domain` to `backends`.
@@ -439,6 +439,203 @@ export const DeleteMappingResponseSchema: GenMessage<DeleteMappingResponse> = /*
   messageDesc(file_dynroute_v1_mapping, 10);
 
 /**
+ * Replaces a mapping's backends.
+ *
+ * @generated from message dynroute.v1.SetBackendsRequest
+ */
+export type SetBackendsRequest = Message<"dynroute.v1.SetBackendsRequest"> & {
+  /**
+   * The tenant that owns the mapping.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The mapping's domain.
+   *
+   * @generated from field: string domain = 2;
+   */
+  domain: string;
+
+  /**
+   * The new backends; the mapping that results is checked by the rules of
+   * Mapping.backends.
+   *
+   * @generated from field: repeated string backends = 3;
+   */
+  backends: string[];
+
+  /**
+   * Fail with FAILED_PRECONDITION unless the mapping's revision is this.
+   *
+   * @generated from field: optional uint64 expected_revision = 4;
+   */
+  expectedRevision?: bigint | undefined;
+};
+
+/**
+ * Describes the message dynroute.v1.SetBackendsRequest.
+ * Use `create(SetBackendsRequestSchema)` to create a new message.
+ */
+export const SetBackendsRequestSchema: GenMessage<SetBackendsRequest> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_mapping, 11);
+
+/**
+ * The updated mapping.
+ *
+ * @generated from message dynroute.v1.SetBackendsResponse
+ */
+export type SetBackendsResponse = Message<"dynroute.v1.SetBackendsResponse"> & {
+  /**
+   * The mapping as stored.
+   *
+   * @generated from field: dynroute.v1.Mapping mapping = 1;
+   */
+  mapping?: Mapping | undefined;
+};
+
+/**
+ * Describes the message dynroute.v1.SetBackendsResponse.
+ * Use `create(SetBackendsResponseSchema)` to create a new message.
+ */
+export const SetBackendsResponseSchema: GenMessage<SetBackendsResponse> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_mapping, 12);
+
+/**
+ * Sets one label.
+ *
+ * @generated from message dynroute.v1.SetLabelRequest
+ */
+export type SetLabelRequest = Message<"dynroute.v1.SetLabelRequest"> & {
+  /**
+   * The tenant that owns the mapping.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The mapping's domain.
+   *
+   * @generated from field: string domain = 2;
+   */
+  domain: string;
+
+  /**
+   * The label's key, by the rules of Mapping.labels.
+   *
+   * @generated from field: string key = 3;
+   */
+  key: string;
+
+  /**
+   * The label's value, by the rules of Mapping.labels.
+   *
+   * @generated from field: string value = 4;
+   */
+  value: string;
+
+  /**
+   * Fail with FAILED_PRECONDITION unless the mapping's revision is this.
+   *
+   * @generated from field: optional uint64 expected_revision = 5;
+   */
+  expectedRevision?: bigint | undefined;
+};
+
+/**
+ * Describes the message dynroute.v1.SetLabelRequest.
+ * Use `create(SetLabelRequestSchema)` to create a new message.
+ */
+export const SetLabelRequestSchema: GenMessage<SetLabelRequest> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_mapping, 13);
+
+/**
+ * The updated mapping.
+ *
+ * @generated from message dynroute.v1.SetLabelResponse
+ */
+export type SetLabelResponse = Message<"dynroute.v1.SetLabelResponse"> & {
+  /**
+   * The mapping as stored.
+   *
+   * @generated from field: dynroute.v1.Mapping mapping = 1;
+   */
+  mapping?: Mapping | undefined;
+};
+
+/**
+ * Describes the message dynroute.v1.SetLabelResponse.
+ * Use `create(SetLabelResponseSchema)` to create a new message.
+ */
+export const SetLabelResponseSchema: GenMessage<SetLabelResponse> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_mapping, 14);
+
+/**
+ * Removes one label.
+ *
+ * @generated from message dynroute.v1.DeleteLabelRequest
+ */
+export type DeleteLabelRequest = Message<"dynroute.v1.DeleteLabelRequest"> & {
+  /**
+   * The tenant that owns the mapping.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The mapping's domain.
+   *
+   * @generated from field: string domain = 2;
+   */
+  domain: string;
+
+  /**
+   * The label's key.
+   *
+   * @generated from field: string key = 3;
+   */
+  key: string;
+
+  /**
+   * Fail with FAILED_PRECONDITION unless the mapping's revision is this.
+   *
+   * @generated from field: optional uint64 expected_revision = 4;
+   */
+  expectedRevision?: bigint | undefined;
+};
+
+/**
+ * Describes the message dynroute.v1.DeleteLabelRequest.
+ * Use `create(DeleteLabelRequestSchema)` to create a new message.
+ */
+export const DeleteLabelRequestSchema: GenMessage<DeleteLabelRequest> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_mapping, 15);
+
+/**
+ * The updated mapping.
+ *
+ * @generated from message dynroute.v1.DeleteLabelResponse
+ */
+export type DeleteLabelResponse = Message<"dynroute.v1.DeleteLabelResponse"> & {
+  /**
+   * The mapping as stored.
+   *
+   * @generated from field: dynroute.v1.Mapping mapping = 1;
+   */
+  mapping?: Mapping | undefined;
+};
+
+/**
+ * Describes the message dynroute.v1.DeleteLabelResponse.
+ * Use `create(DeleteLabelResponseSchema)` to create a new message.
+ */
+export const DeleteLabelResponseSchema: GenMessage<DeleteLabelResponse> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_mapping, 16);
+
+/**
  * MappingService maps a domain to the backends that serve it. nginx routes each
  * request by its Host header to one of the backends of the matching mapping.
  *
@@ -500,6 +697,38 @@ export const MappingService: GenService<{
     methodKind: "unary";
     input: typeof UpdateMappingRequestSchema;
     output: typeof UpdateMappingResponseSchema;
+  },
+  /**
+   * Replaces only a mapping's backends. Over REST the body is the JSON array
+   * of backend URLs.
+   *
+   * @generated from rpc dynroute.v1.MappingService.SetBackends
+   */
+  setBackends: {
+    methodKind: "unary";
+    input: typeof SetBackendsRequestSchema;
+    output: typeof SetBackendsResponseSchema;
+  },
+  /**
+   * Sets one label of a mapping, adding or replacing it. Over REST the body
+   * is the label's value as a JSON string.
+   *
+   * @generated from rpc dynroute.v1.MappingService.SetLabel
+   */
+  setLabel: {
+    methodKind: "unary";
+    input: typeof SetLabelRequestSchema;
+    output: typeof SetLabelResponseSchema;
+  },
+  /**
+   * Removes one label of a mapping; removing one it does not have is NOT_FOUND.
+   *
+   * @generated from rpc dynroute.v1.MappingService.DeleteLabel
+   */
+  deleteLabel: {
+    methodKind: "unary";
+    input: typeof DeleteLabelRequestSchema;
+    output: typeof DeleteLabelResponseSchema;
   },
   /**
    * Deletes a mapping. Deleting one that does not exist is NOT_FOUND.

@@ -1,0 +1,38 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Mapping, MappingSchema } from "../../gen/dynroute/v1/mapping_pb.js";
+
+/** A mapping being edited: rows carry ids so React keeps each input with its row when rows move. */
+export interface BackendRow {
+  id: number;
+  url: string;
+}
+export interface LabelRow {
+  id: number;
+  key: string;
+  value: string;
+}
+export interface Draft {
+  domain: string;
+  backends: BackendRow[];
+  labels: LabelRow[];
+}
+
+let lastId = 0;
+export const rowId = () => ++lastId;
+
+export function draftOf(mapping: Mapping | undefined): Draft {
+  return {
+    domain: mapping?.domain ?? "",
+    backends: (mapping?.backends.length ? mapping.backends : [""]).map((url) => ({ id: rowId(), url })),
+    labels: Object.entries(mapping?.labels ?? {}).map(([key, value]) => ({ id: rowId(), key, value })),
+  };
+}
+
+/** The mapping to send. Blank label rows are left out; everything else goes as typed, so the server's errors name the rows. */
+export function mappingOf(draft: Draft): MessageInitShape<typeof MappingSchema> {
+  return {
+    domain: draft.domain.trim(),
+    backends: draft.backends.map((b) => b.url.trim()),
+    labels: Object.fromEntries(draft.labels.filter((l) => l.key.trim() || l.value.trim()).map((l) => [l.key.trim(), l.value.trim()])),
+  };
+}

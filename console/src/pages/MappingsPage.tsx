@@ -1,0 +1,134 @@
+import { useQuery } from "@connectrpc/connect-query";
+import { keepPreviousData } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { MappingService } from "../../../gen/dynroute/v1/mapping_pb.js";
+import { ErrorNote } from "../components/ErrorNote";
+import { FieldErrors, invalidProps } from "../components/FieldErrors";
+import { LiveBadge } from "../components/LiveBadge";
+import { PageHeading } from "../components/PageHeading";
+import { fieldViolations } from "../errors";
+import { formatTime } from "../format";
+import { href } from "../route";
+import { canEdit, useSession } from "../session";
+
+const PAGE_SIZE = 25;
+const POLL_MS = 1000;
+
+/** The tenant's mappings: filters, pages by cursor, and each mapping's live state, polled until all are live. */
+export function MappingsPage() {
+  const { session } = useSession();
+  const [filters, setFilters] = useState({ domainSuffix: "", labelSelector: "" });
+  const [draft, setDraft] = useState(filters);
+  // The page tokens that led here: the last one is this page's, earlier ones the pages before.
+  const [tokens, setTokens] = useState([""]);
+  const list = useQuery(
+    MappingService.method.listMappings,
+    { tenantId: session.tenant, ...filters, pageToken: tokens.at(-1), limit: PAGE_SIZE, total: true },
+    { placeholderData: keepPreviousData, refetchInterval: (q) => (q.state.data?.mappings.some((m) => !m.live) ? POLL_MS : false) },
+  );
+  const page = list.data;
+  const errors = fieldViolations(list.error);
+  const first = (tokens.length - 1) * PAGE_SIZE;
+  const shown = page?.mappings.length ?? 0;
+  const pending = page?.mappings.filter((m) => !m.live).length ?? 0;
+
+  const search = (e: FormEvent) => {
+    e.preventDefault();
+    setFilters({ domainSuffix: draft.domainSuffix.trim(), labelSelector: draft.labelSelector.trim() });
+    setTokens([""]);
+  };
+
+  return (
+    <>
+      <div className="page-head">
+        <PageHeading title={`Mappings of ${session.tenant}`} />
+        {canEdit(session.role) && (
+          <a className="button primary" href={href("mapping")}>
+            New mapping
+          </a>
+        )}
+      </div>
+      <form className="filters" onSubmit={search} role="search" aria-label="Filter mappings">
+        <div>
+          <label htmlFor="filter-domain">Domain</label>
+          <input id="filter-domain" type="search" placeholder="example.org" value={draft.domainSuffix} onChange={(e) => setDraft({ ...draft, domainSuffix: e.target.value })} aria-describedby="filter-domain-hint" spellCheck={false} {...invalidProps("filter-domain-error", errors.get("domain_suffix"))} />
+          <p id="filter-domain-hint" className="hint">
+            The domain and every name under it.
+          </p>
+          <FieldErrors id="filter-domain-error" messages={errors.get("domain_suffix")} />
+        </div>
+        <div>
+          <label htmlFor="filter-labels">Labels</label>
+          <input id="filter-labels" type="search" placeholder="env=prod,team=web" value={draft.labelSelector} onChange={(e) => setDraft({ ...draft, labelSelector: e.target.value })} spellCheck={false} {...invalidProps("filter-labels-error", errors.get("label_selector"))} />
+          <FieldErrors id="filter-labels-error" messages={errors.get("label_selector")} />
+        </div>
+        <button type="submit">Search</button>
+      </form>
+      {errors.size === 0 && <ErrorNote error={list.error} prefix="Could not list the mappings" />}
+      {page && (
+        <>
+          <p role="status" className="count">
+            {page.totalSize === 0 ? "No mappings." : `Showing ${first + 1}–${first + shown} of ${page.totalSize ?? "?"}`}
+            {pending > 0 && ` · ${pending} not live yet`}
+          </p>
+          {shown > 0 && (
+            <table className="mappings">
+              <thead>
+                <tr>
+                  <th scope="col">Domain</th>
+                  <th scope="col">Backends</th>
+                  <th scope="col">Labels</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Updated</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {page.mappings.map((m) => (
+                  <tr key={m.domain}>
+                    <th scope="row" data-label="Domain">
+                      <a href={href("mapping", { domain: m.domain })}>{m.domain}</a>
+                    </th>
+                    <td data-label="Backends">
+                      <ul className="plain">
+                        {m.backends.map((b) => (
+                          <li key={b}>{b}</li>
+                        ))}
+                      </ul>
+                    </td>
+                    <td data-label="Labels">
+                      {Object.entries(m.labels).map(([k, v]) => (
+                        <span key={k} className="chip">
+                          {k}={v}
+                        </span>
+                      ))}
+                    </td>
+                    <td data-label="Status">
+                      <LiveBadge live={m.live} />
+                    </td>
+                    <td data-label="Updated">{formatTime(m.updateTime)}</td>
+                    <td>
+                      <a href={href("history", { domain: m.domain })} aria-label={`History of ${m.domain}`}>
+                        History
+                      </a>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <nav className="pager" aria-label="Pages">
+            <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
+              Previous page
+            </button>
+            <button type="button" disabled={!page.nextPageToken} onClick={() => setTokens([...tokens, page.nextPageToken])}>
+              Next page
+            </button>
+          </nav>
+        </>
+      )}
+    </>
+  );
+}
