@@ -49,7 +49,8 @@ describe("/v1/openapi.json", () => {
     expect(statuses(item.put)).toEqual(["400", "401", "403", "404", "409", "412", "413", "415", "500", "503", "default"]);
     expect(statuses(item.get)).toEqual(["400", "401", "403", "404", "500", "503", "default"]);
     expect(statuses(item.delete)).toEqual(["400", "401", "403", "404", "412", "500", "503", "default"]);
-    expect(statuses(doc.paths["/v1/{tenant_id}/mapping"].put)).toEqual(["400", "401", "403", "409", "412", "413", "415", "429", "500", "503", "default"]);
+    expect(statuses(doc.paths["/v1/{tenant_id}/mapping"].put)).toEqual(["400", "401", "403", "404", "409", "412", "413", "415", "429", "500", "503", "default"]);
+    expect(statuses(doc.paths["/v1/{tenant_id}/mapping/{domain}/backends"].put)).toEqual(["400", "401", "403", "404", "412", "413", "415", "500", "503", "default"]);
     expect(item.patch.requestBody.content).toHaveProperty(["application/merge-patch+json"]);
 
     for (const path of ["/healthz", "/readyz", "/metrics"]) {

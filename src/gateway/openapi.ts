@@ -108,9 +108,10 @@ function errorStatuses(route: HttpRoute): Array<[string, string]> {
     ["401", "unauthenticated: no valid key."],
     ["403", "permission_denied: the key's role or tenant does not allow this call."],
   ];
-  // A path ending in a variable names one resource, which may be missing; a body that is a resource may clash with another.
-  if ("variable" in route.template.segments[route.template.segments.length - 1]!) statuses.push(["404", "not_found: no such resource in this tenant (another tenant's is not found too)."]);
-  if (route.body !== undefined && route.body !== "*") statuses.push(["409", "already_exists: the domain is mapped already (in any tenant)."]);
+  // Every path variable names something that may not exist for this key (a tenant of another is not found either);
+  // a body that is a whole resource may clash with another one.
+  if (route.pathFields.size > 0) statuses.push(["404", "not_found: no such resource, or a tenant this key may not see."]);
+  if (route.body !== undefined && route.body !== "*" && route.body.fieldKind === "message") statuses.push(["409", "already_exists: the domain is mapped already (in any tenant)."]);
   if (route.ifMatchField || route.ifMatchBodyField || route.createdLocation) {
     statuses.push(["412", "failed_precondition: If-Match (or the body's revision) names no current revision, or If-None-Match: * finds one; nothing changed."]);
   }
