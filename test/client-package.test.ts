@@ -16,13 +16,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 const [baseUrl, apiKey] = process.argv.slice(2) as [string, string];
 const results: Record<string, unknown> = {};
 for (const protocol of ["connect", "grpc", "grpc-web"] satisfies Protocol[]) {
-  const { mappings } = createDynrouteClients({ baseUrl, apiKey, protocol });
+  const { mappings, audit } = createDynrouteClients({ baseUrl, apiKey, protocol });
   const created: Mapping | undefined = (await mappings.createMapping({ tenantId: "pkg", mapping: { domain: \`\${protocol}.pkg.example\`, backends: ["http://a:1"] } })).mapping;
   const listed = await mappings.listMappings({ tenantId: "pkg", q: protocol });
+  const events = await audit.listAuditEvents({ tenantId: "pkg", domain: \`\${protocol}.pkg.example\` });
   const denied = await createDynrouteClients({ baseUrl, apiKey: "wrong-key-wrong-key", protocol })
     .mappings.listMappings({ tenantId: "pkg" })
     .then(() => "ok", (err: unknown) => Code[ConnectError.from(err).code]);
-  results[protocol] = { created: created?.domain, listed: listed.mappings.map((m) => m.domain), denied };
+  results[protocol] = { created: created?.domain, listed: listed.mappings.map((m) => m.domain), audited: events.events.length, denied };
 }
 console.log(JSON.stringify(results));
 `;
@@ -57,7 +58,7 @@ describe("the dynroute/client package export", () => {
     const { stdout } = await run(process.execPath, [join(dir, "out", "consumer.js"), daemon.baseUrl, TOKEN], { cwd: dir });
     const results = JSON.parse(stdout);
     for (const protocol of ["connect", "grpc", "grpc-web"]) {
-      expect(results[protocol], protocol).toEqual({ created: `${protocol}.pkg.example`, listed: [`${protocol}.pkg.example`], denied: "Unauthenticated" });
+      expect(results[protocol], protocol).toEqual({ created: `${protocol}.pkg.example`, listed: [`${protocol}.pkg.example`], audited: 1, denied: "Unauthenticated" });
     }
   });
 });

@@ -6,10 +6,16 @@
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AdminService } from "../../gen/dynroute/v1/admin_pb.js";
+import { AuditService } from "../../gen/dynroute/v1/audit_pb.js";
+import { KeyService } from "../../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
+import { TenantService } from "../../gen/dynroute/v1/tenant_pb.js";
 
 export * from "../../gen/dynroute/v1/admin_pb.js";
+export * from "../../gen/dynroute/v1/audit_pb.js";
+export * from "../../gen/dynroute/v1/key_pb.js";
 export * from "../../gen/dynroute/v1/mapping_pb.js";
+export * from "../../gen/dynroute/v1/tenant_pb.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
 
@@ -48,10 +54,19 @@ export function createDynrouteTransport(opts: DynrouteTransportOptions): Transpo
 /** Clients of every dynroute service over one transport. */
 export interface DynrouteClients {
   mappings: Client<typeof MappingService>;
+  keys: Client<typeof KeyService>;
+  audit: Client<typeof AuditService>;
+  tenants: Client<typeof TenantService>;
   admin: Client<typeof AdminService>;
 }
 
 export function createDynrouteClients(opts: DynrouteTransportOptions): DynrouteClients {
   const transport = createDynrouteTransport(opts);
-  return { mappings: createClient(MappingService, transport), admin: createClient(AdminService, transport) };
+  return {
+    mappings: createClient(MappingService, transport),
+    keys: createClient(KeyService, transport),
+    audit: createClient(AuditService, transport),
+    tenants: createClient(TenantService, transport),
+    admin: createClient(AdminService, transport),
+  };
 }
