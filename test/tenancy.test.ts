@@ -49,6 +49,14 @@ describe.each(stores)("tenant isolation on %s", (kind) => {
       expect(stored?.secretHash).toHaveLength(32);
     });
 
+    it("tells any key what it is", async () => {
+      expect((await rest(daemon.baseUrl, "GET", "/v1/whoami", { token: viewerA.secret })).json).toEqual({ key_id: viewerA.id, role: "viewer", tenant_id: "alpha" });
+      const admin = await daemon.clientOf(KeyService, "grpc").whoAmI({});
+      expect(admin).toMatchObject({ role: "admin", tenantId: "" });
+      expect(admin.keyId).toMatch(/^token:[0-9a-f]{12}$/);
+      expect((await rest(daemon.baseUrl, "GET", "/v1/whoami", { token: null })).status).toBe(401);
+    });
+
     it("records when a key was last used", async () => {
       await rest(daemon.baseUrl, "GET", "/v1/alpha/mapping", { token: viewerA.secret });
       await expect.poll(async () => (await rest(daemon.baseUrl, "GET", `/v1/keys/${viewerA.id}`)).json.key.last_used_time).toBeDefined();

@@ -4,7 +4,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { ApiKeySchema, type ApiKey, type KeyService } from "../../gen/dynroute/v1/key_pb.js";
 import { newKeySecret, secretHash } from "../auth/api-keys.js";
 import type { Authenticator } from "../auth/authenticator.js";
-import { isRole } from "../auth/principal.js";
+import { isRole, principalKey } from "../auth/principal.js";
 import { inputError } from "../domain/errors.js";
 import { checkNewTenantId } from "../domain/tenant-id.js";
 import type { KeyRecord, KeyStore } from "../store/store.js";
@@ -14,7 +14,7 @@ export interface KeyServiceDeps {
   authenticator: Authenticator;
 }
 
-/** KeyService: API keys made, listed and revoked by admins (the interceptors see to that). */
+/** KeyService: API keys made, listed and revoked by admins (the interceptors see to that), and WhoAmI for any key. */
 export function createKeyService({ keys, authenticator }: KeyServiceDeps): ServiceImpl<typeof KeyService> {
   async function found(id: string): Promise<KeyRecord> {
     const key = await keys.findKey(id);
@@ -44,6 +44,11 @@ export function createKeyService({ keys, authenticator }: KeyServiceDeps): Servi
 
     async getKey(req) {
       return { key: toProto(await found(req.id)) };
+    },
+
+    async whoAmI(_req, ctx) {
+      const caller = ctx.values.get(principalKey)!;
+      return { keyId: caller.keyId, role: caller.role, tenantId: caller.tenantId };
     },
 
     async deleteKey(req) {

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dynroute/v1/key.proto.
  */
 export const file_dynroute_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChVkeW5yb3V0ZS92MS9rZXkucHJvdG8SC2R5bnJvdXRlLnYxIqUCCgZBcGlLZXkSDwoCaWQYASABKAlCA+BBAxIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEcm9sZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRI0CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoObGFzdF91c2VkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSNAoLcmV2b2tlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMizQEKEENyZWF0ZUtleVJlcXVlc3QSPQoJdGVuYW50X2lkGAEgASgJQiq6SCdyJTIjXihbQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0pPyQSKgoEcm9sZRgCIAEoCUIcukgZchdSBWFkbWluUgZlZGl0b3JSBnZpZXdlchIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMYgAISLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkUKEUNyZWF0ZUtleVJlc3BvbnNlEiAKA2tleRgBIAEoCzITLmR5bnJvdXRlLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiZgoPTGlzdEtleXNSZXF1ZXN0Ej0KCXRlbmFudF9pZBgBIAEoCUIqukgnciUyI14oW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9KT8kEhQKDHNob3dfcmV2b2tlZBgCIAEoCCI1ChBMaXN0S2V5c1Jlc3BvbnNlEiEKBGtleXMYASADKAsyEy5keW5yb3V0ZS52MS5BcGlLZXkiJgoNR2V0S2V5UmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAIjIKDkdldEtleVJlc3BvbnNlEiAKA2tleRgBIAEoCzITLmR5bnJvdXRlLnYxLkFwaUtleSIpChBEZWxldGVLZXlSZXF1ZXN0EhUKAmlkGAEgASgJQgm6SAZyBBABGEAiEwoRRGVsZXRlS2V5UmVzcG9uc2UyyQMKCktleVNlcnZpY2USgQEKCUNyZWF0ZUtleRIdLmR5bnJvdXRlLnYxLkNyZWF0ZUtleVJlcXVlc3QaHi5keW5yb3V0ZS52MS5DcmVhdGVLZXlSZXNwb25zZSI1wvMYEwoRL3YxL2tleXMve2tleS5pZH3K8xgHCgVhZG1pboLT5JMCDToBKiIIL3YxL2tleXMSZAoITGlzdEtleXMSHC5keW5yb3V0ZS52MS5MaXN0S2V5c1JlcXVlc3QaHS5keW5yb3V0ZS52MS5MaXN0S2V5c1Jlc3BvbnNlIhvK8xgHCgVhZG1pboLT5JMCChIIL3YxL2tleXMSYwoGR2V0S2V5EhouZHlucm91dGUudjEuR2V0S2V5UmVxdWVzdBobLmR5bnJvdXRlLnYxLkdldEtleVJlc3BvbnNlIiDK8xgHCgVhZG1pboLT5JMCDxINL3YxL2tleXMve2lkfRJsCglEZWxldGVLZXkSHS5keW5yb3V0ZS52MS5EZWxldGVLZXlSZXF1ZXN0Gh4uZHlucm91dGUudjEuRGVsZXRlS2V5UmVzcG9uc2UiIMrzGAcKBWFkbWlugtPkkwIPKg0vdjEva2V5cy97aWR9YgZwcm90bzM", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChVkeW5yb3V0ZS92MS9rZXkucHJvdG8SC2R5bnJvdXRlLnYxIqUCCgZBcGlLZXkSDwoCaWQYASABKAlCA+BBAxIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEcm9sZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRI0CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoObGFzdF91c2VkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSNAoLcmV2b2tlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMizQEKEENyZWF0ZUtleVJlcXVlc3QSPQoJdGVuYW50X2lkGAEgASgJQiq6SCdyJTIjXihbQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0pPyQSKgoEcm9sZRgCIAEoCUIcukgZchdSBWFkbWluUgZlZGl0b3JSBnZpZXdlchIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMYgAISLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkUKEUNyZWF0ZUtleVJlc3BvbnNlEiAKA2tleRgBIAEoCzITLmR5bnJvdXRlLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiZgoPTGlzdEtleXNSZXF1ZXN0Ej0KCXRlbmFudF9pZBgBIAEoCUIqukgnciUyI14oW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9KT8kEhQKDHNob3dfcmV2b2tlZBgCIAEoCCI1ChBMaXN0S2V5c1Jlc3BvbnNlEiEKBGtleXMYASADKAsyEy5keW5yb3V0ZS52MS5BcGlLZXkiJgoNR2V0S2V5UmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAIjIKDkdldEtleVJlc3BvbnNlEiAKA2tleRgBIAEoCzITLmR5bnJvdXRlLnYxLkFwaUtleSIpChBEZWxldGVLZXlSZXF1ZXN0EhUKAmlkGAEgASgJQgm6SAZyBBABGEAiEwoRRGVsZXRlS2V5UmVzcG9uc2UiDwoNV2hvQW1JUmVxdWVzdCJBCg5XaG9BbUlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSDAoEcm9sZRgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkyrAQKCktleVNlcnZpY2USgQEKCUNyZWF0ZUtleRIdLmR5bnJvdXRlLnYxLkNyZWF0ZUtleVJlcXVlc3QaHi5keW5yb3V0ZS52MS5DcmVhdGVLZXlSZXNwb25zZSI1wvMYEwoRL3YxL2tleXMve2tleS5pZH3K8xgHCgVhZG1pboLT5JMCDToBKiIIL3YxL2tleXMSZAoITGlzdEtleXMSHC5keW5yb3V0ZS52MS5MaXN0S2V5c1JlcXVlc3QaHS5keW5yb3V0ZS52MS5MaXN0S2V5c1Jlc3BvbnNlIhvK8xgHCgVhZG1pboLT5JMCChIIL3YxL2tleXMSYwoGR2V0S2V5EhouZHlucm91dGUudjEuR2V0S2V5UmVxdWVzdBobLmR5bnJvdXRlLnYxLkdldEtleVJlc3BvbnNlIiDK8xgHCgVhZG1pboLT5JMCDxINL3YxL2tleXMve2lkfRJhCgZXaG9BbUkSGi5keW5yb3V0ZS52MS5XaG9BbUlSZXF1ZXN0GhsuZHlucm91dGUudjEuV2hvQW1JUmVzcG9uc2UiHsrzGAgKBnZpZXdlcoLT5JMCDBIKL3YxL3dob2FtaRJsCglEZWxldGVLZXkSHS5keW5yb3V0ZS52MS5EZWxldGVLZXlSZXF1ZXN0Gh4uZHlucm91dGUudjEuRGVsZXRlS2V5UmVzcG9uc2UiIMrzGAcKBWFkbWlugtPkkwIPKg0vdjEva2V5cy97aWR9YgZwcm90bzM", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * An API key, as listed (never with its secret).
@@ -286,7 +286,58 @@ export const DeleteKeyResponseSchema: GenMessage<DeleteKeyResponse> = /*@__PURE_
   messageDesc(file_dynroute_v1_key, 8);
 
 /**
- * KeyService manages the API keys that authenticate every call. Admins only.
+ * Asks about the calling key.
+ *
+ * @generated from message dynroute.v1.WhoAmIRequest
+ */
+export type WhoAmIRequest = Message<"dynroute.v1.WhoAmIRequest"> & {
+};
+
+/**
+ * Describes the message dynroute.v1.WhoAmIRequest.
+ * Use `create(WhoAmIRequestSchema)` to create a new message.
+ */
+export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_key, 9);
+
+/**
+ * The calling key.
+ *
+ * @generated from message dynroute.v1.WhoAmIResponse
+ */
+export type WhoAmIResponse = Message<"dynroute.v1.WhoAmIResponse"> & {
+  /**
+   * The key's id; configured admin tokens are "token:<12 hex digits>".
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * "admin", "editor" or "viewer".
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * The tenant an editor or viewer key acts on; empty for admin keys.
+   *
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message dynroute.v1.WhoAmIResponse.
+ * Use `create(WhoAmIResponseSchema)` to create a new message.
+ */
+export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_key, 10);
+
+/**
+ * KeyService manages the API keys that authenticate every call (admins), and
+ * tells any key what it is (WhoAmI).
  *
  * Present a key as `Authorization: Bearer <secret>` or `X-API-Key: <secret>`.
  * The tokens of DYNROUTE_TOKENS / DYNROUTE_TOKENS_FILE and the generated
@@ -325,6 +376,17 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof GetKeyRequestSchema;
     output: typeof GetKeyResponseSchema;
+  },
+  /**
+   * The key this call presents: its id, role and tenant. Any valid key may ask,
+   * e.g. a console deciding what to show.
+   *
+   * @generated from rpc dynroute.v1.KeyService.WhoAmI
+   */
+  whoAmI: {
+    methodKind: "unary";
+    input: typeof WhoAmIRequestSchema;
+    output: typeof WhoAmIResponseSchema;
   },
   /**
    * Revokes a key: every daemon refuses it within a second. The key stays
