@@ -11,7 +11,7 @@ import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.j
 import { waitFor } from "./harness/ports.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
-import { Backend, PrivateRouter, request } from "./harness/router.js";
+import { Backend, LOOPBACK_ALLOWED, PrivateRouter, request, writeBackendPolicy } from "./harness/router.js";
 
 const run = promisify(execFile);
 
@@ -26,6 +26,7 @@ beforeAll(async () => {
   redis = await PrivateRedis.start();
   daemon = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_REDIS_PREFIX: "e2e:" });
   await daemon.store.ready;
+  await writeBackendPolicy(redis.url, "e2e:", LOOPBACK_ALLOWED);
   router = await PrivateRouter.start(redis.url, "e2e:", { ROUTER_CACHE_TTL: "300" });
   for (const name of ["a", "b", "c"]) backends.push(await Backend.start(name));
 });
@@ -186,6 +187,7 @@ describe("failures", () => {
 describe("the compatibility layout", () => {
   it("serves frontend:<domain> sets to a router configured for dynamicproxy's layout", async () => {
     const compatDaemon = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_REDIS_PREFIX: "compat:", DYNROUTE_COMPAT_FRONTEND: "true" });
+    await writeBackendPolicy(redis.url, "compat:", LOOPBACK_ALLOWED);
     const compatRouter = await PrivateRouter.start(redis.url, "compat:", { ROUTER_LAYOUT: "frontend" });
     try {
       await compatDaemon.store.ready;
