@@ -55,7 +55,7 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   store.onCommit(relay.wake);
 
   const services = [
-    createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains) })),
+    createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains), backendRules: { pathless: config.redis.compatFrontend } })),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
   ];
   services.push(...createReflectionServices(services.map((s) => s.service)));

@@ -5,7 +5,7 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { createValidator } from "@bufbuild/protovalidate";
-import { ConfigError, loadConfig } from "./config/config.js";
+import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
@@ -26,6 +26,7 @@ const [command, ...extra] = args.positionals;
 if (args.values.help) fail(0, USAGE);
 if ((command !== "export" && command !== "import") || extra.length > 0) fail(2, USAGE);
 if (command === "export" && args.values["dry-run"]) fail(2, `--dry-run goes with import\n${USAGE}`);
+const config = loadConfiguration();
 const store = await openConfiguredStore();
 
 const tenant = args.values.tenant;
@@ -36,7 +37,7 @@ if (command === "export") {
   process.stderr.write(`exported ${count} mapping(s)${tenant ? ` of tenant ${tenant}` : ""}\n`);
 } else {
   const dryRun = args.values["dry-run"] ?? false;
-  const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), tenant);
+  const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), { pathless: config.redis.compatFrontend }, tenant);
   for (const p of parsed.problems) process.stderr.write(`line ${p.line}${p.tenant ? ` (tenant ${p.tenant}, not imported)` : ""}: ${p.message}\n`);
   const outcomes = await importMappings(store, parsed.tenants, dryRun);
   for (const o of outcomes) {
@@ -56,13 +57,21 @@ function parseCommand() {
   }
 }
 
+function loadConfiguration(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(2, `dynroute: configuration error: ${err.message}`);
+    throw err;
+  }
+}
+
 async function openConfiguredStore(): Promise<Store> {
   try {
-    const store = openStore(loadConfig(process.env).store, createLogger("warn", process.stderr));
+    const store = openStore(config.store, createLogger("warn", process.stderr));
     await store.ready;
     return store;
   } catch (err) {
-    if (err instanceof ConfigError) fail(2, `dynroute: configuration error: ${err.message}`);
     if (err instanceof StoreOwnedError) fail(1, `dynroute: ${err.message}`);
     throw err;
   }

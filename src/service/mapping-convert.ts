@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MappingSchema, type Mapping } from "../../gen/dynroute/v1/mapping_pb.js";
-import { checkBackends } from "../domain/backend-url.js";
+import { checkBackends, type BackendRules } from "../domain/backend-url.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import type { MappingInput, MappingRecord } from "../store/store.js";
@@ -11,11 +11,11 @@ import type { MappingInput, MappingRecord } from "../store/store.js";
  * takes it: the rules the annotations cannot state, and the domain
  * normalised. `prefix` places field names inside the request.
  */
-export function toInput(m: Mapping, tenantId: string, prefix: string): MappingInput {
+export function toInput(m: Mapping, tenantId: string, prefix: string, rules: BackendRules): MappingInput {
   if (m.tenantId !== "" && m.tenantId !== tenantId) {
     throw inputError(`${prefix}tenant_id`, "tenant_id.match", "must be empty or equal the tenant_id of the request");
   }
-  checkBackends(m.backends, `${prefix}backends`);
+  checkBackends(m.backends, `${prefix}backends`, rules);
   return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: [...m.backends], labels: { ...m.labels } };
 }
 

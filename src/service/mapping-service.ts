@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
+import type { BackendRules } from "../domain/backend-url.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
@@ -18,6 +19,7 @@ export interface MappingServiceDeps {
   validator: Validator;
   /** Which revision routers serve per domain, for Mapping.live. */
   servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
+  backendRules: BackendRules;
 }
 
 /**
@@ -25,7 +27,7 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+export function createMappingService({ store, validator, servedRevisions, backendRules }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
   /** Marks mappings whose revision Redis serves; unknown (Redis unreachable) counts as not live. */
   async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
     if (mappings.length === 0) return mappings;
@@ -37,7 +39,7 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
   return {
     async createMapping(req) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping."));
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendRules));
       return { mapping: toProto(record) };
     },
 
@@ -90,7 +92,7 @@ export function createMappingService({ store, validator, servedRevisions }: Mapp
             labels: paths.length === 0 || paths.includes("labels") ? body.labels : current.labels,
           });
           validateMessage(validator, MappingSchema, merged, "mapping.");
-          return toInput(merged, req.tenantId, "mapping.");
+          return toInput(merged, req.tenantId, "mapping.", backendRules);
         },
         req.expectedRevision,
       );
