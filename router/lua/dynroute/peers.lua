@@ -34,8 +34,8 @@ function _M.parse(url)
   if not host then return nil end
   port = tonumber(port) or (scheme == "https" and 443 or 80)
   local b = { scheme = scheme, host = host:lower(), port = port, path = path:gsub("/$", "") }
-  -- No SNI for addresses (RFC 6066); the pool owner still tells schemes apart.
-  b.sni = is_literal(b.host) and "" or b.host
+  -- The name TLS verifies; nginx sends none for an address (RFC 6066), and "[" marks IPv6 ones.
+  b.sni = v6 and "[" .. b.host .. "]" or b.host
   b.owner = scheme .. "|" .. b.sni
   if is_literal(b.host) then
     b.addr = v6 and "[" .. b.host .. "]" or b.host
