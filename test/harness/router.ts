@@ -106,6 +106,12 @@ export class PrivateRouter {
     return (await fetch(`http://127.0.0.1:${this.statusPort}/health`)).json() as Promise<{ down: Array<{ backend: string; reason: string; seconds_left: number }> }>;
   }
 
+  /** The resident memory of each worker process, in bytes (Linux /proc). */
+  workerRss(): number[] {
+    const children = readFileSync(`/proc/${this.proc.pid}/task/${this.proc.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    return children.map((pid) => 1024 * Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0));
+  }
+
   errorLog(): string {
     return readFileSync(join(this.prefix, "logs", "error.log"), "utf8");
   }
