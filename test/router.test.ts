@@ -13,7 +13,7 @@ import { runDaemon } from "./harness/process.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
 import { Redis } from "ioredis";
-import { Backend, LOOPBACK_ALLOWED, PrivateRouter, RawBackend, rawRequest, request, writeBackendPolicy } from "./harness/router.js";
+import { Backend, LOOPBACK_ALLOWED, NxDomainDns, PrivateRouter, RawBackend, rawRequest, request, writeBackendPolicy } from "./harness/router.js";
 
 const run = promisify(execFile);
 
@@ -283,6 +283,25 @@ describe("failing backends", () => {
     expect(garbage.connections).toBe(before);
     // Workers add their counts to the shared figures every second.
     await waitFor("the metric", async () => expect((await sick.metrics()).get("dynroute_router_upstream_garbage_total")).toBeGreaterThanOrEqual(1));
+  });
+
+  it("asks DNS about a name that does not resolve once in a while, not on every request", async () => {
+    const dns = await NxDomainDns.start();
+    const resolving = await PrivateRouter.start(redis.url, "e2e:", { ROUTER_CACHE_TTL: "300", ROUTER_RESOLVER: dns.address });
+    try {
+      await api("PUT", "/v1/e2e/mapping", { domain: "nxdomain.e2e.example", backends: ["http://no-such-backend.invalid:8080"] });
+      await waitFor("the 502", async () => {
+        const res = await request(resolving.port, "nxdomain.e2e.example");
+        expect(res.status).toBe(502);
+        expect(res.json).toMatchObject({ code: "unavailable", message: expect.stringContaining("cannot resolve no-such-backend.invalid") });
+      }, 5000);
+      for (let i = 0; i < 10; i++) expect((await request(resolving.port, "nxdomain.e2e.example")).status).toBe(502);
+      // Each worker (2) asks once and remembers the failure for a while.
+      expect(dns.queries.filter((q) => q === "no-such-backend.invalid").length).toBeLessThanOrEqual(2);
+    } finally {
+      await resolving.stop();
+      await dns.stop();
+    }
   });
 
   it("tries a hung backend once per interval, not once per request, and still tries it when nothing else is left", async () => {

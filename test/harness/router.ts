@@ -7,6 +7,7 @@ import net, { type AddressInfo, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import dgram from "node:dgram";
 import { Redis } from "ioredis";
 import { freePort, waitFor } from "./ports.js";
 
@@ -271,5 +272,42 @@ function dechunk(text: string): string {
     if (!(size > 0)) return out;
     out += text.slice(eol + 2, eol + 2 + size);
     at = eol + 2 + size + 2;
+  }
+}
+
+/** A DNS server on loopback that knows no name: answers every query NXDOMAIN, and counts them. */
+export class NxDomainDns {
+  /** Names asked, in order. */
+  readonly queries: string[] = [];
+  private constructor(private readonly socket: dgram.Socket) {}
+
+  static async start(): Promise<NxDomainDns> {
+    const socket = dgram.createSocket("udp4");
+    const dns = new NxDomainDns(socket);
+    socket.on("message", (msg, from) => {
+      if (msg.length < 12) return;
+      const labels: string[] = [];
+      let at = 12;
+      while (at < msg.length && msg[at]! > 0) {
+        labels.push(msg.subarray(at + 1, at + 1 + msg[at]!).toString());
+        at += 1 + msg[at]!;
+      }
+      dns.queries.push(labels.join("."));
+      const question = msg.subarray(12, at + 5);
+      // Same id; QR, RD, RA set; RCODE 3 (name error); the question echoed, no answers.
+      const header = Buffer.from([msg[0]!, msg[1]!, 0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]);
+      socket.send(Buffer.concat([header, question]), from.port, from.address);
+    });
+    socket.bind(0, "127.0.0.1");
+    await once(socket, "listening");
+    return dns;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.socket.address().port}`;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }

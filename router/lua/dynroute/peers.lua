@@ -44,6 +44,14 @@ function _M.parse(url)
   return b
 end
 
+-- ROUTER_RESOLVER: "addr", "addr:port" or "[v6]:port".
+local nameserver = config.resolver
+if nameserver then
+  local host, port = nameserver:match("^%[(.+)%]:(%d+)$")
+  if not host then host, port = nameserver:match("^([%d.]+):(%d+)$") end
+  if host then nameserver = { host, tonumber(port) } end
+end
+
 local function resolve(name)
   local addr = config.hosts[name]
   if addr then return { addr } end
@@ -52,8 +60,8 @@ local function resolve(name)
     if type(hit) == "string" then return nil, hit end
     return hit
   end
-  if not config.resolver then return nil, "no resolver configured for " .. name end
-  local r, err = resolver:new({ nameservers = { config.resolver }, retrans = 2, timeout = 1000 })
+  if not nameserver then return nil, "no resolver configured for " .. name end
+  local r, err = resolver:new({ nameservers = { nameserver }, retrans = 2, timeout = 1000 })
   if not r then return nil, err end
   local answers, qerr = r:query(name, { qtype = r.TYPE_A })
   local why = qerr or (answers and answers.errcode and answers.errstr)

@@ -74,14 +74,14 @@ local function cached_index(now, generation)
   if meta.id ~= wild_id then
     local flat = cjson.decode(routes:get("w") or "")
     if type(flat) ~= "table" then return nil end
-    local parsed = {}
+    local by_parent = {}
     for i = 1, #flat, 2 do
       local backends = cjson.decode(flat[i + 1])
       if type(backends) == "table" and #backends > 0 then
-        parsed[flat[i]:sub(3)] = peers.route(flat[i], backends) -- keyed by the parent: "*.a.b" -> "a.b"
+        by_parent[flat[i]:sub(3)] = peers.route(flat[i], backends) -- "*.a.b" -> "a.b"
       end
     end
-    wild, wild_id = parsed, meta.id
+    wild, wild_id = by_parent, meta.id
   end
   return wild, meta.f >= now and meta.g == generation, meta.f
 end
