@@ -142,7 +142,14 @@ function _M.refresh(epoch)
   local change = shared:get("policy-change")
   seen_epoch = epoch
   if rules and change == seen_change and fresh_to > now then return end
-  if fetching then return end
+  if fetching then
+    -- Another request of this worker is reading it: use the rules loaded, or wait for the first ones.
+    for _ = 1, 100 do
+      if rules or not fetching then return end
+      ngx.sleep(0.005)
+    end
+    return
+  end
   fetching = true
   local raw, err = fetch()
   fetching = false
