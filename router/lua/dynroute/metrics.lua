@@ -12,7 +12,7 @@ local names = {} -- the counters this worker has touched, in order (stable outpu
 -- Every counter the router keeps, with its help text; labels are part of the key.
 local help = {
   dynroute_router_requests_total = "Requests answered, by status class.",
-  dynroute_router_upstream_seconds = "Time to the backend's full answer (all tries), for requests that reached a backend.",
+  dynroute_router_upstream_seconds = "Time until the backend's response headers (all tries), for requests that reached a backend.",
   dynroute_router_cache_total = "Route lookups answered from the cache (hit) or from Redis (miss).",
   dynroute_router_redis_errors_total = "Redis calls that failed (connect, timeout, protocol).",
   dynroute_router_invalidations_total = "Invalidation messages received.",
@@ -36,7 +36,7 @@ local bucket_key = {}
 for i, le in ipairs(buckets) do bucket_key[i] = 'dynroute_router_upstream_seconds_bucket{le="' .. le .. '"}' end
 bucket_key[#buckets + 1] = 'dynroute_router_upstream_seconds_bucket{le="+Inf"}'
 
--- Log phase: one request. `upstream` is $upstream_response_time when a backend was tried.
+-- One answer (header filter). `upstream` is $upstream_header_time when a backend was tried.
 function _M.request(status, upstream)
   local c = floor(status / 100)
   _M.inc(class_key[c] or class_key[5])

@@ -1,7 +1,7 @@
 -- The request path: the access phase finds the route and plans the peers
 -- (cosockets are not allowed later); the balancer picks them in order, and
--- marks a peer that failed down; filters turn a backend answer that is not
--- HTTP into a 502; the log phase counts. Answers live in a per-worker LRU by
+-- marks a peer that failed down; the filters count answers and turn a
+-- backend answer that is not HTTP into a 502. Answers live in a per-worker LRU by
 -- host, valid while no invalidation has happened since (one integer from
 -- the shared dict) and until they would go stale: the common request parses
 -- and decodes nothing.
@@ -54,7 +54,6 @@ function _M.access()
     end
     return answer.send(502, "no backend of " .. host .. " can be reached: " .. tostring(err))
   end
-  plan.tried = 0
   ngx.ctx.dynroute = plan
   local first = plan.peers[plan.start]
   -- Variables default to the common case in nginx.conf; write only what differs (each write costs).
@@ -96,21 +95,23 @@ function _M.balance()
   end
 end
 
--- nginx 1.22 passes an answer without a status line on as HTTP/0.9 (no
--- status line, no headers, the bytes as they came): count it as the failure
--- it is, and answer a whole HTTP/1.1 502 in its place (the body filter).
+-- Every answer's status is counted here (one handler fewer per request than
+-- a log phase), with the backend's time to its response headers. nginx 1.22
+-- passes a backend answer without a status line on as HTTP/0.9 (no status
+-- line, no headers, the bytes as they came): count it as the failure it is,
+-- and answer a whole HTTP/1.1 502 in its place (the body filter).
 function _M.header_filter()
-  if ngx.status ~= 9 then return end
+  local status = ngx.status
   local ctx = ngx.ctx.dynroute
-  local addr = ngx.var.upstream_addr
-  ngx.log(ngx.WARN, "dynroute: backend ", addr, " answered something that is not HTTP")
-  metrics.inc("dynroute_router_upstream_garbage_total")
-  if ctx then
-    local peer = ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1]
-    health.mark(peer.key, "not HTTP")
+  if status == 9 then
+    ngx.log(ngx.WARN, "dynroute: backend ", ngx.var.upstream_addr, " answered something that is not HTTP")
+    metrics.inc("dynroute_router_upstream_garbage_total")
+    if ctx then health.mark(ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1].key, "not HTTP") end
+    status = 502
+    ngx.status = status
+    ngx.ctx.dynroute_garbage = true
   end
-  ngx.status = 502
-  ngx.ctx.dynroute_garbage = true
+  metrics.request(status, ctx and ctx.tried > 0 and ngx.var.upstream_header_time or nil)
 end
 
 function _M.body_filter()
@@ -124,11 +125,6 @@ function _M.body_filter()
   ngx.arg[1] = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
     .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
   ngx.arg[2] = true
-end
-
-function _M.log()
-  local ctx = ngx.ctx.dynroute
-  metrics.request(ngx.status, ctx and ctx.tried > 0 and ngx.var.upstream_response_time or nil)
 end
 
 -- error_page for what nginx itself decided (a backend's own answers pass
