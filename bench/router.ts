@@ -152,7 +152,7 @@ request = function()
   return wrk.format("GET", "/", { Host = string.format("f${run}t%d-%d.%szz", tid, counter, labels) })
 end`;
       const r = await wrk(`http://127.0.0.1:${router.port}/`, { dir, name: `flood ${run}`, script, seconds: 5, connections: CONNECTIONS });
-      requests += Math.round(r.rps * 5);
+      requests += r.requests;
     }
     const stats = await client.info("commandstats");
     let commands = 0;
