@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { Redis } from "ioredis";
-import { LOOPBACK_ALLOWED, PrivateRouter, request, writeBackendPolicy } from "../test/harness/router.js";
+import { PrivateRouter, request } from "../test/harness/router.js";
 import { percentile, table } from "./table.js";
 import { assertWrk, wrk, type WrkResult } from "./wrk.js";
 
@@ -42,7 +42,7 @@ async function main() {
     const daemonPort = await freePort();
     procs.push(
       spawn(process.execPath, ["dist/src/main.js"], {
-        env: { PATH: process.env.PATH, DYNROUTE_DATA_DIR: join(dir, "data"), REDIS_URL: redis.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${daemonPort}`, LOG_LEVEL: "warn" },
+        env: { PATH: process.env.PATH, DYNROUTE_DATA_DIR: join(dir, "data"), REDIS_URL: redis.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${daemonPort}`, DYNROUTE_BACKEND_ALLOW: "127.0.0.0/8", LOG_LEVEL: "warn" },
         stdio: ["ignore", "ignore", "inherit"],
       }),
     );
@@ -54,8 +54,6 @@ async function main() {
       if (res.status !== 201) throw new Error(`create answered ${res.status}`);
     });
 
-    // Until the daemon writes its destination policy itself, the benchmark does (backends are on loopback).
-    await writeBackendPolicy(redis.url, "", LOOPBACK_ALLOWED);
     const start = async (env: Record<string, string>) => {
       const r = await PrivateRouter.start(redis.url, "", { ROUTER_ACCESS_LOG: "off", ...env });
       routers.push(r);

@@ -3,10 +3,12 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { createServiceImplSpec } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { authInterceptor } from "./auth/auth-interceptor.js";
+import { authenticateInterceptor, authorizeInterceptor } from "./auth/auth-interceptor.js";
+import { createAuthenticator } from "./auth/authenticator.js";
 import { tokenChecker } from "./auth/tokens.js";
 import type { Config } from "./config/config.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { BackendPolicy } from "./policy/backend-policy.js";
 import { createOpsRoutes } from "./observability/ops-routes.js";
 import { errorInterceptor } from "./rpc/error-interceptor.js";
 import { logInterceptor } from "./rpc/log-interceptor.js";
@@ -15,11 +17,18 @@ import { validateInterceptor } from "./rpc/validate-interceptor.js";
 import { listen, type Listener } from "./server/listener.js";
 import { createRpcHandler } from "./server/rpc-handler.js";
 import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
+import { AuditService } from "../gen/dynroute/v1/audit_pb.js";
+import { KeyService } from "../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
+import { TenantService } from "../gen/dynroute/v1/tenant_pb.js";
 import { httpRoutes } from "./gateway/http-routes.js";
 import { createOpenApiRoute, openApiDocument } from "./gateway/openapi.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createAdminService } from "./service/admin-service.js";
+import { startAuditRetention } from "./service/audit-retention.js";
+import { createAuditService } from "./service/audit-service.js";
+import { createKeyService } from "./service/key-service.js";
+import { createTenantService } from "./service/tenant-service.js";
 import { createMappingService } from "./service/mapping-service.js";
 import { createReflectionServices } from "./service/reflection-service.js";
 import type { Store } from "./store/open-store.js";
@@ -50,21 +59,32 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   const validator = createValidator();
   const metrics = createMetrics();
   const writer = new RouteWriter(redis, config.redis);
-  const reconciler = new Reconciler(store, writer, logger, metrics);
+  const backendPolicy = new BackendPolicy(config.backendPolicy);
+  const reconciler = new Reconciler(store, writer, backendPolicy, logger, metrics);
   const relay = new OutboxRelay(store, writer, reconciler, logger, metrics, config.relay);
   store.onCommit(relay.wake);
 
+  const authenticator = createAuthenticator({ tokens: tokenChecker(config.tokens), keys: store, logger });
+
   const services = [
-    createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, servedRevisions: (domains) => writer.revisions(domains), backendRules: { pathless: config.redis.compatFrontend } })),
+    createServiceImplSpec<typeof MappingService>(
+      MappingService,
+      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains) }),
+    ),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
+    createServiceImplSpec<typeof KeyService>(KeyService, createKeyService({ keys: store, authenticator })),
+    createServiceImplSpec<typeof AuditService>(AuditService, createAuditService({ audit: store })),
+    createServiceImplSpec<typeof TenantService>(TenantService, createTenantService({ tenants: store })),
   ];
-  services.push(...createReflectionServices(services.map((s) => s.service)));
+  const reflection = createReflectionServices(services.map((s) => s.service));
+  services.push(...reflection);
   const routes = httpRoutes(services.map((s) => s.service));
   // Outermost first: logging and metrics see the final code; auth runs before
   // the request is read (REST decodes it there) and validated, so
   // unauthenticated callers learn nothing about the request rules.
-  const callInterceptors = [logInterceptor(logger), metricsInterceptor(metrics), errorInterceptor(), authInterceptor(tokenChecker(config.tokens))];
-  const messageInterceptors = [validateInterceptor(validator)];
+  const callInterceptors = [logInterceptor(logger), metricsInterceptor(metrics), errorInterceptor(), authenticateInterceptor(authenticator)];
+  // Any key may read the schema (reflection), as anyone may read /v1/openapi.json.
+  const messageInterceptors = [authorizeInterceptor(new Set(reflection.map((s) => s.service.typeName))), validateInterceptor(validator)];
   const handler = createRpcHandler({
     services,
     interceptors: [...callInterceptors, ...messageInterceptors],
@@ -79,6 +99,7 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   const listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
   // After migrations: until then every relay turn would only fail (and say so).
   void store.ready.then(() => relay.start());
+  const retention = startAuditRetention({ audit: store, days: config.auditRetentionDays, isLeader: () => relay.role === "leader", logger });
   return {
     listener,
     relay,
@@ -86,6 +107,7 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
     metrics,
     async close() {
       await listener.close(config.shutdownTimeoutMs);
+      retention.stop();
       await relay.stop();
       await store.close();
       redis.disconnect();

@@ -3,6 +3,7 @@
 //   node dist/src/cli.js import [--tenant T] [--dry-run] < mappings.jsonl
 //   node dist/src/cli.js import-frontend --redis URL (--tenant T | --map FILE) [--dry-run]
 // The store is the daemon's (MYSQL_URL, else the embedded file in DYNROUTE_DATA_DIR).
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -10,6 +11,7 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { Redis } from "ioredis";
 import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
+import { BackendPolicy } from "./policy/backend-policy.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
 import { asMappingLines, parseTenantMap, readFrontendSets, type TenantChoice } from "./transfer/frontend-import.js";
@@ -36,20 +38,21 @@ if (command === "export" && args.values["dry-run"]) fail(2, `--dry-run goes with
 if ((args.values.redis !== undefined || args.values.map !== undefined) !== (command === "import-frontend")) fail(2, `--redis and --map go with import-frontend\n${USAGE}`);
 if (command === "import-frontend" && args.values.redis === undefined) fail(2, `import-frontend needs --redis\n${USAGE}`);
 if (command === "import-frontend" && args.values.tenant === undefined && args.values.map === undefined) fail(2, `import-frontend needs --tenant or --map\n${USAGE}`);
-const config = loadConfiguration();
+const config = configured();
 const choice = command === "import-frontend" ? tenantChoice() : undefined;
 const store = await openConfiguredStore();
 
 const tenant = args.values.tenant;
 const dryRun = args.values["dry-run"] ?? false;
+const backendRules = { policy: new BackendPolicy(config.backendPolicy), pathless: config.redis.compatFrontend };
 let exitCode = 0;
 if (command === "export") {
   const write = (line: string) => new Promise<void>((resolve) => (process.stdout.write(line) ? resolve() : process.stdout.once("drain", resolve)));
   const count = await exportMappings(store, write, tenant);
   process.stderr.write(`exported ${count} mapping(s)${tenant ? ` of tenant ${tenant}` : ""}\n`);
 } else if (command === "import") {
-  const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), { pathless: config.redis.compatFrontend }, tenant);
-  exitCode = await load(parsed, (line) => `line ${line}`);
+  const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), backendRules, tenant);
+  exitCode = await load(parsed, "cli:import", (line) => `line ${line}`);
 } else {
   const redis = new Redis(args.values.redis!, { maxRetriesPerRequest: 1, retryStrategy: () => null, lazyConnect: true });
   let sets;
@@ -64,16 +67,17 @@ if (command === "export") {
   const { lines, domains, unassigned } = asMappingLines(sets!, choice!);
   for (const d of unassigned) process.stderr.write(`frontend:${d}: no tenant (not in the map, no --tenant): not imported\n`);
   process.stderr.write(`read ${sets!.length} frontend set(s) from ${args.values.redis}\n`);
-  const parsed = await parseImport(toAsync(lines), createValidator(), { pathless: config.redis.compatFrontend });
-  exitCode = Math.max(await load(parsed, (line) => `frontend:${domains[line - 1]}`), unassigned.length > 0 ? 1 : 0);
+  const parsed = await parseImport(toAsync(lines), createValidator(), backendRules);
+  exitCode = Math.max(await load(parsed, "cli:import-frontend", (line) => `frontend:${domains[line - 1]}`), unassigned.length > 0 ? 1 : 0);
 }
 await store.close();
 process.exit(exitCode);
 
 /** Imports each tenant's mappings (or checks, in a dry run); reports; returns the exit code. */
-async function load(parsed: ParsedImport, where: (line: number) => string): Promise<number> {
+async function load(parsed: ParsedImport, writer: string, where: (line: number) => string): Promise<number> {
   for (const p of parsed.problems) process.stderr.write(`${where(p.line)}${p.tenant ? ` (tenant ${p.tenant}, not imported)` : ""}: ${p.message}\n`);
-  const outcomes = await importMappings(store, parsed.tenants, dryRun);
+  // The audit trail names the CLI command as the writer of every imported mapping.
+  const outcomes = await importMappings(store, parsed.tenants, dryRun, { keyId: writer, requestId: randomUUID() });
   for (const o of outcomes) {
     process.stderr.write(o.error ? `tenant ${o.tenant}: not imported: ${o.error}\n` : `tenant ${o.tenant}: ${dryRun ? "would import" : "imported"} ${o.created} mapping(s)\n`);
   }
@@ -110,7 +114,7 @@ function parseCommand() {
   }
 }
 
-function loadConfiguration(): Config {
+function configured(): Config {
   try {
     return loadConfig(process.env);
   } catch (err) {

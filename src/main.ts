@@ -3,6 +3,7 @@ import { relative } from "node:path";
 import { loadOrCreateToken } from "./auth/generated-token.js";
 import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
+import { BackendPolicy } from "./policy/backend-policy.js";
 import { startApp } from "./app.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
@@ -65,10 +66,13 @@ function welcome(): void {
   }
   lines.push(
     "  try:",
-    `    curl -X PUT ${url}/v1/demo/mapping -H "${auth}" -H 'Content-Type: application/json' -d '{"domain": "demo.example.org", "backends": ["http://127.0.0.1:3000"]}'`,
+    `    curl -X PUT ${url}/v1/demo/mapping -H "${auth}" -H 'Content-Type: application/json' -d '{"domain": "demo.example.org", "backends": ["http://10.0.0.5:3000"]}'`,
     `    curl ${url}/v1/demo/mapping -H "${auth}"`,
-    "",
   );
+  if (new BackendPolicy(config.backendPolicy).refusal("127.0.0.1")) {
+    lines.push("  backends on this machine (127.0.0.1, ::1) are refused unless you start with DYNROUTE_BACKEND_ALLOW=127.0.0.0/8,::1/128");
+  }
+  lines.push("");
   process.stderr.write(lines.join("\n"));
 }
 

@@ -1,6 +1,6 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStore, protocols, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+import { outcome } from "./harness/outcome.js";
 
 let daemon: TestDaemon;
 const SECOND = "second-rotated-token-abcdef";
@@ -10,22 +10,17 @@ beforeAll(async () => {
 });
 afterAll(() => daemon.close());
 
-const code = (p: Promise<unknown>) =>
-  p.then(
-    () => Code[Code.Unknown] + ":succeeded",
-    (err: unknown) => Code[ConnectError.from(err).code],
-  );
 
 describe.each(protocols)("auth over %s", (protocol) => {
   it("rejects every RPC without a token or with a wrong one", async () => {
     for (const token of [null, "wrong-token-wrong-token", `${TOKEN}x`, TOKEN.slice(0, -1)]) {
       const c = daemon.client(protocol, token);
       const results = await Promise.all([
-        code(c.createMapping({ tenantId: "a", mapping: { domain: `auth-${protocol}.example.org`, backends: ["http://a:1"] } })),
-        code(c.getMapping({ tenantId: "a", domain: "x.example.org" })),
-        code(c.listMappings({ tenantId: "a" })),
-        code(c.updateMapping({ tenantId: "a", domain: "x.example.org", mapping: { backends: ["http://a:1"] } })),
-        code(c.deleteMapping({ tenantId: "a", domain: "x.example.org" })),
+        outcome(c.createMapping({ tenantId: "a", mapping: { domain: `auth-${protocol}.example.org`, backends: ["http://a:1"] } })),
+        outcome(c.getMapping({ tenantId: "a", domain: "x.example.org" })),
+        outcome(c.listMappings({ tenantId: "a" })),
+        outcome(c.updateMapping({ tenantId: "a", domain: "x.example.org", mapping: { backends: ["http://a:1"] } })),
+        outcome(c.deleteMapping({ tenantId: "a", domain: "x.example.org" })),
       ]);
       expect(results).toEqual(Array(5).fill("Unauthenticated"));
     }
@@ -34,7 +29,7 @@ describe.each(protocols)("auth over %s", (protocol) => {
   });
 
   it("rejects before validating, so bad input without a token is still unauthenticated", async () => {
-    expect(await code(daemon.client(protocol, null).createMapping({ tenantId: "no/such" }))).toBe("Unauthenticated");
+    expect(await outcome(daemon.client(protocol, null).createMapping({ tenantId: "no/such" }))).toBe("Unauthenticated");
   });
 
   it("accepts every configured token", async () => {

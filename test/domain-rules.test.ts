@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { checkBackends } from "../src/domain/backend-url.js";
 import { normalizeDomain } from "../src/domain/domain-name.js";
 import { InputError } from "../src/domain/errors.js";
 import { parseLabelSelector } from "../src/domain/label-selector.js";
@@ -50,26 +49,6 @@ describe("normalizeDomain", () => {
     expect(name253.length).toBe(253);
     expect(normalizeDomain(name253, "d")).toBe(name253);
     expect(() => normalizeDomain(`${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(63)}`, "d")).toThrow(InputError);
-  });
-});
-
-describe("checkBackends", () => {
-  it("accepts the seed's backends and https with a path", () => {
-    expect(() => checkBackends(["http://instance-01:3000", "http://instance-02:4000", "https://10.0.0.5/app", "http://[::1]:8080"], "backends", { pathless: false })).not.toThrow();
-  });
-  it("refuses any path, even /, when backends must be pathless (compatibility layout)", () => {
-    expect(() => checkBackends(["http://a:1", "https://[::1]:8443"], "backends", { pathless: true })).not.toThrow();
-    for (const bad of ["http://a:1/", "http://a:1/app"]) {
-      expect(() => checkBackends([bad], "backends", { pathless: true })).toThrow(/must not have a path/);
-    }
-  });
-  it.each(["http://:80", "http://host:0", "http://host:70000", "http://ho st"])("rejects %s naming the index", (bad) => {
-    try {
-      checkBackends(["http://ok:1", bad], "mapping.backends", { pathless: false });
-      expect.unreachable();
-    } catch (err) {
-      expect((err as InputError).violations[0]?.field).toBe("mapping.backends[1]");
-    }
   });
 });
 

@@ -92,7 +92,12 @@ describe("the README's start command", () => {
     expect(statSync(join(dir, "data", "admin-token")).mode & 0o777).toBe(0o600);
     expect(statSync(join(dir, "data", "dynroute.db")).isFile()).toBe(true);
 
-    const created = await rest(first.baseUrl, "PUT", "/v1/demo/mapping", { token: token!, body: { domain: "demo.example.org", backends: ["http://127.0.0.1:3000"] } });
+    // A newcomer's first backend on this machine is refused, and the answer says how to allow it.
+    const local = await rest(first.baseUrl, "PUT", "/v1/demo/mapping", { token: token!, body: { domain: "demo.example.org", backends: ["http://127.0.0.1:3000"] } });
+    expect(local.status).toBe(400);
+    expect(local.json.message).toContain("DYNROUTE_BACKEND_ALLOW=127.0.0.0/8");
+    expect(first.stderr.join("\n")).toContain("DYNROUTE_BACKEND_ALLOW=127.0.0.0/8,::1/128");
+    const created = await rest(first.baseUrl, "PUT", "/v1/demo/mapping", { token: token!, body: { domain: "demo.example.org", backends: ["http://10.0.0.5:3000"] } });
     expect(created.status).toBe(201);
     expect((await rest(first.baseUrl, "GET", "/v1/demo/mapping/demo.example.org", { token: token! })).json).toMatchObject({ domain: "demo.example.org" });
     expect((await rest(first.baseUrl, "GET", "/v1/demo/mapping", { token: TOKEN })).status).toBe(401);

@@ -3,7 +3,10 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
+import { AuditService } from "../gen/dynroute/v1/audit_pb.js";
+import { KeyService } from "../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
+import { TenantService } from "../gen/dynroute/v1/tenant_pb.js";
 import { httpRoutes } from "../src/gateway/http-routes.js";
 import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
 import { rest } from "./harness/rest.js";
@@ -29,10 +32,11 @@ describe("/v1/openapi.json", () => {
   });
 
   it("describes every google.api.http binding, and nothing else", () => {
-    const expected = httpRoutes([MappingService, AdminService]).map((r) => `${r.httpMethod} ${r.template.source}`);
+    const expected = httpRoutes([MappingService, AdminService, KeyService, AuditService, TenantService]).map((r) => `${r.httpMethod} ${r.template.source}`);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${path}`));
     expect(documented.sort()).toEqual(expected.sort());
     expect(expected).toContain("PATCH /v1/{tenant_id}/mapping/{domain}");
+    expect(expected).toEqual(expect.arrayContaining(["POST /v1/keys", "DELETE /v1/keys/{id}", "GET /v1/{tenant_id}/audit", "GET /v1/audit", "PUT /v1/tenants/{tenant_id}"]));
   });
 
   it("states statuses, headers, auth and the rules from buf.validate", () => {

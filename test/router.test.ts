@@ -7,13 +7,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
+import { freshStore, LOOPBACK_ALLOWED, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
 import { waitFor } from "./harness/ports.js";
 import { runDaemon } from "./harness/process.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
 import { Redis } from "ioredis";
-import { Backend, LOOPBACK_ALLOWED, NxDomainDns, PrivateRouter, RawBackend, rawRequest, request, writeBackendPolicy } from "./harness/router.js";
+import { BackendPolicy } from "../src/policy/backend-policy.js";
+import { RouteWriter } from "../src/sync/route-writer.js";
+import { Backend, NxDomainDns, PrivateRouter, RawBackend, rawRequest, request } from "./harness/router.js";
 
 const run = promisify(execFile);
 
@@ -28,7 +30,6 @@ beforeAll(async () => {
   redis = await PrivateRedis.start();
   daemon = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_REDIS_PREFIX: "e2e:" });
   await daemon.store.ready;
-  await writeBackendPolicy(redis.url, "e2e:", LOOPBACK_ALLOWED);
   router = await PrivateRouter.start(redis.url, "e2e:", { ROUTER_CACHE_TTL: "300" });
   for (const name of ["a", "b", "c"]) backends.push(await Backend.start(name));
 });
@@ -180,9 +181,7 @@ describe("failures", () => {
     } finally {
       await redis.resume();
     }
-    // Redis came back empty: the daemon writes its destination policy again (this suite stands in for it),
-    // the relay reconciles and the router's subscriber reconnects.
-    await writeBackendPolicy(redis.url, "e2e:", LOOPBACK_ALLOWED);
+    // Redis came back empty: the relay reconciles (routes and the destination policy) and the router's subscriber reconnects.
     await waitFor("the new route", async () => expect((await via("during.e2e.example")).json?.backend).toBe("b"), 15_000);
     expect((await via("named.e2e.example")).json.backend).toBe("a");
   });
@@ -332,30 +331,27 @@ describe("failing backends", () => {
 });
 
 describe("the destination policy", () => {
-  const deny127001 = [{ cidr: "127.0.0.1/32", action: "deny" as const, reason: "DYNROUTE_BACKEND_DENY" }, ...LOOPBACK_ALLOWED];
-  afterAll(() => writeBackendPolicy(redis.url, "e2e:", LOOPBACK_ALLOWED));
-
-  it("refuses every address the policy denies with a JSON 502, resolved names and IPv4-mapped addresses included", async () => {
-    await api("PUT", "/v1/e2e/mapping", { domain: "policy.e2e.example", backends: [`http://localhost:${a().port}`] });
-    // The API refuses IPv4-mapped literals; a route written by other means must still be checked as IPv4.
-    const client = new Redis(redis.url);
-    await client.hset("e2e:route:mapped.e2e.example", { rev: "999999", backends: JSON.stringify([`http://[::ffff:127.0.0.1]:${a().port}`]) });
-    await client.publish("e2e:route-invalidate", "mapped.e2e.example");
-    client.disconnect();
-    await waitFor("the routes", async () => {
-      expect((await via("policy.e2e.example")).json.backend).toBe("a");
-      expect((await via("mapped.e2e.example")).json.backend).toBe("a");
-    }, 5000);
-    await writeBackendPolicy(redis.url, "e2e:", deny127001);
-    await waitFor("the refusal", async () => {
-      const res = await via("policy.e2e.example");
-      expect(res.status).toBe(502);
-      expect(res.json).toEqual({ code: "backend_refused", message: expect.stringContaining("localhost (127.0.0.1:") });
-      expect(res.json.message).toContain("DYNROUTE_BACKEND_DENY");
-    }, 5000);
-    expect((await via("mapped.e2e.example")).json).toMatchObject({ code: "backend_refused" });
-    expect(router.errorLog()).toMatch(/policy\.e2e\.example: backend localhost \(127\.0\.0\.1:\d+\) refused: DYNROUTE_BACKEND_DENY/);
-    await waitFor("the metric", async () => expect((await router.metrics()).get("dynroute_router_backend_refused_total")).toBeGreaterThanOrEqual(2));
+  it("refuses a host-name backend whose address the daemon's policy denies, with a JSON 502 naming the rule", async () => {
+    // Operator denials come first: 127.0.0.1 is refused although the test daemons allow 127.0.0.0/8.
+    const strict = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_BACKEND_DENY: "127.0.0.1/32" });
+    const strictRouter = await PrivateRouter.start(redis.url, strict.config.redis.prefix);
+    try {
+      await strict.store.ready;
+      // The API does not resolve names at write time; the router checks what a name resolves to.
+      const created = await rest(strict.baseUrl, "PUT", "/v1/e2e/mapping", { body: { domain: "policy.e2e.example", backends: [`http://localhost:${a().port}`] } });
+      expect(created.status, JSON.stringify(created.json)).toBe(201);
+      await waitFor("the refusal", async () => {
+        const res = await request(strictRouter.port, "policy.e2e.example");
+        expect(res.status).toBe(502);
+        expect(res.json).toEqual({ code: "backend_refused", message: expect.stringContaining("backend localhost (127.0.0.1:") });
+        expect(res.json.message).toContain("DYNROUTE_BACKEND_DENY");
+      }, 5000);
+      expect(strictRouter.errorLog()).toMatch(/policy\.e2e\.example: backend localhost \(127\.0\.0\.1:\d+\) refused: DYNROUTE_BACKEND_DENY/);
+      await waitFor("the metric", async () => expect((await strictRouter.metrics()).get("dynroute_router_backend_refused_total")).toBeGreaterThanOrEqual(1));
+    } finally {
+      await strictRouter.stop();
+      await strict.close();
+    }
   });
 
   it("routes to IPv6 literal backends the policy allows", async () => {
@@ -368,19 +364,33 @@ describe("the destination policy", () => {
     }
   });
 
-  it("fails closed while no policy was ever loaded", async () => {
+  it("fails closed until a policy is loaded, follows its changes, and checks IPv4-mapped addresses as IPv4", async () => {
+    // Routes written with the daemon's own writer under a prefix no daemon serves: no policy there yet.
     const client = new Redis(redis.url);
-    await client.hset("unpoliced:route:open.e2e.example", { rev: "1", backends: JSON.stringify([a().url]) });
-    client.disconnect();
+    const writer = new RouteWriter(client, { prefix: "unpoliced:", compatFrontend: false, tombstoneTtlSeconds: 60 });
+    const other = await Backend.start("d", undefined, "127.0.0.2");
     const bare = await PrivateRouter.start(redis.url, "unpoliced:");
     try {
+      await writer.apply([
+        { domain: "open.e2e.example", revision: 1n, backends: [other.url] },
+        { domain: "mapped.e2e.example", revision: 2n, backends: [`http://[::ffff:127.0.0.1]:${a().port}`] },
+      ]);
       const res = await request(bare.port, "open.e2e.example");
       expect(res.status).toBe(502);
       expect(res.json).toEqual({ code: "backend_refused", message: expect.stringContaining("no backend policy is loaded (unpoliced:backend-policy)") });
-      await writeBackendPolicy(redis.url, "unpoliced:", LOOPBACK_ALLOWED);
-      await waitFor("the policy", async () => expect((await request(bare.port, "open.e2e.example")).json?.backend).toBe("a"), 5000);
+
+      await writer.writePolicy(new BackendPolicy({ deny: ["127.0.0.1/32"], allow: ["127.0.0.0/8", "::1/128"] }));
+      await waitFor("the policy", async () => expect((await request(bare.port, "open.e2e.example")).json?.backend).toBe("d"), 5000);
+      const mapped = await request(bare.port, "mapped.e2e.example");
+      expect(mapped.status).toBe(502);
+      expect(mapped.json).toMatchObject({ code: "backend_refused", message: expect.stringContaining("[::ffff:127.0.0.1]") });
+
+      await writer.writePolicy(new BackendPolicy({ deny: [], allow: ["127.0.0.0/8"] }));
+      await waitFor("the new policy", async () => expect((await request(bare.port, "mapped.e2e.example")).json?.backend).toBe("a"), 5000);
     } finally {
       await bare.stop();
+      await other.stop();
+      client.disconnect();
     }
   });
 });
@@ -469,7 +479,7 @@ describe("the compatibility layout and the migration from dynamicproxy", () => {
       await old.sadd("frontend:old.legacy.example", a().url, b().url);
       await old.sadd("frontend:*.wild.legacy.example", c().url);
       await old.sadd("frontend:tools.other.example", a().url);
-      const cli = (...args: string[]) => run(process.execPath, ["dist/src/cli.js", "import-frontend", "--redis", legacy.url, ...args], { env: { PATH: process.env.PATH ?? "", DYNROUTE_DATA_DIR: dataDir } });
+      const cli = (...args: string[]) => run(process.execPath, ["dist/src/cli.js", "import-frontend", "--redis", legacy.url, ...args], { env: { PATH: process.env.PATH ?? "", DYNROUTE_DATA_DIR: dataDir, ...LOOPBACK_ALLOWED } });
       const dry = await cli("--map", mapFile, "--tenant", "misc", "--dry-run");
       expect(dry.stderr).toContain("read 3 frontend set(s)");
       expect(dry.stderr).toContain("tenant legacy: would import 2 mapping(s)");
@@ -482,7 +492,6 @@ describe("the compatibility layout and the migration from dynamicproxy", () => {
       await compatDaemon.store.ready;
       const compatApi = (method: string, path: string, body?: object) => rest(compatDaemon!.baseUrl, method, path, body ? { body } : {});
       expect((await compatApi("GET", "/v1/legacy/mapping/*.wild.legacy.example")).json).toMatchObject({ backends: [c().url] });
-      await writeBackendPolicy(legacy.url, "", LOOPBACK_ALLOWED);
       compatRouter = await PrivateRouter.start(legacy.url, "", { ROUTER_LAYOUT: "frontend", ROUTER_CACHE_TTL: "300" });
       const viaCompat = (host: string) => request(compatRouter!.port, host);
       await waitFor("the routes", async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
+import { canonicalCidr, type BackendPolicySettings } from "../policy/backend-policy.js";
 
 /** Everything the daemon reads from its environment, parsed and checked once at startup. */
 export interface Config {
@@ -33,6 +34,10 @@ export interface Config {
   };
   /** /readyz fails when the oldest unapplied change is older than this. */
   readyMaxLagMs: number;
+  /** Where backends may point, beyond the built-in denials (see BackendPolicy). */
+  backendPolicy: BackendPolicySettings;
+  /** Audit events older than this are removed; 0 keeps them forever. */
+  auditRetentionDays: number;
 }
 
 /** A configuration value that stops startup; the message names the variable. */
@@ -68,6 +73,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       maxBackoffMs: positiveInt("DYNROUTE_RELAY_MAX_BACKOFF_MS", env.DYNROUTE_RELAY_MAX_BACKOFF_MS, 5000),
     },
     readyMaxLagMs: positiveInt("DYNROUTE_READY_MAX_LAG_MS", env.DYNROUTE_READY_MAX_LAG_MS, 60_000),
+    backendPolicy: { deny: cidrList("DYNROUTE_BACKEND_DENY", env.DYNROUTE_BACKEND_DENY), allow: cidrList("DYNROUTE_BACKEND_ALLOW", env.DYNROUTE_BACKEND_ALLOW) },
+    auditRetentionDays: nonNegativeInt("DYNROUTE_AUDIT_RETENTION_DAYS", env.DYNROUTE_AUDIT_RETENTION_DAYS, 90),
   };
 }
 
@@ -98,6 +105,20 @@ function parseRedisUrl(value: string): string {
   }
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new ConfigError("REDIS_URL", `scheme must be redis:// or rediss://, got ${url.protocol}//`);
   return value;
+}
+
+function cidrList(variable: string, value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((c) => c.trim())
+    .filter((c) => c !== "")
+    .map((c) => {
+      try {
+        return canonicalCidr(c);
+      } catch (err) {
+        throw new ConfigError(variable, (err as Error).message);
+      }
+    });
 }
 
 function bool(variable: string, value: string | undefined): boolean {

@@ -8,6 +8,8 @@ const storeCodes: Record<StoreErrorCode, Code> = {
   not_found: Code.NotFound,
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
+  permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
 };
 

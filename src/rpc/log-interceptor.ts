@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { principalKey, requestIdKey } from "../auth/principal.js";
 
 const REQUEST_ID = "x-request-id";
 const clientRequestId = /^[\w.:-]{1,128}$/;
@@ -15,6 +16,7 @@ export function logInterceptor(logger: Logger): Interceptor {
     const started = performance.now();
     const given = req.header.get(REQUEST_ID);
     const requestId = given && clientRequestId.test(given) ? given : randomUUID();
+    req.contextValues.set(requestIdKey, requestId);
     const procedure = `/${req.service.typeName}/${req.method.name}`;
     // REST calls reach the same procedure under their own path; log it too.
     const path = pathOf(req.url);
@@ -22,12 +24,12 @@ export function logInterceptor(logger: Logger): Interceptor {
     try {
       const res = await next(req);
       res.header.set(REQUEST_ID, requestId);
-      logger.info({ ...fields, code: "ok", ms: elapsed(started) }, "rpc");
+      logger.info({ ...fields, key: req.contextValues.get(principalKey)?.keyId, code: "ok", ms: elapsed(started) }, "rpc");
       return res;
     } catch (err) {
       const ce = ConnectError.from(err);
       ce.metadata.set(REQUEST_ID, requestId);
-      const line = { ...fields, code: Code[ce.code], ms: elapsed(started) };
+      const line = { ...fields, key: req.contextValues.get(principalKey)?.keyId, code: Code[ce.code], ms: elapsed(started) };
       if (ce.code === Code.Internal || ce.code === Code.Unknown) logger.error({ ...line, err: ce.cause ?? ce }, "rpc failed");
       else logger.info({ ...line, message: ce.rawMessage }, "rpc");
       throw ce;

@@ -1,22 +1,22 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MappingSchema, type Mapping } from "../../gen/dynroute/v1/mapping_pb.js";
-import { checkBackends, type BackendRules } from "../domain/backend-url.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
+import { canonicalBackends, type BackendRules } from "../policy/backend-url.js";
 import type { MappingInput, MappingRecord } from "../store/store.js";
 
 /**
  * A Mapping message (already checked against its proto rules) as the store
  * takes it: the rules the annotations cannot state, and the domain
- * normalised. `prefix` places field names inside the request.
+ * normalised, backends canonical and allowed by the rules. `prefix` places
+ * field names inside the request.
  */
 export function toInput(m: Mapping, tenantId: string, prefix: string, rules: BackendRules): MappingInput {
   if (m.tenantId !== "" && m.tenantId !== tenantId) {
     throw inputError(`${prefix}tenant_id`, "tenant_id.match", "must be empty or equal the tenant_id of the request");
   }
-  checkBackends(m.backends, `${prefix}backends`, rules);
-  return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: [...m.backends], labels: { ...m.labels } };
+  return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: canonicalBackends(m.backends, `${prefix}backends`, rules), labels: { ...m.labels } };
 }
 
 export function toProto(r: MappingRecord): Mapping {

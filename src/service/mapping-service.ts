@@ -2,10 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
-import type { BackendRules } from "../domain/backend-url.js";
+import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
+import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
+import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
 import type { MappingStore } from "../store/store.js";
 import { toInput, toProto } from "./mapping-convert.js";
@@ -17,9 +19,9 @@ const MASKABLE = ["domain", "backends", "labels"] as const;
 export interface MappingServiceDeps {
   store: MappingStore;
   validator: Validator;
+  backendRules: BackendRules;
   /** Which revision routers serve per domain, for Mapping.live. */
   servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
-  backendRules: BackendRules;
 }
 
 /**
@@ -27,7 +29,7 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator, servedRevisions, backendRules }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+export function createMappingService({ store, validator, backendRules, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
   /** Marks mappings whose revision Redis serves; unknown (Redis unreachable) counts as not live. */
   async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
     if (mappings.length === 0) return mappings;
@@ -37,9 +39,10 @@ export function createMappingService({ store, validator, servedRevisions, backen
   }
 
   return {
-    async createMapping(req) {
+    async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendRules));
+      checkNewTenantId(req.tenantId, "tenant_id");
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendRules), writerOf(ctx));
       return { mapping: toProto(record) };
     },
 
@@ -71,7 +74,7 @@ export function createMappingService({ store, validator, servedRevisions, backen
       };
     },
 
-    async updateMapping(req) {
+    async updateMapping(req, ctx) {
       const body = req.mapping;
       if (!body) throw inputError("mapping", "required", "value is required");
       const paths = req.updateMask?.paths ?? [];
@@ -95,12 +98,13 @@ export function createMappingService({ store, validator, servedRevisions, backen
           return toInput(merged, req.tenantId, "mapping.", backendRules);
         },
         req.expectedRevision,
+        writerOf(ctx),
       );
       return { mapping: toProto(record) };
     },
 
-    async deleteMapping(req) {
-      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision);
+    async deleteMapping(req, ctx) {
+      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writerOf(ctx));
       return {};
     },
   };

@@ -1,4 +1,15 @@
-import { notFound, StoreError, type MappingInput, type MappingRecord } from "./store.js";
+import { baseName, coveringWildcards, inZones, registrableDomain } from "../policy/name-rules.js";
+import { notFound, StoreError, type AuditAction, type MappingInput, type MappingRecord, type TenantSettings, type WriteContext } from "./store.js";
+
+/** An audit event as a write records it; the store adds id and time. */
+export interface AuditInput {
+  tenantId: string;
+  action: AuditAction;
+  domain: string;
+  previousDomain: string;
+  before?: MappingRecord;
+  after?: MappingRecord;
+}
 
 /**
  * The statements a store runs inside one write transaction. Each store
@@ -15,18 +26,35 @@ export interface MappingTx {
   /** Appends the full new state of one domain (null: no longer mapped) and returns the row id. */
   appendOutbox(domain: string, backends: string[] | null, now: Date): Promise<bigint>;
   setRevision(id: bigint, revision: bigint): Promise<void>;
+  /**
+   * Locks the names under one registrable domain until the transaction ends
+   * (where concurrent writes could interleave): shared for a name, exclusive
+   * for a wildcard. Names under one domain are claimed side by side, while a
+   * wildcard waits for them and they for it, so two tenants cannot both win
+   * overlapping claims.
+   */
+  lockNameTree(registrable: string, exclusive: boolean): Promise<void>;
+  /** Whether a tenant other than `tenantId` maps one of `names` or, when given, a name under `subtree`. */
+  othersClaim(tenantId: string, names: readonly string[], subtree: string | undefined): Promise<boolean>;
+  /** The tenant's settings, locked until the transaction ends (so quota checks cannot race); undefined: none set. */
+  lockTenant(tenantId: string): Promise<TenantSettings | undefined>;
+  countMappings(tenantId: string): Promise<number>;
+  appendAudit(event: AuditInput, ctx: WriteContext, now: Date): Promise<void>;
 }
 
 /** Both stores answer a taken domain alike, never naming the tenant that holds it. */
 export const domainTaken = (domain: string) => new StoreError("already_exists", `domain ${domain} is already mapped`);
 
 /** Creates a mapping; its revision is the id of the outbox row written with it. */
-export async function createIn(tx: MappingTx, tenantId: string, input: MappingInput): Promise<MappingRecord> {
+export async function createIn(tx: MappingTx, tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
+  await checkClaim(tx, tenantId, input.domain, true);
   const now = new Date();
   const id = await tx.insertMapping(tenantId, input, now);
   const revision = await tx.appendOutbox(input.domain, input.backends, now);
   await tx.setRevision(id, revision);
-  return { id, tenantId, ...input, createTime: now, updateTime: now, revision };
+  const record = { id, tenantId, ...input, createTime: now, updateTime: now, revision };
+  await tx.appendAudit({ tenantId, action: "create", domain: input.domain, previousDomain: "", after: record }, ctx, now);
+  return record;
 }
 
 /** Replaces a mapping with what `change` makes of it, read under the lock; a new domain renames it. */
@@ -36,22 +64,55 @@ export async function updateIn(
   domain: string,
   change: (current: MappingRecord) => MappingInput,
   expectedRevision: bigint | undefined,
+  ctx: WriteContext,
 ): Promise<MappingRecord> {
   const current = await lockOwned(tx, tenantId, domain, expectedRevision);
   const next = change(current);
+  const renamed = next.domain !== current.domain;
+  if (renamed) await checkClaim(tx, tenantId, next.domain, false);
   const now = new Date();
   await tx.updateMapping(current.id, next, now);
   // A rename is a removal of the old name plus an upsert of the new one.
-  if (next.domain !== current.domain) await tx.appendOutbox(current.domain, null, now);
+  if (renamed) await tx.appendOutbox(current.domain, null, now);
   const revision = await tx.appendOutbox(next.domain, next.backends, now);
   await tx.setRevision(current.id, revision);
-  return { ...current, ...next, updateTime: now, revision };
+  const record = { ...current, ...next, updateTime: now, revision };
+  const action = renamed ? "rename" : "update";
+  await tx.appendAudit({ tenantId, action, domain: next.domain, previousDomain: renamed ? current.domain : "", before: current, after: record }, ctx, now);
+  return record;
 }
 
-export async function deleteIn(tx: MappingTx, tenantId: string, domain: string, expectedRevision: bigint | undefined): Promise<void> {
+export async function deleteIn(tx: MappingTx, tenantId: string, domain: string, expectedRevision: bigint | undefined, ctx: WriteContext): Promise<void> {
   const current = await lockOwned(tx, tenantId, domain, expectedRevision);
+  const now = new Date();
   await tx.deleteMapping(current.id);
-  await tx.appendOutbox(domain, null, new Date());
+  await tx.appendOutbox(domain, null, now);
+  await tx.appendAudit({ tenantId, action: "delete", domain, previousDomain: "", before: current }, ctx, now);
+}
+
+/**
+ * The rules of claiming a name: inside the tenant's zones, within its quota
+ * (`creating`), and no overlap with another tenant's names: the owner of a
+ * wildcard owns its subtree, and the owner of a name owns the wildcards that
+ * would cover it. The answer never names the other tenant.
+ */
+async function checkClaim(tx: MappingTx, tenantId: string, domain: string, creating: boolean): Promise<void> {
+  const settings = await tx.lockTenant(tenantId);
+  if (settings && !inZones(domain, settings.zones)) {
+    throw new StoreError("permission_denied", `tenant ${tenantId} may only map names in its zones (${settings.zones.join(", ")}); ${domain} is outside them`);
+  }
+  if (creating && settings && settings.mappingQuota > 0 && (await tx.countMappings(tenantId)) >= settings.mappingQuota) {
+    throw new StoreError("resource_exhausted", `tenant ${tenantId} has reached its quota of ${settings.mappingQuota} mappings; an admin can raise it`);
+  }
+  const subtree = domain.startsWith("*.") ? baseName(domain) : undefined;
+  await tx.lockNameTree(registrableDomain(domain, "mapping.domain"), subtree !== undefined);
+  // Read after the lock: what the overlapping claims committed is visible now.
+  if (await tx.othersClaim(tenantId, coveringWildcards(domain), subtree)) {
+    throw new StoreError(
+      "already_exists",
+      subtree ? `${domain} would cover names another tenant has mapped` : `${domain} is covered by a wildcard another tenant has mapped`,
+    );
+  }
 }
 
 /** Another tenant's mapping is indistinguishable from none. */
@@ -72,9 +133,9 @@ class DryRunDone extends Error {
 }
 
 /** Creates all of one tenant's mappings in the caller's transaction; a dry run does every write, then rolls back. */
-export async function createAllIn(tx: MappingTx, tenantId: string, inputs: readonly MappingInput[], dryRun: boolean): Promise<MappingRecord[]> {
+export async function createAllIn(tx: MappingTx, tenantId: string, inputs: readonly MappingInput[], dryRun: boolean, ctx: WriteContext): Promise<MappingRecord[]> {
   const records: MappingRecord[] = [];
-  for (const input of inputs) records.push(await createIn(tx, tenantId, input));
+  for (const input of inputs) records.push(await createIn(tx, tenantId, input, ctx));
   if (dryRun) throw new DryRunDone(records);
   return records;
 }

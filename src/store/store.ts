@@ -44,7 +44,7 @@ export interface ListResult {
  * transaction. Failures are StoreErrors.
  */
 export interface MappingStore {
-  create(tenantId: string, input: MappingInput): Promise<MappingRecord>;
+  create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord>;
   get(tenantId: string, domain: string): Promise<MappingRecord>;
   list(tenantId: string, query: ListQuery): Promise<ListResult>;
   /**
@@ -56,18 +56,105 @@ export interface MappingStore {
     tenantId: string,
     domain: string,
     change: (current: MappingRecord) => MappingInput,
-    expectedRevision?: bigint,
+    expectedRevision: bigint | undefined,
+    ctx: WriteContext,
   ): Promise<MappingRecord>;
-  delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void>;
+  delete(tenantId: string, domain: string, expectedRevision: bigint | undefined, ctx: WriteContext): Promise<void>;
   /**
    * Creates all the mappings of one tenant in one transaction: all or none
    * (any taken domain fails the whole set). A dry run does every write and
    * rolls back, so it reports exactly what a real run would.
    */
-  createMany(tenantId: string, inputs: readonly MappingInput[], opts: { dryRun: boolean }): Promise<MappingRecord[]>;
+  createMany(tenantId: string, inputs: readonly MappingInput[], opts: { dryRun: boolean; ctx: WriteContext }): Promise<MappingRecord[]>;
   /** Up to `limit` mappings of every tenant with row id above `afterId`, in id order. */
   scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]>;
   close(): Promise<void>;
+}
+
+/** Who writes, for the audit event recorded with the write. */
+export interface WriteContext {
+  keyId: string;
+  requestId: string;
+}
+
+export type Role = "admin" | "editor" | "viewer";
+
+/** An API key as stored: only a hash of its secret. */
+export interface KeyRecord {
+  id: string;
+  /** Empty for admin keys. */
+  tenantId: string;
+  role: Role;
+  description: string;
+  /** SHA-256 of the secret. */
+  secretHash: Buffer;
+  createTime: Date;
+  expireTime?: Date;
+  lastUsedTime?: Date;
+  revokeTime?: Date;
+}
+
+export interface KeyStore {
+  insertKey(key: KeyRecord): Promise<void>;
+  findKey(id: string): Promise<KeyRecord | undefined>;
+  /** Newest first. */
+  listKeys(query: { tenantId?: string; showRevoked: boolean }): Promise<KeyRecord[]>;
+  /** Marks the key revoked (once); undefined when there is no such key. */
+  revokeKey(id: string, now: Date): Promise<KeyRecord | undefined>;
+  touchKey(id: string, now: Date): Promise<void>;
+}
+
+export type AuditAction = "create" | "update" | "rename" | "delete";
+
+/** One committed mapping write, recorded in its transaction. */
+export interface AuditRecord {
+  id: bigint;
+  time: Date;
+  tenantId: string;
+  keyId: string;
+  action: AuditAction;
+  domain: string;
+  previousDomain: string;
+  before?: MappingRecord;
+  after?: MappingRecord;
+  requestId: string;
+}
+
+export interface AuditQuery {
+  /** Undefined: every tenant. */
+  tenantId?: string;
+  /** Events whose domain, before or after, is this. */
+  domain?: string;
+  /** Older than this event id (keyset paging, newest first). */
+  beforeId?: bigint;
+  limit: number;
+}
+
+export interface AuditStore {
+  listAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Removes events older than `before`; returns how many. */
+  pruneAudit(before: Date): Promise<number>;
+}
+
+/** What admins set per tenant. */
+export interface TenantSettings {
+  /** Normalised zones; empty: any name the global rules allow. */
+  zones: string[];
+  /** 0: no limit. */
+  mappingQuota: number;
+}
+
+export interface TenantRecord extends TenantSettings {
+  tenantId: string;
+  mappingCount: number;
+}
+
+export interface TenantStore {
+  /** Settings (defaults when none were set) and usage. */
+  getTenant(tenantId: string): Promise<TenantRecord>;
+  putTenant(tenantId: string, settings: TenantSettings): Promise<TenantRecord>;
+  /** Tenants with settings or mappings, by id. */
+  listTenants(): Promise<TenantRecord[]>;
 }
 
 /** One change of one domain, as the outbox carries it: the full new state. */
@@ -119,7 +206,7 @@ export interface OutboxStore {
   onCommit(listener: () => void): void;
 }
 
-export type StoreErrorCode = "not_found" | "already_exists" | "failed_precondition" | "unavailable";
+export type StoreErrorCode = "not_found" | "already_exists" | "failed_precondition" | "permission_denied" | "resource_exhausted" | "unavailable";
 
 export class StoreError extends Error {
   override name = "StoreError";

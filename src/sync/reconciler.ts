@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
+import type { BackendPolicy } from "../policy/backend-policy.js";
 import type { OutboxStore } from "../store/store.js";
 import { frontendKey, routeKey, wildcardIndexKey, type RouteWriter } from "./route-writer.js";
 
@@ -12,13 +13,16 @@ const SCAN_BATCH = 5000;
  * tombstones Redis routes whose domain MySQL no longer has, and drops what
  * derives from routes that are not live (wildcard index entries, and in the
  * compatibility layout `frontend:` sets, e.g. an older system's). Streams in
- * batches, so memory stays flat at any size. Safe to run on any replica,
+ * batches, so memory stays flat at any size. Each run also publishes the
+ * backend destination policy, so routers get it back after Redis lost it.
+ * Safe to run on any replica,
  * concurrently with the relay.
  */
 export class Reconciler {
   constructor(
     private readonly store: OutboxStore,
     private readonly writer: RouteWriter,
+    private readonly policy: BackendPolicy,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
   ) {}
@@ -26,6 +30,7 @@ export class Reconciler {
   async run(reason: string): Promise<{ pushed: number; updated: number; retired: number; pruned: number; ms: number }> {
     const started = performance.now();
     this.logger.info({ reason }, "reconciliation started");
+    if (await this.writer.writePolicy(this.policy)) this.logger.info({ rules: this.policy.rules.length }, "backend policy published to routers");
     const stamp = `${Date.now().toString(36)}.${randomBytes(4).toString("hex")}`;
     let pushed = 0;
     let updated = 0;

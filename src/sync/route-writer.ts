@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { BackendPolicy } from "../policy/backend-policy.js";
 import type { RouteChange } from "../store/store.js";
 
 export interface RouteLayout {
@@ -20,6 +21,10 @@ export const invalidationChannel = (layout: RouteLayout) => `${layout.prefix}rou
  * routes; reconciliation repairs it.
  */
 export const wildcardIndexKey = (layout: RouteLayout) => `${layout.prefix}wildcards`;
+/** The backend destination policy routers enforce: JSON `{"rules": [{cidr, action, reason}]}`, first match wins. */
+export const backendPolicyKey = (layout: RouteLayout) => `${layout.prefix}backend-policy`;
+/** Published on the invalidation channel when the policy changes; no domain can look like it. */
+export const BACKEND_POLICY_CHANGED = "!backend-policy";
 
 // Applies changes only when their revision is newer than the stored one, so
 // replays and out-of-order deliveries are harmless. Revisions are outbox ids
@@ -153,6 +158,15 @@ end
 return found
 `;
 
+// Replaces the policy and tells routers, only when it changed (each reconciliation writes it).
+// KEYS: policy key. ARGV: policy JSON, channel, message.
+const SET_POLICY = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`;
+
 /** Routes per script call: large enough to amortise a command, small enough to keep each call short. */
 const PER_CALL = 250;
 
@@ -161,6 +175,7 @@ interface RouteCommands {
   dynrouteRetire(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
   dynrouteUnseen(numberOfKeys: number, ...args: string[]): Promise<string[]>;
   dynroutePrune(numberOfKeys: number, ...args: string[]): Promise<number>;
+  dynrouteSetPolicy(numberOfKeys: 1, key: string, policy: string, channel: string, message: string): Promise<number>;
 }
 
 type Batch = RouteCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
@@ -182,6 +197,7 @@ export class RouteWriter {
       redis.defineCommand("dynrouteRetire", { lua: RETIRE });
       redis.defineCommand("dynrouteUnseen", { lua: UNSEEN });
       redis.defineCommand("dynroutePrune", { lua: PRUNE });
+      redis.defineCommand("dynrouteSetPolicy", { lua: SET_POLICY });
     }
   }
 
@@ -200,6 +216,13 @@ export class RouteWriter {
       pipeline.dynrouteApply(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", stamp, ...args);
     }
     return countApplied(await pipeline.exec());
+  }
+
+  /** Publishes the backend destination policy to routers; true when it changed. */
+  async writePolicy(policy: BackendPolicy): Promise<boolean> {
+    const commands = this.redis as unknown as RouteCommands;
+    const { layout } = this;
+    return (await commands.dynrouteSetPolicy(1, backendPolicyKey(layout), JSON.stringify(policy), invalidationChannel(layout), BACKEND_POLICY_CHANGED)) === 1;
   }
 
   /** Tombstones routes (domain → revision seen) that are still at that revision. */

@@ -1,11 +1,11 @@
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import { MappingSchema } from "../../gen/dynroute/v1/mapping_pb.js";
-import type { BackendRules } from "../domain/backend-url.js";
 import { InputError } from "../domain/errors.js";
+import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
 import { toInput, toProto } from "../service/mapping-convert.js";
-import type { MappingInput, MappingStore } from "../store/store.js";
+import type { MappingInput, MappingStore, WriteContext } from "../store/store.js";
 
 const BATCH = 1000;
 
@@ -40,7 +40,8 @@ export interface ParsedImport {
 
 /**
  * Reads JSON lines as written by exportMappings and checks each against the
- * same rules as the API (proto annotations, domain and backend rules).
+ * same rules as the API (proto annotations, domain and backend rules, the
+ * backend destination policy).
  * Output-only fields (revision, times) are accepted and ignored: the target
  * store assigns its own.
  */
@@ -77,11 +78,11 @@ export interface TenantOutcome {
 }
 
 /** Loads each tenant's mappings in one transaction of its own: all of a tenant's, or none. */
-export async function importMappings(store: MappingStore, tenants: ParsedImport["tenants"], dryRun: boolean): Promise<TenantOutcome[]> {
+export async function importMappings(store: MappingStore, tenants: ParsedImport["tenants"], dryRun: boolean, ctx: WriteContext): Promise<TenantOutcome[]> {
   const outcomes: TenantOutcome[] = [];
   for (const [tenant, inputs] of tenants) {
     try {
-      outcomes.push({ tenant, created: (await store.createMany(tenant, inputs, { dryRun })).length });
+      outcomes.push({ tenant, created: (await store.createMany(tenant, inputs, { dryRun, ctx })).length });
     } catch (err) {
       outcomes.push({ tenant, created: 0, error: (err as Error).message });
     }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { inject } from "vitest";
+import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
@@ -15,6 +16,8 @@ import { openStore, type Store } from "../../src/store/open-store.js";
 import { createRedis } from "../../src/sync/redis-client.js";
 
 export const TOKEN = "test-admin-token-0123456789";
+/** Tests route to loopback backends, which the default backend policy refuses. */
+export const LOOPBACK_ALLOWED = { DYNROUTE_BACKEND_ALLOW: "127.0.0.0/8,::1/128" } as const;
 export const protocols = ["connect", "grpc", "grpcweb"] as const;
 export type Protocol = (typeof protocols)[number];
 
@@ -27,6 +30,8 @@ export interface TestDaemon {
   logs: string[];
   transport(protocol: Protocol, token?: string | null): Transport;
   client(protocol: Protocol, token?: string | null): Client<typeof MappingService>;
+  /** A client of any of the daemon's services. */
+  clientOf<S extends DescService>(service: S, protocol: Protocol, token?: string | null): Client<S>;
   close(): Promise<void>;
 }
 
@@ -54,6 +59,7 @@ export async function startTestDaemon(storeEnv: StoreEnv, env: Record<string, st
     DYNROUTE_REDIS_PREFIX: `t${randomBytes(4).toString("hex")}:`,
     DYNROUTE_RELAY_POLL_MS: "50",
     LOG_LEVEL: "info",
+    ...LOOPBACK_ALLOWED,
     ...env,
   });
   const logs: string[] = [];
@@ -86,6 +92,7 @@ export async function startTestDaemon(storeEnv: StoreEnv, env: Record<string, st
     logs,
     transport,
     client: (protocol, token) => createClient(MappingService, transport(protocol, token)),
+    clientOf: (service, protocol, token) => createClient(service, transport(protocol, token)),
     close: () => app.close(),
   };
 }

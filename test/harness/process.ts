@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
+import { LOOPBACK_ALLOWED } from "./daemon.js";
 
 export interface DaemonProcess {
   proc: ChildProcess;
@@ -12,7 +13,7 @@ export interface DaemonProcess {
 /** Runs the built daemon (dist/) as its own process and waits until it listens. */
 export async function spawnDaemon(env: Record<string, string>): Promise<DaemonProcess> {
   const proc = spawn(process.execPath, ["dist/src/main.js"], {
-    env: { PATH: process.env.PATH ?? "", DYNROUTE_ADDR: "127.0.0.1:0", ...env },
+    env: { PATH: process.env.PATH ?? "", DYNROUTE_ADDR: "127.0.0.1:0", ...LOOPBACK_ALLOWED, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];

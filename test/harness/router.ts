@@ -11,35 +11,6 @@ import dgram from "node:dgram";
 import { Redis } from "ioredis";
 import { freePort, waitFor } from "./ports.js";
 
-export interface PolicyRule {
-  cidr: string;
-  action: "allow" | "deny";
-  reason: string;
-}
-
-/**
- * Writes the backend destination policy as the daemon does (key and
- * announcement) — a stand-in until the daemon's own policy writer lands.
- */
-export async function writeBackendPolicy(redisUrl: string, prefix: string, rules: PolicyRule[] | null): Promise<void> {
-  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    if (rules === null) await client.del(`${prefix}backend-policy`);
-    else await client.set(`${prefix}backend-policy`, JSON.stringify({ rules }));
-    await client.publish(`${prefix}route-invalidate`, "!backend-policy");
-  } finally {
-    client.disconnect();
-  }
-}
-
-/** What the test daemons allow (DYNROUTE_BACKEND_ALLOW=127.0.0.0/8,::1/128): loopback backends. */
-export const LOOPBACK_ALLOWED: PolicyRule[] = [
-  { cidr: "127.0.0.0/8", action: "allow", reason: "DYNROUTE_BACKEND_ALLOW" },
-  { cidr: "::1/128", action: "allow", reason: "DYNROUTE_BACKEND_ALLOW" },
-  { cidr: "0.0.0.0/0", action: "deny", reason: "not an allowed test address" },
-  { cidr: "::/0", action: "deny", reason: "not an allowed test address" },
-];
-
 /** The repo's nginx + Lua router, started by its own script in a prefix of its own, on a free port. */
 export class PrivateRouter {
   private constructor(

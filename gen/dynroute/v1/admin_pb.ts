@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_dynroute_v1_access } from "./access_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -11,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dynroute/v1/admin.proto.
  */
 export const file_dynroute_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChdkeW5yb3V0ZS92MS9hZG1pbi5wcm90bxILZHlucm91dGUudjEiEgoQUmVjb25jaWxlUmVxdWVzdCJaChFSZWNvbmNpbGVSZXNwb25zZRIOCgZwdXNoZWQYASABKAQSDwoHdXBkYXRlZBgCIAEoBBIPCgdyZXRpcmVkGAMgASgEEhMKC2R1cmF0aW9uX21zGAQgASgEMnoKDEFkbWluU2VydmljZRJqCglSZWNvbmNpbGUSHS5keW5yb3V0ZS52MS5SZWNvbmNpbGVSZXF1ZXN0Gh4uZHlucm91dGUudjEuUmVjb25jaWxlUmVzcG9uc2UiHoLT5JMCGDoBKiITL3YxL2FkbWluL3JlY29uY2lsZWIGcHJvdG8z", [file_google_api_annotations]);
+  fileDesc("ChdkeW5yb3V0ZS92MS9hZG1pbi5wcm90bxILZHlucm91dGUudjEiEgoQUmVjb25jaWxlUmVxdWVzdCJaChFSZWNvbmNpbGVSZXNwb25zZRIOCgZwdXNoZWQYASABKAQSDwoHdXBkYXRlZBgCIAEoBBIPCgdyZXRpcmVkGAMgASgEEhMKC2R1cmF0aW9uX21zGAQgASgEMoUBCgxBZG1pblNlcnZpY2USdQoJUmVjb25jaWxlEh0uZHlucm91dGUudjEuUmVjb25jaWxlUmVxdWVzdBoeLmR5bnJvdXRlLnYxLlJlY29uY2lsZVJlc3BvbnNlIinK8xgHCgVhZG1pboLT5JMCGDoBKiITL3YxL2FkbWluL3JlY29uY2lsZWIGcHJvdG8z", [file_dynroute_v1_access, file_google_api_annotations]);
 
 /**
  * No parameters.
@@ -71,7 +72,7 @@ export const ReconcileResponseSchema: GenMessage<ReconcileResponse> = /*@__PURE_
   messageDesc(file_dynroute_v1_admin, 1);
 
 /**
- * Operations on the daemon itself. Same admin token as MappingService.
+ * Operations on the daemon itself, for admin keys.
  *
  * @generated from service dynroute.v1.AdminService
  */

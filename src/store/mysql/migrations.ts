@@ -39,4 +39,54 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB`,
     ],
   },
+  {
+    version: 2,
+    name: "api keys, audit trail, tenant settings, name locks",
+    statements: [
+      // Only a SHA-256 of each secret is kept.
+      `CREATE TABLE api_keys (
+        id VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        tenant_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        role VARCHAR(8) CHARACTER SET ascii NOT NULL,
+        description VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        secret_hash BINARY(32) NOT NULL,
+        create_time DATETIME(3) NOT NULL,
+        expire_time DATETIME(3) NULL,
+        last_used_time DATETIME(3) NULL,
+        revoke_time DATETIME(3) NULL,
+        PRIMARY KEY (id),
+        KEY api_keys_tenant (tenant_id, create_time)
+      ) ENGINE=InnoDB`,
+      // Written in the transaction of the mapping write it records.
+      `CREATE TABLE audit_events (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+        time DATETIME(3) NOT NULL,
+        tenant_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        key_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        action VARCHAR(8) CHARACTER SET ascii NOT NULL,
+        domain VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        previous_domain VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        before_state MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+        after_state MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+        request_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        PRIMARY KEY (id),
+        KEY audit_events_tenant (tenant_id, id),
+        KEY audit_events_domain (domain, id),
+        KEY audit_events_previous_domain (previous_domain, id),
+        KEY audit_events_time (time)
+      ) ENGINE=InnoDB`,
+      `CREATE TABLE tenants (
+        tenant_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        zones TEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        mapping_quota INT UNSIGNED NOT NULL,
+        update_time DATETIME(3) NOT NULL,
+        PRIMARY KEY (tenant_id)
+      ) ENGINE=InnoDB`,
+      // One row per registrable domain: its lock serialises ownership checks under it.
+      `CREATE TABLE name_locks (
+        name VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        PRIMARY KEY (name)
+      ) ENGINE=InnoDB`,
+    ],
+  },
 ];

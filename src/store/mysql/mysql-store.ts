@@ -1,4 +1,4 @@
-import { createPool, type Pool, type PoolConnection, type RowDataPacket } from "mysql2/promise";
+import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import type { Logger } from "pino";
 import { createAllIn, createIn, deleteIn, dryRunResult, updateIn, type MappingTx } from "../mapping-writes.js";
 import {
@@ -14,12 +14,40 @@ import {
   type RelayLease,
   type RouteChange,
   type RouteRow,
+  type AuditQuery,
+  type AuditRecord,
+  type AuditStore,
+  type KeyRecord,
+  type KeyStore,
+  type TenantRecord,
+  type TenantSettings,
+  type TenantStore,
+  type WriteContext,
 } from "../store.js";
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
 import { mysqlTx } from "./mysql-tx.js";
-import { listConditions, MAPPING_COLUMNS, rowToRecord, type MappingRow } from "../sql-shared.js";
+import {
+  AUDIT_COLUMNS,
+  auditConditions,
+  INSERT_KEY,
+  KEY_COLUMNS,
+  keyConditions,
+  keyValues,
+  LIST_TENANTS,
+  listConditions,
+  MAPPING_COLUMNS,
+  rowToAudit,
+  rowToKey,
+  rowToRecord,
+  rowToTenant,
+  TENANT_COLUMNS,
+  type AuditRow,
+  type KeyRow,
+  type MappingRow,
+  type TenantRow,
+} from "../sql-shared.js";
 
 const TX_ATTEMPTS = 4;
 
@@ -46,7 +74,7 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
   return new MysqlStore(pool, opts);
 }
 
-export class MysqlStore implements MappingStore, OutboxStore {
+export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore {
   private migrated = false;
   private notReadyReason = "migrations have not run yet";
   private closed = false;
@@ -64,8 +92,8 @@ export class MysqlStore implements MappingStore, OutboxStore {
     this.ready = this.migrateUntilDone();
   }
 
-  create(tenantId: string, input: MappingInput): Promise<MappingRecord> {
-    return this.transaction((tx) => createIn(tx, tenantId, input));
+  create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
+    return this.transaction((tx) => createIn(tx, tenantId, input, ctx));
   }
 
   async get(tenantId: string, domain: string): Promise<MappingRecord> {
@@ -88,16 +116,76 @@ export class MysqlStore implements MappingStore, OutboxStore {
     return result;
   }
 
-  update(tenantId: string, domain: string, change: (current: MappingRecord) => MappingInput, expectedRevision?: bigint): Promise<MappingRecord> {
-    return this.transaction((tx) => updateIn(tx, tenantId, domain, change, expectedRevision));
+  update(tenantId: string, domain: string, change: (current: MappingRecord) => MappingInput, expectedRevision: bigint | undefined, ctx: WriteContext): Promise<MappingRecord> {
+    return this.transaction((tx) => updateIn(tx, tenantId, domain, change, expectedRevision, ctx));
   }
 
-  delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void> {
-    return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision));
+  delete(tenantId: string, domain: string, expectedRevision: bigint | undefined, ctx: WriteContext): Promise<void> {
+    return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision, ctx));
   }
 
-  createMany(tenantId: string, inputs: readonly MappingInput[], { dryRun }: { dryRun: boolean }): Promise<MappingRecord[]> {
-    return this.transaction((tx) => createAllIn(tx, tenantId, inputs, dryRun)).catch(dryRunResult);
+  createMany(tenantId: string, inputs: readonly MappingInput[], { dryRun, ctx }: { dryRun: boolean; ctx: WriteContext }): Promise<MappingRecord[]> {
+    return this.transaction((tx) => createAllIn(tx, tenantId, inputs, dryRun, ctx)).catch(dryRunResult);
+  }
+
+  async insertKey(key: KeyRecord): Promise<void> {
+    await this.read(() => this.pool.query(INSERT_KEY, keyValues(key, (d) => d)));
+  }
+
+  async findKey(id: string): Promise<KeyRecord | undefined> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`, [id]));
+    return rows[0] && rowToKey(rows[0] as KeyRow);
+  }
+
+  async listKeys(q: { tenantId?: string; showRevoked: boolean }): Promise<KeyRecord[]> {
+    const { where, params } = keyConditions(q);
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY create_time DESC, id`, params));
+    return rows.map((r) => rowToKey(r as KeyRow));
+  }
+
+  async revokeKey(id: string, now: Date): Promise<KeyRecord | undefined> {
+    await this.read(() => this.pool.query("UPDATE api_keys SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL", [now, id]));
+    return this.findKey(id);
+  }
+
+  async touchKey(id: string, now: Date): Promise<void> {
+    await this.read(() => this.pool.query("UPDATE api_keys SET last_used_time = ? WHERE id = ?", [now, id]));
+  }
+
+  async listAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    const { where, params } = auditConditions(q);
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where} ORDER BY id DESC LIMIT ?`, [...params, q.limit]));
+    return rows.map((r) => rowToAudit(r as AuditRow));
+  }
+
+  async pruneAudit(before: Date): Promise<number> {
+    const [res] = await this.read(() => this.pool.query<ResultSetHeader>("DELETE FROM audit_events WHERE time < ?", [before]));
+    return res.affectedRows;
+  }
+
+  async getTenant(tenantId: string): Promise<TenantRecord> {
+    const [[settings], [[count]]] = await Promise.all([
+      this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`, [tenantId])),
+      this.read(() => this.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS mapping_count FROM mappings WHERE tenant_id = ?", [tenantId])),
+    ]);
+    return rowToTenant({ tenant_id: tenantId, zones: null, mapping_quota: null, ...settings[0], mapping_count: count?.mapping_count } as TenantRow);
+  }
+
+  async putTenant(tenantId: string, settings: TenantSettings): Promise<TenantRecord> {
+    await this.read(() =>
+      this.pool.query("INSERT INTO tenants (tenant_id, zones, mapping_quota, update_time) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE zones = VALUES(zones), mapping_quota = VALUES(mapping_quota), update_time = VALUES(update_time)", [
+        tenantId,
+        JSON.stringify(settings.zones),
+        settings.mappingQuota,
+        new Date(),
+      ]),
+    );
+    return this.getTenant(tenantId);
+  }
+
+  async listTenants(): Promise<TenantRecord[]> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(LIST_TENANTS));
+    return rows.map((r) => rowToTenant(r as TenantRow));
   }
 
   async scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {

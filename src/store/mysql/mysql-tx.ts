@@ -1,6 +1,6 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { domainTaken, type MappingTx } from "../mapping-writes.js";
-import { MAPPING_COLUMNS, rowToRecord, type MappingRow } from "../sql-shared.js";
+import { auditValues, INSERT_AUDIT, MAPPING_COLUMNS, othersClaimQuery, rowToRecord, rowToSettings, TENANT_COLUMNS, type MappingRow, type TenantRow } from "../sql-shared.js";
 import { isDuplicate } from "./mysql-errors.js";
 
 /** The write statements of one MySQL transaction on `conn`. */
@@ -42,6 +42,31 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
     },
     async setRevision(id, revision) {
       await conn.query("UPDATE mappings SET revision = ? WHERE id = ?", [revision.toString(), id.toString()]);
+    },
+    async lockNameTree(registrable, exclusive) {
+      // InnoDB locks the row an INSERT finds: IGNORE takes a shared lock on it, ON DUPLICATE KEY UPDATE an
+      // exclusive one (a row it inserts is locked exclusively either way, once per registrable domain).
+      await conn.query(
+        exclusive ? "INSERT INTO name_locks (name) VALUES (?) ON DUPLICATE KEY UPDATE name = name" : "INSERT IGNORE INTO name_locks (name) VALUES (?)",
+        [registrable],
+      );
+    },
+    async othersClaim(tenantId, names, subtree) {
+      const q = othersClaimQuery(tenantId, names, subtree);
+      const [rows] = await conn.query<RowDataPacket[]>(q.sql, q.params);
+      return rows.length > 0;
+    },
+    async lockTenant(tenantId) {
+      const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ? FOR UPDATE`, [tenantId]);
+      return rows[0] && rowToSettings(rows[0] as TenantRow);
+    },
+    async countMappings(tenantId) {
+      // A locking read: counts what is committed now, not the transaction's snapshot.
+      const [rows] = await conn.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM mappings WHERE tenant_id = ? LOCK IN SHARE MODE", [tenantId]);
+      return Number(rows[0]?.n ?? 0);
+    },
+    async appendAudit(event, ctx, now) {
+      await conn.query(INSERT_AUDIT, auditValues(event, ctx, now));
     },
   };
 }

@@ -32,6 +32,46 @@ const migrations: Array<{ version: number; name: string; sql: string }> = [
         created_at INTEGER NOT NULL
       ) STRICT;`,
   },
+  {
+    version: 2,
+    name: "api keys, audit trail, tenant settings",
+    // No name locks: one write transaction runs at a time.
+    sql: `
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        description TEXT NOT NULL,
+        secret_hash BLOB NOT NULL,
+        create_time INTEGER NOT NULL,
+        expire_time INTEGER,
+        last_used_time INTEGER,
+        revoke_time INTEGER
+      ) STRICT;
+      CREATE INDEX api_keys_tenant ON api_keys (tenant_id, create_time);
+      CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time INTEGER NOT NULL,
+        tenant_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        previous_domain TEXT NOT NULL,
+        before_state TEXT,
+        after_state TEXT,
+        request_id TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX audit_events_tenant ON audit_events (tenant_id, id);
+      CREATE INDEX audit_events_domain ON audit_events (domain, id);
+      CREATE INDEX audit_events_previous_domain ON audit_events (previous_domain, id);
+      CREATE INDEX audit_events_time ON audit_events (time);
+      CREATE TABLE tenants (
+        tenant_id TEXT PRIMARY KEY,
+        zones TEXT NOT NULL,
+        mapping_quota INTEGER NOT NULL,
+        update_time INTEGER NOT NULL
+      ) STRICT;`,
+  },
 ];
 
 export function migrateSqlite(db: Database, logger: Logger): void {

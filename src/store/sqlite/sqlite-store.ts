@@ -16,8 +16,40 @@ import {
   type RelayLease,
   type RouteChange,
   type RouteRow,
+  type AuditQuery,
+  type AuditRecord,
+  type AuditStore,
+  type KeyRecord,
+  type KeyStore,
+  type TenantRecord,
+  type TenantSettings,
+  type TenantStore,
+  type WriteContext,
 } from "../store.js";
-import { listConditions, MAPPING_COLUMNS, rowToRecord, type MappingRow } from "../sql-shared.js";
+import {
+  AUDIT_COLUMNS,
+  auditConditions,
+  auditValues,
+  INSERT_AUDIT,
+  INSERT_KEY,
+  KEY_COLUMNS,
+  keyConditions,
+  keyValues,
+  LIST_TENANTS,
+  listConditions,
+  MAPPING_COLUMNS,
+  othersClaimQuery,
+  rowToAudit,
+  rowToKey,
+  rowToRecord,
+  rowToSettings,
+  rowToTenant,
+  TENANT_COLUMNS,
+  type AuditRow,
+  type KeyRow,
+  type MappingRow,
+  type TenantRow,
+} from "../sql-shared.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 
 
@@ -59,7 +91,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(db);
 }
 
-export class SqliteStore implements MappingStore, OutboxStore {
+export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore {
   /** Opened and migrated synchronously; kept for symmetry with the MySQL store. */
   readonly ready = Promise.resolve();
   private queue: Promise<unknown> = Promise.resolve();
@@ -72,8 +104,8 @@ export class SqliteStore implements MappingStore, OutboxStore {
     this.prepare = statementCache(db);
   }
 
-  create(tenantId: string, input: MappingInput): Promise<MappingRecord> {
-    return this.transaction((tx) => createIn(tx, tenantId, input));
+  create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
+    return this.transaction((tx) => createIn(tx, tenantId, input, ctx));
   }
 
   get(tenantId: string, domain: string): Promise<MappingRecord> {
@@ -94,16 +126,71 @@ export class SqliteStore implements MappingStore, OutboxStore {
     });
   }
 
-  update(tenantId: string, domain: string, change: (current: MappingRecord) => MappingInput, expectedRevision?: bigint): Promise<MappingRecord> {
-    return this.transaction((tx) => updateIn(tx, tenantId, domain, change, expectedRevision));
+  update(tenantId: string, domain: string, change: (current: MappingRecord) => MappingInput, expectedRevision: bigint | undefined, ctx: WriteContext): Promise<MappingRecord> {
+    return this.transaction((tx) => updateIn(tx, tenantId, domain, change, expectedRevision, ctx));
   }
 
-  delete(tenantId: string, domain: string, expectedRevision?: bigint): Promise<void> {
-    return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision));
+  delete(tenantId: string, domain: string, expectedRevision: bigint | undefined, ctx: WriteContext): Promise<void> {
+    return this.transaction((tx) => deleteIn(tx, tenantId, domain, expectedRevision, ctx));
   }
 
-  createMany(tenantId: string, inputs: readonly MappingInput[], { dryRun }: { dryRun: boolean }): Promise<MappingRecord[]> {
-    return this.transaction((tx) => createAllIn(tx, tenantId, inputs, dryRun)).catch(dryRunResult);
+  createMany(tenantId: string, inputs: readonly MappingInput[], { dryRun, ctx }: { dryRun: boolean; ctx: WriteContext }): Promise<MappingRecord[]> {
+    return this.transaction((tx) => createAllIn(tx, tenantId, inputs, dryRun, ctx)).catch(dryRunResult);
+  }
+
+  insertKey(key: KeyRecord): Promise<void> {
+    return this.serial(() => void this.prepare(INSERT_KEY).run(...keyValues(key, (d) => d.getTime())));
+  }
+
+  findKey(id: string): Promise<KeyRecord | undefined> {
+    return this.serial(() => {
+      const row = this.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined;
+      return row && rowToKey(row);
+    });
+  }
+
+  listKeys(q: { tenantId?: string; showRevoked: boolean }): Promise<KeyRecord[]> {
+    const { where, params } = keyConditions(q);
+    return this.serial(() => (this.db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY create_time DESC, id`).all(...params) as KeyRow[]).map(rowToKey));
+  }
+
+  async revokeKey(id: string, now: Date): Promise<KeyRecord | undefined> {
+    await this.serial(() => this.prepare("UPDATE api_keys SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL").run(now.getTime(), id));
+    return this.findKey(id);
+  }
+
+  touchKey(id: string, now: Date): Promise<void> {
+    return this.serial(() => void this.prepare("UPDATE api_keys SET last_used_time = ? WHERE id = ?").run(now.getTime(), id));
+  }
+
+  listAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    const { where, params } = auditConditions(q);
+    return this.serial(() => (this.db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where} ORDER BY id DESC LIMIT ?`).all(...params, q.limit) as AuditRow[]).map(rowToAudit));
+  }
+
+  pruneAudit(before: Date): Promise<number> {
+    return this.serial(() => this.prepare("DELETE FROM audit_events WHERE time < ?").run(before.getTime()).changes);
+  }
+
+  getTenant(tenantId: string): Promise<TenantRecord> {
+    return this.serial(() => {
+      const settings = this.prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`).get(tenantId) as TenantRow | undefined;
+      const count = this.prepare("SELECT COUNT(*) AS mapping_count FROM mappings WHERE tenant_id = ?").get(tenantId) as { mapping_count: number };
+      return rowToTenant({ tenant_id: tenantId, zones: null, mapping_quota: null, ...settings, mapping_count: count.mapping_count });
+    });
+  }
+
+  async putTenant(tenantId: string, settings: TenantSettings): Promise<TenantRecord> {
+    await this.serial(() =>
+      this.prepare(
+        "INSERT INTO tenants (tenant_id, zones, mapping_quota, update_time) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET zones = excluded.zones, mapping_quota = excluded.mapping_quota, update_time = excluded.update_time",
+      ).run(tenantId, JSON.stringify(settings.zones), settings.mappingQuota, Date.now()),
+    );
+    return this.getTenant(tenantId);
+  }
+
+  listTenants(): Promise<TenantRecord[]> {
+    return this.serial(() => (this.prepare(LIST_TENANTS).all() as TenantRow[]).map(rowToTenant));
   }
 
   scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
@@ -183,7 +270,7 @@ export class SqliteStore implements MappingStore, OutboxStore {
     const result = await this.serial(async () => {
       this.db.exec("BEGIN IMMEDIATE");
       try {
-        const value = await fn(sqliteTx(this.prepare));
+        const value = await fn(sqliteTx(this.db, this.prepare));
         this.db.exec("COMMIT");
         return value;
       } catch (err) {
@@ -206,7 +293,7 @@ function statementCache(db: Database): (sql: string) => BetterSqlite3.Statement 
   };
 }
 
-function sqliteTx(prepare: (sql: string) => BetterSqlite3.Statement): MappingTx {
+function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statement): MappingTx {
   const unique = (domain: string, run: () => unknown) => {
     try {
       return run();
@@ -241,6 +328,22 @@ function sqliteTx(prepare: (sql: string) => BetterSqlite3.Statement): MappingTx 
     },
     async setRevision(id, revision) {
       prepare("UPDATE mappings SET revision = ? WHERE id = ?").run(revision, id);
+    },
+    // BEGIN IMMEDIATE holds the only write lock: writes are serialised already.
+    async lockNameTree() {},
+    async othersClaim(tenantId, names, subtree) {
+      const q = othersClaimQuery(tenantId, names, subtree);
+      return db.prepare(q.sql).get(...q.params) !== undefined;
+    },
+    async lockTenant(tenantId) {
+      const row = prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`).get(tenantId) as TenantRow | undefined;
+      return row && rowToSettings(row);
+    },
+    async countMappings(tenantId) {
+      return (prepare("SELECT COUNT(*) AS n FROM mappings WHERE tenant_id = ?").get(tenantId) as { n: number }).n;
+    },
+    async appendAudit(event, ctx, now) {
+      prepare(INSERT_AUDIT).run(...auditValues(event, ctx, now.getTime()));
     },
   };
 }
