@@ -25,7 +25,7 @@ import { httpRoutes } from "./gateway/http-routes.js";
 import { createOpenApiRoute, openApiDocument } from "./gateway/openapi.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createAdminService } from "./service/admin-service.js";
-import { startAuditRetention } from "./service/audit-retention.js";
+import { startHousekeeping } from "./service/housekeeping.js";
 import { createAuditService } from "./service/audit-service.js";
 import { createKeyService } from "./service/key-service.js";
 import { createTenantService } from "./service/tenant-service.js";
@@ -99,7 +99,13 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
   const listener = await listen(handler, { ...config.listen, ...(tls ? { tls } : {}) });
   // After migrations: until then every relay turn would only fail (and say so).
   void store.ready.then(() => relay.start());
-  const retention = startAuditRetention({ audit: store, days: config.auditRetentionDays, isLeader: () => relay.role === "leader", logger });
+  const housekeeping = startHousekeeping({
+    store,
+    auditRetentionMs: config.auditRetentionDays * 86_400_000,
+    idempotencyTtlMs: config.idempotencyTtlSeconds * 1000,
+    isLeader: () => relay.role === "leader",
+    logger,
+  });
   return {
     listener,
     relay,
@@ -107,7 +113,7 @@ export async function startApp(config: Config, { store, redis, logger }: AppDeps
     metrics,
     async close() {
       await listener.close(config.shutdownTimeoutMs);
-      retention.stop();
+      housekeeping.stop();
       await relay.stop();
       await store.close();
       redis.disconnect();

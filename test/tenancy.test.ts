@@ -8,7 +8,7 @@ import { AuditService } from "../gen/dynroute/v1/audit_pb.js";
 import { KeyService } from "../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
 import { TenantService } from "../gen/dynroute/v1/tenant_pb.js";
-import { startAuditRetention } from "../src/service/audit-retention.js";
+import { startHousekeeping } from "../src/service/housekeeping.js";
 import { freshStore, protocols, startTestDaemon, stores, type TestDaemon } from "./harness/daemon.js";
 import { outcome } from "./harness/outcome.js";
 import { rest } from "./harness/rest.js";
@@ -388,7 +388,7 @@ describe.each(stores)("audit retention on %s", (kind) => {
       await daemon.store.ready;
       await daemon.client("connect").createMapping({ tenantId: "r", mapping: { domain: "kept.retention.example", backends: ["http://a:1"] } });
       expect(await daemon.store.pruneAudit(new Date(Date.now() - 60_000))).toBe(0);
-      const retention = startAuditRetention({ audit: daemon.store, days: 1, isLeader: () => true, logger: pino({ level: "silent" }), everyMs: 20 });
+      const retention = startHousekeeping({ store: daemon.store, auditRetentionMs: 86_400_000, idempotencyTtlMs: 86_400_000, isLeader: () => true, logger: pino({ level: "silent" }), everyMs: 20 });
       await new Promise((r) => setTimeout(r, 100));
       retention.stop();
       expect((await daemon.store.listAudit({ tenantId: "r", limit: 10 })).map((e) => e.domain)).toEqual(["kept.retention.example"]);

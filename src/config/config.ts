@@ -38,6 +38,8 @@ export interface Config {
   backendPolicy: BackendPolicySettings;
   /** Audit events older than this are removed; 0 keeps them forever. */
   auditRetentionDays: number;
+  /** How long a write's Idempotency-Key is remembered. */
+  idempotencyTtlSeconds: number;
 }
 
 /** A configuration value that stops startup; the message names the variable. */
@@ -75,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     readyMaxLagMs: positiveInt("DYNROUTE_READY_MAX_LAG_MS", env.DYNROUTE_READY_MAX_LAG_MS, 60_000),
     backendPolicy: { deny: cidrList("DYNROUTE_BACKEND_DENY", env.DYNROUTE_BACKEND_DENY), allow: cidrList("DYNROUTE_BACKEND_ALLOW", env.DYNROUTE_BACKEND_ALLOW) },
     auditRetentionDays: nonNegativeInt("DYNROUTE_AUDIT_RETENTION_DAYS", env.DYNROUTE_AUDIT_RETENTION_DAYS, 90),
+    idempotencyTtlSeconds: positiveInt("DYNROUTE_IDEMPOTENCY_TTL_S", env.DYNROUTE_IDEMPOTENCY_TTL_S, 86_400),
   };
 }
 

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { Message } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
 import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
@@ -9,11 +10,15 @@ import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
-import type { MappingStore } from "../store/store.js";
+import type { MappingStore, WriteContext } from "../store/store.js";
+import { idempotencyOf } from "./idempotency.js";
 import { toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
+
+/** Who writes, and the call's idempotency key, for the store. */
+const writeContext = (ctx: HandlerContext, req: Message): WriteContext => ({ ...writerOf(ctx), idempotency: idempotencyOf(ctx, req) });
 const MASKABLE = ["domain", "backends", "labels"] as const;
 
 export interface MappingServiceDeps {
@@ -42,7 +47,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
     async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
       checkNewTenantId(req.tenantId, "tenant_id");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendRules), writerOf(ctx));
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendRules), writeContext(ctx, req));
       return { mapping: toProto(record) };
     },
 
@@ -98,13 +103,13 @@ export function createMappingService({ store, validator, backendRules, servedRev
           return toInput(merged, req.tenantId, "mapping.", backendRules);
         },
         req.expectedRevision,
-        writerOf(ctx),
+        writeContext(ctx, req),
       );
       return { mapping: toProto(record) };
     },
 
     async deleteMapping(req, ctx) {
-      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writerOf(ctx));
+      await store.delete(req.tenantId, normalizeDomain(req.domain, "domain"), req.expectedRevision, writeContext(ctx, req));
       return {};
     },
   };

@@ -1,4 +1,6 @@
+import { inputError } from "../domain/errors.js";
 import { baseName, coveringWildcards, inZones, registrableDomain } from "../policy/name-rules.js";
+import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
 import { notFound, StoreError, type AuditAction, type MappingInput, type MappingRecord, type TenantSettings, type WriteContext } from "./store.js";
 
 /** An audit event as a write records it; the store adds id and time. */
@@ -40,13 +42,45 @@ export interface MappingTx {
   lockTenant(tenantId: string): Promise<TenantSettings | undefined>;
   countMappings(tenantId: string): Promise<number>;
   appendAudit(event: AuditInput, ctx: WriteContext, now: Date): Promise<void>;
+  /**
+   * Records an idempotency key for this transaction's write and returns
+   * undefined, or, when the key was recorded already (a concurrent first
+   * attempt is waited for), what was stored with it.
+   */
+  claimIdempotency(scope: string, key: string, fingerprint: string, now: Date): Promise<{ fingerprint: string; result: string | null } | undefined>;
+  /** Stores the write's result with the key claimed in this transaction. */
+  settleIdempotency(scope: string, key: string, result: string | null): Promise<void>;
 }
 
 /** Both stores answer a taken domain alike, never naming the tenant that holds it. */
 export const domainTaken = (domain: string) => new StoreError("already_exists", `domain ${domain} is already mapped`);
 
+/**
+ * Runs a write once per idempotency key: the key is claimed in the write's
+ * own transaction, so a retry of a write whose answer was lost finds it
+ * committed with its result and gets that result, never a second write.
+ */
+async function once<T extends MappingRecord | undefined>(tx: MappingTx, ctx: WriteContext, write: () => Promise<T>): Promise<T> {
+  const idem = ctx.idempotency;
+  if (!idem) return write();
+  const earlier = await tx.claimIdempotency(ctx.keyId, idem.key, idem.fingerprint, new Date());
+  if (earlier) {
+    if (earlier.fingerprint !== idem.fingerprint) {
+      throw inputError("Idempotency-Key", "idempotency_key.reused", "was used before with a different request; send a new key with a new request");
+    }
+    return (earlier.result === null ? undefined : fromSnapshot(earlier.result)) as T;
+  }
+  const result = await write();
+  await tx.settleIdempotency(ctx.keyId, idem.key, result === undefined ? null : toSnapshot(result));
+  return result;
+}
+
 /** Creates a mapping; its revision is the id of the outbox row written with it. */
-export async function createIn(tx: MappingTx, tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
+export function createIn(tx: MappingTx, tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
+  return once(tx, ctx, () => createOnce(tx, tenantId, input, ctx));
+}
+
+async function createOnce(tx: MappingTx, tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
   await checkClaim(tx, tenantId, input.domain, true);
   const now = new Date();
   const id = await tx.insertMapping(tenantId, input, now);
@@ -58,7 +92,18 @@ export async function createIn(tx: MappingTx, tenantId: string, input: MappingIn
 }
 
 /** Replaces a mapping with what `change` makes of it, read under the lock; a new domain renames it. */
-export async function updateIn(
+export function updateIn(
+  tx: MappingTx,
+  tenantId: string,
+  domain: string,
+  change: (current: MappingRecord) => MappingInput,
+  expectedRevision: bigint | undefined,
+  ctx: WriteContext,
+): Promise<MappingRecord> {
+  return once(tx, ctx, () => updateOnce(tx, tenantId, domain, change, expectedRevision, ctx));
+}
+
+async function updateOnce(
   tx: MappingTx,
   tenantId: string,
   domain: string,
@@ -83,11 +128,14 @@ export async function updateIn(
 }
 
 export async function deleteIn(tx: MappingTx, tenantId: string, domain: string, expectedRevision: bigint | undefined, ctx: WriteContext): Promise<void> {
-  const current = await lockOwned(tx, tenantId, domain, expectedRevision);
-  const now = new Date();
-  await tx.deleteMapping(current.id);
-  await tx.appendOutbox(domain, null, now);
-  await tx.appendAudit({ tenantId, action: "delete", domain, previousDomain: "", before: current }, ctx, now);
+  await once(tx, ctx, async () => {
+    const current = await lockOwned(tx, tenantId, domain, expectedRevision);
+    const now = new Date();
+    await tx.deleteMapping(current.id);
+    await tx.appendOutbox(domain, null, now);
+    await tx.appendAudit({ tenantId, action: "delete", domain, previousDomain: "", before: current }, ctx, now);
+    return undefined;
+  });
 }
 
 /**

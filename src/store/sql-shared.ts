@@ -1,3 +1,4 @@
+import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
 import type { AuditInput } from "./mapping-writes.js";
 import type { AuditAction, AuditQuery, AuditRecord, KeyRecord, ListQuery, MappingRecord, Role, TenantRecord, TenantSettings, WriteContext } from "./store.js";
 
@@ -60,6 +61,9 @@ export const INSERT_KEY = `INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (?, ?, ?
 export const AUDIT_COLUMNS = "id, time, tenant_id, key_id, action, domain, previous_domain, before_state, after_state, request_id";
 export const INSERT_AUDIT =
   "INSERT INTO audit_events (time, tenant_id, key_id, action, domain, previous_domain, before_state, after_state, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+export const INSERT_IDEMPOTENCY = "INSERT INTO idempotency (scope, idem_key, fingerprint, result, created_at) VALUES (?, ?, ?, NULL, ?)";
+export const SELECT_IDEMPOTENCY = "SELECT fingerprint, result FROM idempotency WHERE scope = ? AND idem_key = ?";
+export const SETTLE_IDEMPOTENCY = "UPDATE idempotency SET result = ? WHERE scope = ? AND idem_key = ?";
 export const TENANT_COLUMNS = "tenant_id, zones, mapping_quota";
 /** Every tenant with settings or mappings, with its mapping count. */
 export const LIST_TENANTS = `SELECT ids.tenant_id, t.zones, t.mapping_quota, (SELECT COUNT(*) FROM mappings m WHERE m.tenant_id = ids.tenant_id) AS mapping_count
@@ -196,12 +200,3 @@ export function rowToTenant(row: TenantRow): TenantRecord {
 
 export const rowToSettings = (row: TenantRow): TenantSettings => ({ zones: JSON.parse(row.zones ?? "[]"), mappingQuota: Number(row.mapping_quota ?? 0) });
 
-/** A mapping as an audit event keeps it. */
-function toSnapshot(r: MappingRecord): string {
-  return JSON.stringify({ ...r, id: r.id.toString(), revision: r.revision.toString(), createTime: r.createTime.getTime(), updateTime: r.updateTime.getTime() });
-}
-
-function fromSnapshot(text: string): MappingRecord {
-  const s = JSON.parse(text);
-  return { ...s, id: BigInt(s.id), revision: BigInt(s.revision), createTime: new Date(s.createTime), updateTime: new Date(s.updateTime) };
-}

@@ -75,6 +75,8 @@ export interface MappingStore {
 export interface WriteContext {
   keyId: string;
   requestId: string;
+  /** The client's Idempotency-Key (scoped to keyId) and a digest of its request: a repeat gets the first answer. */
+  idempotency?: { key: string; fingerprint: string };
 }
 
 export type Role = "admin" | "editor" | "viewer";
@@ -134,6 +136,11 @@ export interface AuditStore {
   listAudit(query: AuditQuery): Promise<AuditRecord[]>;
   /** Removes events older than `before`; returns how many. */
   pruneAudit(before: Date): Promise<number>;
+}
+
+export interface IdempotencyStore {
+  /** Forgets idempotency keys recorded before `before`; returns how many. */
+  pruneIdempotency(before: Date): Promise<number>;
 }
 
 /** What admins set per tenant. */

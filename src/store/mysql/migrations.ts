@@ -89,4 +89,20 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB`,
     ],
   },
+  {
+    version: 3,
+    name: "idempotency keys",
+    statements: [
+      // The first answer to a write sent with an Idempotency-Key, written in the write's transaction.
+      `CREATE TABLE idempotency (
+        scope VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        idem_key VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        fingerprint CHAR(64) CHARACTER SET ascii NOT NULL,
+        result MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+        created_at DATETIME(3) NOT NULL,
+        PRIMARY KEY (scope, idem_key),
+        KEY idempotency_created_at (created_at)
+      ) ENGINE=InnoDB`,
+    ],
+  },
 ];

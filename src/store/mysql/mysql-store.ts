@@ -23,6 +23,7 @@ import {
   type TenantSettings,
   type TenantStore,
   type WriteContext,
+  type IdempotencyStore,
 } from "../store.js";
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
@@ -74,7 +75,7 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
   return new MysqlStore(pool, opts);
 }
 
-export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore {
+export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
   private migrated = false;
   private notReadyReason = "migrations have not run yet";
   private closed = false;
@@ -160,6 +161,11 @@ export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditSto
 
   async pruneAudit(before: Date): Promise<number> {
     const [res] = await this.read(() => this.pool.query<ResultSetHeader>("DELETE FROM audit_events WHERE time < ?", [before]));
+    return res.affectedRows;
+  }
+
+  async pruneIdempotency(before: Date): Promise<number> {
+    const [res] = await this.read(() => this.pool.query<ResultSetHeader>("DELETE FROM idempotency WHERE created_at < ?", [before]));
     return res.affectedRows;
   }
 

@@ -1,6 +1,6 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { domainTaken, type MappingTx } from "../mapping-writes.js";
-import { auditValues, INSERT_AUDIT, MAPPING_COLUMNS, othersClaimQuery, rowToRecord, rowToSettings, TENANT_COLUMNS, type MappingRow, type TenantRow } from "../sql-shared.js";
+import { auditValues, INSERT_AUDIT, INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY, SETTLE_IDEMPOTENCY, MAPPING_COLUMNS, othersClaimQuery, rowToRecord, rowToSettings, TENANT_COLUMNS, type MappingRow, type TenantRow } from "../sql-shared.js";
 import { isDuplicate } from "./mysql-errors.js";
 
 /** The write statements of one MySQL transaction on `conn`. */
@@ -67,6 +67,20 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
     },
     async appendAudit(event, ctx, now) {
       await conn.query(INSERT_AUDIT, auditValues(event, ctx, now));
+    },
+    async claimIdempotency(scope, key, fingerprint, now) {
+      try {
+        // Waits for a first attempt still in flight, then fails on its committed row.
+        await conn.query(INSERT_IDEMPOTENCY, [scope, key, fingerprint, now]);
+        return undefined;
+      } catch (err) {
+        if (!isDuplicate(err)) throw err;
+      }
+      const [rows] = await conn.query<RowDataPacket[]>(`${SELECT_IDEMPOTENCY} LOCK IN SHARE MODE`, [scope, key]);
+      return rows[0] as { fingerprint: string; result: string | null };
+    },
+    async settleIdempotency(scope, key, result) {
+      await conn.query(SETTLE_IDEMPOTENCY, [result, scope, key]);
     },
   };
 }

@@ -72,6 +72,20 @@ const migrations: Array<{ version: number; name: string; sql: string }> = [
         update_time INTEGER NOT NULL
       ) STRICT;`,
   },
+  {
+    version: 3,
+    name: "idempotency keys",
+    sql: `
+      CREATE TABLE idempotency (
+        scope TEXT NOT NULL,
+        idem_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        result TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (scope, idem_key)
+      ) STRICT;
+      CREATE INDEX idempotency_created_at ON idempotency (created_at);`,
+  },
 ];
 
 export function migrateSqlite(db: Database, logger: Logger): void {

@@ -25,12 +25,14 @@ import {
   type TenantSettings,
   type TenantStore,
   type WriteContext,
+  type IdempotencyStore,
 } from "../store.js";
 import {
   AUDIT_COLUMNS,
   auditConditions,
   auditValues,
   INSERT_AUDIT,
+  INSERT_IDEMPOTENCY,
   INSERT_KEY,
   KEY_COLUMNS,
   keyConditions,
@@ -44,6 +46,8 @@ import {
   rowToRecord,
   rowToSettings,
   rowToTenant,
+  SELECT_IDEMPOTENCY,
+  SETTLE_IDEMPOTENCY,
   TENANT_COLUMNS,
   type AuditRow,
   type KeyRow,
@@ -91,7 +95,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(db);
 }
 
-export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore {
+export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
   /** Opened and migrated synchronously; kept for symmetry with the MySQL store. */
   readonly ready = Promise.resolve();
   private queue: Promise<unknown> = Promise.resolve();
@@ -170,6 +174,10 @@ export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditSt
 
   pruneAudit(before: Date): Promise<number> {
     return this.serial(() => this.prepare("DELETE FROM audit_events WHERE time < ?").run(before.getTime()).changes);
+  }
+
+  pruneIdempotency(before: Date): Promise<number> {
+    return this.serial(() => this.prepare("DELETE FROM idempotency WHERE created_at < ?").run(before.getTime()).changes);
   }
 
   getTenant(tenantId: string): Promise<TenantRecord> {
@@ -344,6 +352,14 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async appendAudit(event, ctx, now) {
       prepare(INSERT_AUDIT).run(...auditValues(event, ctx, now.getTime()));
+    },
+    async claimIdempotency(scope, key, fingerprint, now) {
+      const earlier = prepare(SELECT_IDEMPOTENCY).get(scope, key) as { fingerprint: string; result: string | null } | undefined;
+      if (!earlier) prepare(INSERT_IDEMPOTENCY).run(scope, key, fingerprint, now.getTime());
+      return earlier;
+    },
+    async settleIdempotency(scope, key, result) {
+      prepare(SETTLE_IDEMPOTENCY).run(result, scope, key);
     },
   };
 }
