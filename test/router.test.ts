@@ -532,19 +532,20 @@ describe("the compatibility layout and the migration from dynamicproxy", () => {
 
 describe("dynroute-router render", () => {
   const render = (env: Record<string, string>) =>
-    new Promise<{ code: number | null; stderr: string; conf: string }>((resolve) => {
+    new Promise<{ code: number | null; stderr: string; conf: string; status: string }>((resolve) => {
       const prefix = mkdtempSync(join(tmpdir(), "dynroute-render-"));
       const proc = spawn("router/dynroute-router", ["render"], { env: { PATH: process.env.PATH ?? "", ROUTER_PREFIX: prefix, ...env }, stdio: ["ignore", "ignore", "pipe"] });
       let stderr = "";
       proc.stderr.on("data", (d) => (stderr += d));
       proc.on("exit", (code) => {
-        let conf = "";
-        try {
-          conf = readFileSync(join(prefix, "nginx.conf"), "utf8");
-        } catch {
-          conf = "";
-        }
-        resolve({ code, stderr, conf });
+        const read = (file: string) => {
+          try {
+            return readFileSync(join(prefix, file), "utf8");
+          } catch {
+            return "";
+          }
+        };
+        resolve({ code, stderr, conf: read("nginx.conf"), status: read("status.conf") });
       });
     });
 
@@ -556,8 +557,27 @@ describe("dynroute-router render", () => {
     expect(res.conf).not.toMatch(/@[A-Z_]+@/);
   });
 
+  it("renders the status listener and backend TLS verification only when asked", async () => {
+    const plain = await render({});
+    expect(plain.conf).toContain("proxy_ssl_verify off;");
+    expect(plain.conf).not.toContain("proxy_ssl_trusted_certificate");
+    const full = await render({ ROUTER_STATUS_LISTEN: "127.0.0.1:9145", ROUTER_BACKEND_TLS_VERIFY: "on", ROUTER_BACKEND_TLS_CA: "/etc/hostname" });
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.conf).toContain("proxy_ssl_verify on;");
+    expect(full.conf).toContain("proxy_ssl_trusted_certificate /etc/hostname;");
+    expect(full.status).toContain("listen 127.0.0.1:9145;");
+    expect(plain.status).not.toContain("server {");
+  });
+
   it("stops on an invalid setting and writes nothing", async () => {
-    const invalid: Array<Record<string, string>> = [{ ROUTER_CACHE_TTL: "five" }, { ROUTER_REDIS_PORT: "-1" }, { ROUTER_LAYOUT: "other" }];
+    const invalid: Array<Record<string, string>> = [
+      { ROUTER_CACHE_TTL: "five" },
+      { ROUTER_REDIS_PORT: "-1" },
+      { ROUTER_LAYOUT: "other" },
+      { ROUTER_BACKEND_DOWN_S: "soon" },
+      { ROUTER_BACKEND_TLS_VERIFY: "yes" },
+      { ROUTER_BACKEND_TLS_VERIFY: "on", ROUTER_BACKEND_TLS_CA: "/nonexistent/ca.pem" },
+    ];
     for (const env of invalid) {
       const res = await render(env);
       expect(res.code, JSON.stringify(env)).toBe(2);
