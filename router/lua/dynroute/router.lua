@@ -20,18 +20,26 @@ local balancer = require "ngx.balancer"
 local lrucache = require "resty.lrucache"
 
 local _M = {}
+-- Answers per host: routed hosts and unknown ones apart, so a flood of unknown names cannot push
+-- the hosts that carry traffic out.
 local hot = lrucache.new(10000)
+local misses = lrucache.new(10000)
 local HIT = 'dynroute_router_cache_total{result="hit"}'
 
 local function find(host, epoch)
-  local entry = hot:get(host)
+  local entry = hot:get(host) or misses:get(host)
   if entry and entry.epoch == epoch and entry.fresh_to > ngx.now() then
     metrics.inc(HIT)
     return entry.route, entry.why
   end
   if not routes.valid(host) then return nil, "invalid" end
   local route, why, fresh_to = routes.lookup(host)
-  if fresh_to then hot:set(host, { epoch = epoch, fresh_to = fresh_to, route = route, why = why }) end
+  if fresh_to then
+    local keep, drop = hot, misses
+    if not route then keep, drop = misses, hot end
+    keep:set(host, { epoch = epoch, fresh_to = fresh_to, route = route, why = why })
+    drop:delete(host)
+  end
   return route, why
 end
 

@@ -19,6 +19,8 @@ local redis = require "dynroute.redis"
 local lrucache = require "resty.lrucache"
 
 local routes = ngx.shared.dynroute_routes
+-- Hosts Redis has no route for live apart, so a flood of unknown names evicts only its own kind.
+local unknown = ngx.shared.dynroute_unknown
 local locks = ngx.shared.dynroute_locks
 
 local _M = {}
@@ -60,7 +62,8 @@ end
 
 -- Exact entry: backends, false (none) or nil (not cached); fresh or not; until when fresh.
 local function cached_exact(host, now, generation)
-  local value = routes:get("r:" .. host)
+  local key = "r:" .. host
+  local value = routes:get(key) or unknown:get(key)
   local entry = value and cjson.decode(value)
   if not entry then return nil end
   return entry.b, entry.f >= now and entry.g == generation, entry.f
@@ -119,7 +122,15 @@ end
 local function store_exact(host, backends, version, generation, now)
   -- An invalidation since the read means Redis has something newer: do not cache the older answer.
   if (routes:get("v:" .. host) or 0) ~= version then return end
-  routes:set("r:" .. host, cjson.encode({ b = backends, g = generation, f = now + config.cache_ttl }), config.stale_ttl)
+  local key = "r:" .. host
+  local value = cjson.encode({ b = backends, g = generation, f = now + config.cache_ttl })
+  if backends then
+    routes:set(key, value, config.stale_ttl)
+    unknown:delete(key)
+  else
+    unknown:set(key, value, config.stale_ttl)
+    routes:delete(key)
+  end
 end
 
 local function store_index(flat, version, generation, now)
@@ -257,6 +268,7 @@ function _M.invalidate(domain)
   else
     routes:incr("v:" .. domain, 1, 0)
     routes:delete("r:" .. domain)
+    unknown:delete("r:" .. domain)
   end
   routes:incr("epoch", 1, 0)
 end
