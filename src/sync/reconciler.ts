@@ -15,8 +15,7 @@ const SCAN_BATCH = 5000;
  * compatibility layout `frontend:` sets, e.g. an older system's). Streams in
  * batches, so memory stays flat at any size. Each run also publishes the
  * backend destination policy, so routers get it back after Redis lost it.
- * Safe to run on any replica,
- * concurrently with the relay.
+ * Safe to run on any replica, concurrently with the relay.
  */
 export class Reconciler {
   constructor(
