@@ -2,8 +2,10 @@
 // to the same backend (the baseline, same run), with its cache and without
 // (every request asks Redis); and end-to-end propagation: from the API's
 // acknowledgement of a change until a request through the router reaches the
-// new backend, with invalidation and with the TTL alone.
-// Run: npm run bench:router   (needs wrk and the router packages; BENCH_SECONDS, BENCH_ROUNDS, BENCH_CHANGES, BENCH_TTL_CHANGES)
+// new backend, with invalidation and with the TTL alone; and a flood of distinct unknown hosts with
+// many labels: Redis commands per request (INFO commandstats) and worker memory after it.
+// Run: npm run bench:router   (needs wrk and the router packages; BENCH_SECONDS, BENCH_ROUNDS, BENCH_CHANGES,
+// BENCH_TTL_CHANGES, BENCH_FLOOD_HOSTS)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -11,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
+import { Redis } from "ioredis";
 import { PrivateRouter, request } from "../test/harness/router.js";
 import { percentile, table } from "./table.js";
 import { assertWrk, wrk, type WrkResult } from "./wrk.js";
@@ -21,6 +24,7 @@ const CHANGES = Number(process.env.BENCH_CHANGES ?? 200);
 const TTL_CHANGES = Number(process.env.BENCH_TTL_CHANGES ?? 50);
 const CONNECTIONS = 32;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const FLOOD_HOSTS = Number(process.env.BENCH_FLOOD_HOSTS ?? 100_000);
 const TOKEN = "bench-token-0123456789abcdef";
 const HOST = "bench.example";
 const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
@@ -107,10 +111,14 @@ async function main() {
     };
     const spread = [await propagation("invalidation (cache TTL 300 s)", cached, CHANGES), await propagation("TTL only (1 s, no invalidation)", ttlOnly, TTL_CHANGES)];
 
+    const flooded = await flood(cached, redis.url, dir);
+
     console.log(`\nthroughput: ${ROUNDS} alternating rounds of ${SECONDS} s, ${CONNECTIONS} connections, 2 wrk threads, Host: ${HOST}, backend: static nginx, all on this machine\n`);
     console.log(table(Object.keys(throughput[0]!), throughput));
     console.log("\npropagation: API acknowledgement → first request through the router that reaches the new backend\n");
     console.log(table(Object.keys(spread[0]!), spread));
+    console.log("\nunknown-host flood: distinct hosts of 117 labels (251 characters), each asked once, through the cached router\n");
+    console.log(table(Object.keys(flooded), [flooded]));
   } finally {
     for (const r of routers) await r.stop();
     for (const p of procs) {
@@ -119,6 +127,56 @@ async function main() {
     }
     await redis.destroy();
   }
+}
+
+/**
+ * Distinct unknown hosts with many labels, until FLOOD_HOSTS were asked: the Redis commands they cost
+ * (all of INFO commandstats but the relay's idle GET and INFO polling) and each worker's memory after.
+ */
+async function flood(router: PrivateRouter, redisUrl: string, dir: string): Promise<Record<string, string>> {
+  const client = new Redis(redisUrl);
+  try {
+    const before = { rss: router.workerRss(), lua: await luaMemory(router) };
+    await client.config("RESETSTAT");
+    let requests = 0;
+    for (let run = 0; requests < FLOOD_HOSTS; run++) {
+      progress(`unknown-host flood, ${requests}/${FLOOD_HOSTS} hosts`);
+      const script = `
+local labels = string.rep("a.", 115)
+local counter, threads = 0, 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/", { Host = string.format("f${run}t%d-%d.%szz", tid, counter, labels) })
+end`;
+      const r = await wrk(`http://127.0.0.1:${router.port}/`, { dir, name: `flood ${run}`, script, seconds: 5, connections: CONNECTIONS });
+      requests += r.requests;
+    }
+    const stats = await client.info("commandstats");
+    let commands = 0;
+    const byCommand: string[] = [];
+    for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      if (m[1] === "get" || m[1] === "info" || m[1] === "config") continue;
+      commands += Number(m[2]);
+      byCommand.push(`${m[1]} ${m[2]}`);
+    }
+    await new Promise((r) => setTimeout(r, 1100)); // workers report their Lua memory every second
+    const after = { rss: router.workerRss(), lua: await luaMemory(router) };
+    const mb = (xs: number[]) => xs.map((x) => (x / 1048576).toFixed(1)).join(" / ");
+    return {
+      "hosts asked": String(requests),
+      "Redis commands": `${commands} (${byCommand.join(", ")})`,
+      "commands per host": (commands / requests).toFixed(3),
+      "worker RSS MB before → after": `${mb(before.rss)} → ${mb(after.rss)}`,
+      "worker Lua MB before → after": `${mb(before.lua)} → ${mb(after.lua)}`,
+    };
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function luaMemory(router: PrivateRouter): Promise<number[]> {
+  return [...(await router.metrics())].filter(([k]) => k.startsWith("dynroute_router_lua_memory_bytes")).map(([, v]) => v);
 }
 
 /** Backends x and y (static "x"/"y") and the baseline keepalive proxy to x, in one nginx without Lua. */

@@ -14,6 +14,8 @@ export interface WrkResult {
   p99: number;
   /** Non-2xx/3xx answers and socket errors. */
   errors: number;
+  /** Requests completed. */
+  requests: number;
 }
 
 export async function assertWrk(): Promise<void> {
@@ -29,13 +31,13 @@ export async function wrk(url: string, opts: { dir: string; name: string; script
     file,
     `${opts.script ?? ""}
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT %f %d %d %d\\n", summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+  io.write(string.format("RESULT %f %d %d %d %d\\n", summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.requests))
 end
 `,
   );
   const headers = Object.entries(opts.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
   const { stdout } = await run("wrk", ["-t2", `-c${opts.connections}`, `-d${opts.seconds}s`, ...headers, "-s", file, url], { maxBuffer: 1 << 20 });
-  const m = /RESULT (\S+) (\d+) (\d+) (\d+)/.exec(stdout);
+  const m = /RESULT (\S+) (\d+) (\d+) (\d+) (\d+)/.exec(stdout);
   if (!m) throw new Error(`unexpected wrk output:\n${stdout}`);
-  return { rps: Number(m[1]), p50: Number(m[2]) / 1000, p99: Number(m[3]) / 1000, errors: Number(m[4]) };
+  return { rps: Number(m[1]), p50: Number(m[2]) / 1000, p99: Number(m[3]) / 1000, errors: Number(m[4]), requests: Number(m[5]) };
 }

@@ -76,7 +76,10 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const authenticator = createAuthenticator({ tokens: tokenChecker(config.tokens), keys: store, logger });
 
   const services = [
-    createServiceImplSpec<typeof MappingService>(MappingService, createMappingService({ store, validator, backendPolicy, servedRevisions: (domains) => writer.revisions(domains) })),
+    createServiceImplSpec<typeof MappingService>(
+      MappingService,
+      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains) }),
+    ),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
     createServiceImplSpec<typeof KeyService>(KeyService, createKeyService({ keys: store, authenticator })),
     createServiceImplSpec<typeof AuditService>(AuditService, createAuditService({ audit: store })),

@@ -4,7 +4,7 @@ import { BackendPolicy, canonicalCidr } from "../src/policy/backend-policy.js";
 import { canonicalBackends } from "../src/policy/backend-url.js";
 import { coveringWildcards, inZones, registrableDomain } from "../src/policy/name-rules.js";
 
-const defaults = new BackendPolicy({ deny: [], allow: [] });
+const defaults = { policy: new BackendPolicy({ deny: [], allow: [] }), pathless: false };
 
 /** The violation a call throws, or undefined when it does not throw. */
 function violation(fn: () => unknown): { field: string; ruleId: string; message: string } | undefined {
@@ -59,6 +59,14 @@ describe("canonicalBackends", () => {
       expect(v?.message).toMatch(/DYNROUTE_BACKEND_ALLOW=/);
     },
   );
+
+  it("refuses any path, even /, when backends must be pathless (compatibility layout)", () => {
+    const pathless = { ...defaults, pathless: true };
+    expect(canonicalBackends(["http://a:1", "https://[fd00::1]:8443"], "backends", pathless)).toEqual(["http://a:1", "https://[fd00::1]:8443"]);
+    for (const bad of ["http://a:1/", "http://a:1/app"]) {
+      expect(violation(() => canonicalBackends([bad], "backends", pathless))).toMatchObject({ field: "backends[0]", ruleId: "backend.compat_path", message: expect.stringMatching(/must not have a path/) });
+    }
+  });
 
   it("keeps private ranges allowed", () => {
     expect(canonicalBackends(["http://10.1.2.3", "http://192.168.0.9:81", "http://172.16.0.1", "http://[fd12::5]"], "backends", defaults)).toHaveLength(4);

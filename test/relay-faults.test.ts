@@ -65,7 +65,7 @@ async function writeStream(clients: MappingClient[], total: number, tag: string,
 describe("Redis faults", () => {
   it("(a) Redis stopped during 2,000 writes: every write succeeds, and Redis converges after it returns empty", async () => {
     const url = await createDatabase(db.adminUrl);
-    const daemon = await startTestDaemon({ MYSQL_URL: url }, { REDIS_URL: redisServer.url, DYNROUTE_COMPAT_FRONTEND: "true" });
+    const daemon = await startTestDaemon({ MYSQL_URL: url }, { REDIS_URL: redisServer.url, DYNROUTE_REDIS_PREFIX: "", DYNROUTE_COMPAT_FRONTEND: "true" });
     try {
       await daemon.store.ready;
       await writeStream([daemon.client("connect"), daemon.client("grpc")], 2000, "a", async (n) => {

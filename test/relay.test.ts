@@ -1,27 +1,32 @@
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStore, startTestDaemon, stores, TOKEN, type TestDaemon } from "./harness/daemon.js";
 import { assertRedisMatchesStore, eventuallyRedisMatchesStore } from "./harness/convergence.js";
 import { waitFor } from "./harness/ports.js";
+import { PrivateRedis } from "./harness/redis.js";
 
 describe.each(stores)("on the %s store", (kind) => {
   let daemon: TestDaemon;
   let redis: Redis;
+  // The compatibility layout takes Redis' unprefixed keys in database 0: a Redis of its own.
+  let server: PrivateRedis;
   const prefix = () => daemon.config.redis.prefix;
   beforeAll(async () => {
-    daemon = await startTestDaemon(await freshStore(kind), { DYNROUTE_COMPAT_FRONTEND: "true" });
+    server = await PrivateRedis.start();
+    daemon = await startTestDaemon(await freshStore(kind), { REDIS_URL: server.url, DYNROUTE_REDIS_PREFIX: "", DYNROUTE_COMPAT_FRONTEND: "true" });
     await daemon.store.ready;
-    redis = new Redis(inject("redisUrl"));
+    redis = new Redis(server.url);
   });
   afterAll(async () => {
     await daemon.close();
     redis.disconnect();
+    await server.destroy();
   });
 
   describe("relay", () => {
     it("becomes the one relay and applies a write to Redis, announcing it", async () => {
       await waitFor("the relay lease", async () => expect(daemon.app.relay.role).toBe("leader"));
-      const sub = new Redis(inject("redisUrl"));
+      const sub = new Redis(server.url);
       const announced: string[] = [];
       sub.on("message", (_channel, domain: string) => announced.push(domain));
       await sub.subscribe(`${prefix()}route-invalidate`);
@@ -79,13 +84,20 @@ describe.each(stores)("on the %s store", (kind) => {
       expect(await redis.hget(`${prefix()}route:replay.example.org`, "deleted")).toBe("1");
     });
 
-    it("reconciles on demand: restores lost routes and retires ones MySQL does not have", async () => {
+    it("reconciles on demand: restores lost routes, retires ones MySQL does not have, repairs the wildcard index and frontend sets", async () => {
       const client = daemon.client("connect");
       await client.createMapping({ tenantId: "r", mapping: { domain: "restore.example.org", backends: ["http://a:1"] } });
+      await client.createMapping({ tenantId: "r", mapping: { domain: "*.wild.example.org", backends: ["http://w:1"] } });
+      await client.createMapping({ tenantId: "r", mapping: { domain: "kept.example.org", backends: ["http://k:1"] } });
       await eventuallyRedisMatchesStore(daemon.store, redis, { prefix: prefix(), compatFrontend: true });
       await redis.del(`${prefix()}route:restore.example.org`, `${prefix()}frontend:restore.example.org`);
       await redis.hset(`${prefix()}route:ghost.example.org`, { rev: "1", backends: '["http://ghost:1"]' });
       await redis.sadd(`${prefix()}frontend:ghost.example.org`, "http://ghost:1");
+      // Derived state gone wrong: an index entry lost and one invented, a stray set member, an old system's set.
+      await redis.hdel(`${prefix()}wildcards`, "*.wild.example.org");
+      await redis.hset(`${prefix()}wildcards`, "*.gone.example.org", '["http://gone:1"]');
+      await redis.sadd(`${prefix()}frontend:kept.example.org`, "http://stray:1");
+      await redis.sadd(`${prefix()}frontend:leftover.example.org`, "http://old:1");
 
       const res = await fetch(`${daemon.baseUrl}/dynroute.v1.AdminService/Reconcile`, {
         method: "POST",

@@ -2,16 +2,20 @@ import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import http from "node:http";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
+import { freshStore, LOOPBACK_ALLOWED, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
 import { waitFor } from "./harness/ports.js";
+import { runDaemon } from "./harness/process.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
-import { Backend, PrivateRouter, request } from "./harness/router.js";
+import { Redis } from "ioredis";
+import { BackendPolicy } from "../src/policy/backend-policy.js";
+import { RouteWriter } from "../src/sync/route-writer.js";
+import { Backend, NxDomainDns, PrivateRouter, RawBackend, rawRequest, request } from "./harness/router.js";
 
 const run = promisify(execFile);
 
@@ -177,45 +181,371 @@ describe("failures", () => {
     } finally {
       await redis.resume();
     }
-    // Redis came back empty: the relay reconciles and the router's subscriber reconnects.
+    // Redis came back empty: the relay reconciles (routes and the destination policy) and the router's subscriber reconnects.
     await waitFor("the new route", async () => expect((await via("during.e2e.example")).json?.backend).toBe("b"), 15_000);
     expect((await via("named.e2e.example")).json.backend).toBe("a");
   });
 });
 
-describe("the compatibility layout", () => {
-  it("serves frontend:<domain> sets to a router configured for dynamicproxy's layout", async () => {
-    const compatDaemon = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_REDIS_PREFIX: "compat:", DYNROUTE_COMPAT_FRONTEND: "true" });
-    const compatRouter = await PrivateRouter.start(redis.url, "compat:", { ROUTER_LAYOUT: "frontend" });
+describe("hostile requests", () => {
+  /** Calls per command since the last CONFIG RESETSTAT, as Redis counts them (commands scripts run included). */
+  async function commandCounts(client: Redis): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const m of (await client.info("commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts.set(m[1]!, Number(m[2]));
+    return counts;
+  }
+
+  it("asks Redis at most once per unknown host, whatever its number of labels, and caches the answer", async () => {
+    await api("PUT", "/v1/e2e/mapping", { domain: "*.flood.e2e.example", backends: [a().url] });
+    await waitFor("the wildcard", async () => expect((await via("x.flood.e2e.example")).json?.backend).toBe("a"), 5000);
+    const client = new Redis(redis.url);
     try {
-      await compatDaemon.store.ready;
-      await rest(compatDaemon.baseUrl, "PUT", "/v1/legacy/mapping", { body: { domain: "legacy.e2e.example", backends: [a().url, b().url] } });
-      await waitFor("the route", async () => expect((await request(compatRouter.port, "legacy.e2e.example")).status).toBe(200), 5000);
-      const seen = new Set<string>();
-      for (let i = 0; i < 10; i++) seen.add((await request(compatRouter.port, "legacy.e2e.example")).json.backend);
-      expect([...seen].sort()).toEqual(["a", "b"]);
+      // 117 labels, 251 characters: as long as a name gets.
+      const labels = Array.from({ length: 115 }, () => "a").join(".");
+      const hosts = Array.from({ length: 200 }, (_, i) => `r${i}-${Date.now()}.${labels}.zz`);
+      await client.config("RESETSTAT");
+      for (const host of hosts) expect((await via(host)).status).toBe(404);
+      // Many labels under a wildcard: matched in the router, no lookup per label either.
+      const deep = Array.from({ length: 60 }, (_, i) => `l${i}`).join(".");
+      expect((await via(`${deep}.flood.e2e.example`)).json.backend).toBe("a");
+      // Asked again: answered from the cache (negative caching of the whole host).
+      for (const host of hosts.slice(0, 50)) expect((await via(host)).status).toBe(404);
+      const counts = await commandCounts(client);
+      // The daemons' relays poll with GET (sentinel) and INFO meanwhile; everything else is the router's.
+      const router = [...counts].filter(([cmd]) => cmd !== "get" && cmd !== "info" && cmd !== "config");
+      const total = router.reduce((sum, [, n]) => sum + n, 0);
+      expect(counts.get("hget")).toBeGreaterThanOrEqual(hosts.length + 1);
+      expect(total, JSON.stringify(router)).toBeLessThanOrEqual(hosts.length + 1 + 4);
     } finally {
-      await compatRouter.stop();
-      await compatDaemon.close();
+      client.disconnect();
+    }
+  });
+
+  it("answers JSON to requests nginx refuses before routing: bad request lines, TRACE, long URIs and headers", async () => {
+    const cases: Array<[string, number, string]> = [
+      ["GET /../x HTTP/1.1\r\nHost: a.example\r\n\r\n", 400, "invalid_argument"],
+      ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "invalid_argument"],
+      ["NOT HTTP AT ALL\r\n\r\n", 400, "invalid_argument"],
+      ["TRACE / HTTP/1.1\r\nHost: site.e2e.example\r\n\r\n", 405, "unimplemented"],
+      [`GET /${"a".repeat(9000)} HTTP/1.1\r\nHost: a.example\r\n\r\n`, 414, "invalid_argument"],
+      [`GET / HTTP/1.1\r\nHost: a.example\r\nX-Big: ${"b".repeat(9000)}\r\n\r\n`, 431, "invalid_argument"],
+    ];
+    for (const [text, status, code] of cases) {
+      const res = await rawRequest(router.port, text);
+      expect(res.status, text.slice(0, 40)).toBe(status);
+      expect(res.headers).toMatch(/\r\nContent-Type: application\/json; charset=utf-8/);
+      expect(JSON.parse(res.body), text.slice(0, 40)).toMatchObject({ code });
+    }
+  });
+
+  it("routes, forwards and logs an absolute-form request by the host of its target", async () => {
+    await api("PUT", "/v1/e2e/mapping", { domain: "target.e2e.example", backends: [b().url] });
+    await waitFor("the route", async () => expect((await via("target.e2e.example")).status).toBe(200), 5000);
+    const res = await rawRequest(router.port, "GET http://Target.e2e.example/abs?q=1 HTTP/1.1\r\nHost: other.e2e.example\r\nConnection: close\r\n\r\n");
+    expect(res.status).toBe(200);
+    const seen = JSON.parse(res.body);
+    expect(seen).toMatchObject({ backend: "b", url: "/abs?q=1" });
+    expect(seen.headers).toMatchObject({ host: "target.e2e.example", "x-forwarded-host": "target.e2e.example" });
+    await waitFor("the log line", async () => expect(router.accessLog().find((l) => l.uri === "/abs?q=1")).toMatchObject({ host: "target.e2e.example", status: 200 }));
+  });
+});
+
+describe("failing backends", () => {
+  let sick: PrivateRouter;
+  const hung: RawBackend[] = [];
+  beforeAll(async () => {
+    // Short read timeout: a hung backend costs one second per try here.
+    sick = await PrivateRouter.start(redis.url, "e2e:", { ROUTER_CACHE_TTL: "300", ROUTER_READ_TIMEOUT: "1s", ROUTER_BACKEND_DOWN_S: "60" });
+  });
+  afterAll(async () => {
+    await sick?.stop();
+    for (const h of hung) await h.stop();
+  });
+  const viaSick = (host: string) => request(sick.port, host);
+
+  it("answers 502 JSON for a backend that speaks no HTTP, and skips it from then on", async () => {
+    const garbage = await RawBackend.start("garbage");
+    hung.push(garbage);
+    await api("PUT", "/v1/e2e/mapping", { domain: "garbage.e2e.example", backends: [garbage.url] });
+    await waitFor("the 502", async () => {
+      const res = await viaSick("garbage.e2e.example");
+      expect(res.status).toBe(502);
+      expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+      expect(res.json).toEqual({ code: "unavailable", message: "the backend answered something that is not HTTP" });
+    }, 5000);
+    await waitFor("the log line", async () => expect(sick.accessLog().find((l) => l.host === "garbage.e2e.example")).toMatchObject({ status: 502 }));
+
+    await api("PUT", "/v1/e2e/mapping/garbage.e2e.example", { backends: [garbage.url, a().url] });
+    await waitFor("the change", async () => expect((await viaSick("garbage.e2e.example")).status).toBe(200), 5000);
+    const before = garbage.connections;
+    for (let i = 0; i < 6; i++) expect((await viaSick("garbage.e2e.example")).json.backend).toBe("a");
+    expect(garbage.connections).toBe(before);
+    // Workers add their counts to the shared figures every second.
+    await waitFor("the metric", async () => expect((await sick.metrics()).get("dynroute_router_upstream_garbage_total")).toBeGreaterThanOrEqual(1));
+  });
+
+  it("asks DNS about a name that does not resolve once in a while, not on every request", async () => {
+    const dns = await NxDomainDns.start();
+    const resolving = await PrivateRouter.start(redis.url, "e2e:", { ROUTER_CACHE_TTL: "300", ROUTER_RESOLVER: dns.address });
+    try {
+      await api("PUT", "/v1/e2e/mapping", { domain: "nxdomain.e2e.example", backends: ["http://no-such-backend.invalid:8080"] });
+      await waitFor("the 502", async () => {
+        const res = await request(resolving.port, "nxdomain.e2e.example");
+        expect(res.status).toBe(502);
+        expect(res.json).toMatchObject({ code: "unavailable", message: expect.stringContaining("cannot resolve no-such-backend.invalid") });
+      }, 5000);
+      for (let i = 0; i < 10; i++) expect((await request(resolving.port, "nxdomain.e2e.example")).status).toBe(502);
+      // Each worker (2) asks once and remembers the failure for a while.
+      expect(dns.queries.filter((q) => q === "no-such-backend.invalid").length).toBeLessThanOrEqual(2);
+    } finally {
+      await resolving.stop();
+      await dns.stop();
+    }
+  });
+
+  it("tries a hung backend once per interval, not once per request, and still tries it when nothing else is left", async () => {
+    const stuck = await RawBackend.start("hang");
+    hung.push(stuck);
+    await api("PUT", "/v1/e2e/mapping", { domain: "hung.e2e.example", backends: [stuck.url, a().url] });
+    await waitFor("the route", async () => expect((await viaSick("hung.e2e.example")).status).toBe(200), 5000);
+    for (let i = 0; i < 8; i++) expect((await viaSick("hung.e2e.example")).json.backend).toBe("a");
+    // Round robin lands on it every other request; after the first timeout it is skipped.
+    expect(stuck.connections).toBe(1);
+    const health = await sick.health();
+    expect(health.down).toContainEqual(expect.objectContaining({ backend: stuck.url.replace("http://", ""), reason: expect.stringMatching(/failed/) }));
+    await waitFor("the metrics", async () => {
+      const metrics = await sick.metrics();
+      expect(metrics.get("dynroute_router_backends_marked_down_total")).toBeGreaterThanOrEqual(2);
+      expect(metrics.get(`dynroute_router_backend_down{backend="${stuck.url.replace("http://", "")}"}`)).toBe(1);
+    });
+
+    // Marked down and alone: tried anyway (never fail closed), and the timeout is a JSON 504.
+    await api("PUT", "/v1/e2e/mapping/hung.e2e.example", { backends: [stuck.url] });
+    await waitFor("the change", async () => {
+      const res = await viaSick("hung.e2e.example");
+      expect(res.status).toBe(504);
+      expect(res.json).toEqual({ code: "deadline_exceeded", message: "the backend did not answer in time" });
+    }, 5000);
+    expect(stuck.connections).toBeGreaterThan(1);
+  });
+});
+
+describe("the destination policy", () => {
+  it("refuses a host-name backend whose address the daemon's policy denies, with a JSON 502 naming the rule", async () => {
+    // Operator denials come first: 127.0.0.1 is refused although the test daemons allow 127.0.0.0/8.
+    const strict = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_BACKEND_DENY: "127.0.0.1/32" });
+    const strictRouter = await PrivateRouter.start(redis.url, strict.config.redis.prefix);
+    try {
+      await strict.store.ready;
+      // The API does not resolve names at write time; the router checks what a name resolves to.
+      const created = await rest(strict.baseUrl, "PUT", "/v1/e2e/mapping", { body: { domain: "policy.e2e.example", backends: [`http://localhost:${a().port}`] } });
+      expect(created.status, JSON.stringify(created.json)).toBe(201);
+      await waitFor("the refusal", async () => {
+        const res = await request(strictRouter.port, "policy.e2e.example");
+        expect(res.status).toBe(502);
+        expect(res.json).toEqual({ code: "backend_refused", message: expect.stringContaining("backend localhost (127.0.0.1:") });
+        expect(res.json.message).toContain("DYNROUTE_BACKEND_DENY");
+      }, 5000);
+      expect(strictRouter.errorLog()).toMatch(/policy\.e2e\.example: backend localhost \(127\.0\.0\.1:\d+\) refused: DYNROUTE_BACKEND_DENY/);
+      await waitFor("the metric", async () => expect((await strictRouter.metrics()).get("dynroute_router_backend_refused_total")).toBeGreaterThanOrEqual(1));
+    } finally {
+      await strictRouter.stop();
+      await strict.close();
+    }
+  });
+
+  it("routes to IPv6 literal backends the policy allows", async () => {
+    const v6 = await Backend.start("v6", undefined, "::1");
+    try {
+      await api("PUT", "/v1/e2e/mapping", { domain: "v6.e2e.example", backends: [v6.url] });
+      await waitFor("the route", async () => expect((await via("v6.e2e.example")).json?.backend).toBe("v6"), 5000);
+    } finally {
+      await v6.stop();
+    }
+  });
+
+  it("fails closed until a policy is loaded, follows its changes, and checks IPv4-mapped addresses as IPv4", async () => {
+    // Routes written with the daemon's own writer under a prefix no daemon serves: no policy there yet.
+    const client = new Redis(redis.url);
+    const writer = new RouteWriter(client, { prefix: "unpoliced:", compatFrontend: false, tombstoneTtlSeconds: 60 });
+    const other = await Backend.start("d", undefined, "127.0.0.2");
+    const bare = await PrivateRouter.start(redis.url, "unpoliced:");
+    try {
+      await writer.apply([
+        { domain: "open.e2e.example", revision: 1n, backends: [other.url] },
+        { domain: "mapped.e2e.example", revision: 2n, backends: [`http://[::ffff:127.0.0.1]:${a().port}`] },
+      ]);
+      const res = await request(bare.port, "open.e2e.example");
+      expect(res.status).toBe(502);
+      expect(res.json).toEqual({ code: "backend_refused", message: expect.stringContaining("no backend policy is loaded (unpoliced:backend-policy)") });
+
+      await writer.writePolicy(new BackendPolicy({ deny: ["127.0.0.1/32"], allow: ["127.0.0.0/8", "::1/128"] }));
+      await waitFor("the policy", async () => expect((await request(bare.port, "open.e2e.example")).json?.backend).toBe("d"), 5000);
+      const mapped = await request(bare.port, "mapped.e2e.example");
+      expect(mapped.status).toBe(502);
+      expect(mapped.json).toMatchObject({ code: "backend_refused", message: expect.stringContaining("[::ffff:127.0.0.1]") });
+
+      await writer.writePolicy(new BackendPolicy({ deny: [], allow: ["127.0.0.0/8"] }));
+      await waitFor("the new policy", async () => expect((await request(bare.port, "mapped.e2e.example")).json?.backend).toBe("a"), 5000);
+    } finally {
+      await bare.stop();
+      await other.stop();
+      client.disconnect();
+    }
+  });
+});
+
+describe("backend TLS", () => {
+  let tls: { key: string; cert: string; certFile: string };
+  let secure: Backend;
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dynroute-router-tls-"));
+    await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]);
+    tls = { key: readFileSync(join(dir, "key.pem"), "utf8"), cert: readFileSync(join(dir, "cert.pem"), "utf8"), certFile: join(dir, "cert.pem") };
+    secure = await Backend.start("secure", tls);
+  });
+  afterAll(() => secure?.stop());
+
+  it("never reuses a connection opened for another TLS name on the same address", async () => {
+    await api("PUT", "/v1/e2e/mapping", { domain: "byname.e2e.example", backends: [`https://localhost:${secure.port}`] });
+    await api("PUT", "/v1/e2e/mapping", { domain: "byaddr.e2e.example", backends: [`https://127.0.0.1:${secure.port}`] });
+    await waitFor("the routes", async () => {
+      expect((await via("byname.e2e.example")).status).toBe(200);
+      expect((await via("byaddr.e2e.example")).status).toBe(200);
+    }, 5000);
+    for (let i = 0; i < 6; i++) {
+      expect((await via("byname.e2e.example")).json.servername).toBe("localhost");
+      expect((await via("byaddr.e2e.example")).json.servername).toBeNull();
+    }
+  });
+
+  it("verifies backend certificates when ROUTER_BACKEND_TLS_VERIFY=on", async () => {
+    const strict = await PrivateRouter.start(redis.url, "e2e:", { ROUTER_BACKEND_TLS_VERIFY: "on", ROUTER_BACKEND_TLS_CA: tls.certFile });
+    try {
+      expect((await request(strict.port, "byname.e2e.example")).json).toMatchObject({ backend: "secure", servername: "localhost" });
+      // The certificate names localhost, not 127.0.0.1.
+      const wrong = await request(strict.port, "byaddr.e2e.example");
+      expect(wrong.status).toBe(502);
+      expect(wrong.json).toMatchObject({ code: "unavailable" });
+      expect(strict.errorLog()).toMatch(/upstream SSL certificate does not match "127\.0\.0\.1"/);
+    } finally {
+      await strict.stop();
+    }
+  });
+});
+
+describe("the status listener", () => {
+  it("serves Prometheus metrics: requests by class, upstream time, cache, Redis errors, invalidations", async () => {
+    await waitFor("every worker's figures", async () => {
+      const m = await router.metrics();
+      expect(m.get('dynroute_router_requests_total{class="2xx"}')).toBeGreaterThan(0);
+      expect(m.get('dynroute_router_requests_total{class="4xx"}')).toBeGreaterThan(0);
+      expect(m.get('dynroute_router_requests_total{class="5xx"}')).toBeGreaterThan(0);
+      expect(m.get('dynroute_router_cache_total{result="hit"}')).toBeGreaterThan(0);
+      expect(m.get('dynroute_router_cache_total{result="miss"}')).toBeGreaterThan(0);
+      expect(m.get("dynroute_router_invalidations_total")).toBeGreaterThan(0);
+      expect(m.get("dynroute_router_redis_errors_total")).toBeGreaterThan(0); // the outage test above
+      expect(m.get("dynroute_router_upstream_seconds_count")).toBeGreaterThan(0);
+      expect(m.get('dynroute_router_upstream_seconds_bucket{le="+Inf"}')).toBe(m.get("dynroute_router_upstream_seconds_count"));
+      expect(m.get('dynroute_router_lua_memory_bytes{worker="1"}')).toBeGreaterThan(0);
+    });
+    const res = await fetch(`http://127.0.0.1:${router.statusPort}/other`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ code: "not_found" });
+  });
+});
+
+describe("the compatibility layout and the migration from dynamicproxy", () => {
+  it("stops the daemon at startup on a Redis prefix or a database other than 0", async () => {
+    const base = { DYNROUTE_TOKENS: "compat-token-0123456789", DYNROUTE_DATA_DIR: mkdtempSync(join(tmpdir(), "dynroute-data-")), DYNROUTE_COMPAT_FRONTEND: "true" };
+    const prefixed = await runDaemon({ ...base, DYNROUTE_REDIS_PREFIX: "p:" });
+    expect(prefixed.code).toBe(2);
+    expect(prefixed.stderr).toMatch(/^dynroute: configuration error: DYNROUTE_REDIS_PREFIX: must be empty with DYNROUTE_COMPAT_FRONTEND=true/);
+    const db3 = await runDaemon({ ...base, REDIS_URL: "redis://127.0.0.1:1/3" });
+    expect(db3.code).toBe(2);
+    expect(db3.stderr).toMatch(/^dynroute: configuration error: REDIS_URL: must use database 0 with DYNROUTE_COMPAT_FRONTEND=true/);
+  });
+
+  it("imports a dynamicproxy Redis (dry run first), serves it to routers reading frontend sets, and keeps those sets equal to the database", async () => {
+    // The old system's Redis, which the daemon then takes over in the compatibility layout.
+    const legacy = await PrivateRedis.start();
+    const old = new Redis(legacy.url);
+    const dataDir = mkdtempSync(join(tmpdir(), "dynroute-data-"));
+    const mapFile = join(dataDir, "tenants.map");
+    writeFileSync(mapFile, "# suffix tenant\nlegacy.example legacy\n");
+    let compatDaemon: TestDaemon | undefined;
+    let compatRouter: PrivateRouter | undefined;
+    try {
+      await old.sadd("frontend:old.legacy.example", a().url, b().url);
+      await old.sadd("frontend:*.wild.legacy.example", c().url);
+      await old.sadd("frontend:tools.other.example", a().url);
+      const cli = (...args: string[]) => run(process.execPath, ["dist/src/cli.js", "import-frontend", "--redis", legacy.url, ...args], { env: { PATH: process.env.PATH ?? "", DYNROUTE_DATA_DIR: dataDir, ...LOOPBACK_ALLOWED } });
+      const dry = await cli("--map", mapFile, "--tenant", "misc", "--dry-run");
+      expect(dry.stderr).toContain("read 3 frontend set(s)");
+      expect(dry.stderr).toContain("tenant legacy: would import 2 mapping(s)");
+      expect(dry.stderr).toContain("tenant misc: would import 1 mapping(s)");
+      expect(dry.stderr).toContain("dry run: nothing was written");
+      const real = await cli("--map", mapFile, "--tenant", "misc");
+      expect(real.stderr).toContain("tenant legacy: imported 2 mapping(s)");
+
+      compatDaemon = await startTestDaemon({ DYNROUTE_DATA_DIR: dataDir }, { REDIS_URL: legacy.url, DYNROUTE_REDIS_PREFIX: "", DYNROUTE_COMPAT_FRONTEND: "true" });
+      await compatDaemon.store.ready;
+      const compatApi = (method: string, path: string, body?: object) => rest(compatDaemon!.baseUrl, method, path, body ? { body } : {});
+      expect((await compatApi("GET", "/v1/legacy/mapping/*.wild.legacy.example")).json).toMatchObject({ backends: [c().url] });
+      compatRouter = await PrivateRouter.start(legacy.url, "", { ROUTER_LAYOUT: "frontend", ROUTER_CACHE_TTL: "300" });
+      const viaCompat = (host: string) => request(compatRouter!.port, host);
+      await waitFor("the routes", async () => {
+        expect((await viaCompat("old.legacy.example")).status).toBe(200);
+        expect((await viaCompat("x.y.wild.legacy.example")).json?.backend).toBe("c");
+      }, 5000);
+      const seen = new Set<string>();
+      for (let i = 0; i < 10; i++) seen.add((await viaCompat("old.legacy.example")).json.backend);
+      expect([...seen].sort()).toEqual(["a", "b"]);
+
+      // A stray member and a set the database does not have (left by the old system): reconciliation removes both.
+      const stray = await RawBackend.start("hang");
+      try {
+        await old.sadd("frontend:old.legacy.example", stray.url);
+        await old.sadd("frontend:gone.legacy.example", a().url);
+        expect((await compatApi("POST", "/v1/admin/reconcile", {})).status).toBe(200);
+        expect((await old.smembers("frontend:old.legacy.example")).sort()).toEqual([a().url, b().url].sort());
+        expect(await old.exists("frontend:gone.legacy.example")).toBe(0);
+        await waitFor("the router to follow", async () => expect((await viaCompat("gone.legacy.example")).status).toBe(404), 5000);
+        for (let i = 0; i < 6; i++) expect(["a", "b"]).toContain((await viaCompat("old.legacy.example")).json.backend);
+        expect(stray.connections).toBe(0);
+      } finally {
+        await stray.stop();
+      }
+
+      // dynamicproxy routers would replace the request's path with a backend's: refused at write time.
+      const withPath = await compatApi("PUT", "/v1/legacy/mapping", { domain: "path.legacy.example", backends: [`${a().url}/app`] });
+      expect(withPath.status).toBe(400);
+      expect(withPath.json).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("mapping.backends[0]: must not have a path") });
+    } finally {
+      await compatRouter?.stop();
+      await compatDaemon?.close();
+      old.disconnect();
+      await legacy.destroy();
     }
   });
 });
 
 describe("dynroute-router render", () => {
   const render = (env: Record<string, string>) =>
-    new Promise<{ code: number | null; stderr: string; conf: string }>((resolve) => {
+    new Promise<{ code: number | null; stderr: string; conf: string; status: string }>((resolve) => {
       const prefix = mkdtempSync(join(tmpdir(), "dynroute-render-"));
       const proc = spawn("router/dynroute-router", ["render"], { env: { PATH: process.env.PATH ?? "", ROUTER_PREFIX: prefix, ...env }, stdio: ["ignore", "ignore", "pipe"] });
       let stderr = "";
       proc.stderr.on("data", (d) => (stderr += d));
       proc.on("exit", (code) => {
-        let conf = "";
-        try {
-          conf = readFileSync(join(prefix, "nginx.conf"), "utf8");
-        } catch {
-          conf = "";
-        }
-        resolve({ code, stderr, conf });
+        const read = (file: string) => {
+          try {
+            return readFileSync(join(prefix, file), "utf8");
+          } catch {
+            return "";
+          }
+        };
+        resolve({ code, stderr, conf: read("nginx.conf"), status: read("status.conf") });
       });
     });
 
@@ -227,8 +557,27 @@ describe("dynroute-router render", () => {
     expect(res.conf).not.toMatch(/@[A-Z_]+@/);
   });
 
+  it("renders the status listener and backend TLS verification only when asked", async () => {
+    const plain = await render({});
+    expect(plain.conf).toContain("proxy_ssl_verify off;");
+    expect(plain.conf).not.toContain("proxy_ssl_trusted_certificate");
+    const full = await render({ ROUTER_STATUS_LISTEN: "127.0.0.1:9145", ROUTER_BACKEND_TLS_VERIFY: "on", ROUTER_BACKEND_TLS_CA: "/etc/hostname" });
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.conf).toContain("proxy_ssl_verify on;");
+    expect(full.conf).toContain("proxy_ssl_trusted_certificate /etc/hostname;");
+    expect(full.status).toContain("listen 127.0.0.1:9145;");
+    expect(plain.status).not.toContain("server {");
+  });
+
   it("stops on an invalid setting and writes nothing", async () => {
-    const invalid: Array<Record<string, string>> = [{ ROUTER_CACHE_TTL: "five" }, { ROUTER_REDIS_PORT: "-1" }, { ROUTER_LAYOUT: "other" }];
+    const invalid: Array<Record<string, string>> = [
+      { ROUTER_CACHE_TTL: "five" },
+      { ROUTER_REDIS_PORT: "-1" },
+      { ROUTER_LAYOUT: "other" },
+      { ROUTER_BACKEND_DOWN_S: "soon" },
+      { ROUTER_BACKEND_TLS_VERIFY: "yes" },
+      { ROUTER_BACKEND_TLS_VERIFY: "on", ROUTER_BACKEND_TLS_CA: "/nonexistent/ca.pem" },
+    ];
     for (const env of invalid) {
       const res = await render(env);
       expect(res.code, JSON.stringify(env)).toBe(2);

@@ -67,12 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     logLevel: oneOf("LOG_LEVEL", env.LOG_LEVEL ?? "info", logLevels),
     maxBodyBytes: positiveInt("DYNROUTE_MAX_BODY_BYTES", env.DYNROUTE_MAX_BODY_BYTES, 64 * 1024),
     shutdownTimeoutMs: positiveInt("DYNROUTE_SHUTDOWN_TIMEOUT_MS", env.DYNROUTE_SHUTDOWN_TIMEOUT_MS, 10_000),
-    redis: {
-      url: parseRedisUrl(env.REDIS_URL ?? "redis://127.0.0.1:6379"),
-      prefix: env.DYNROUTE_REDIS_PREFIX ?? "",
-      compatFrontend: bool("DYNROUTE_COMPAT_FRONTEND", env.DYNROUTE_COMPAT_FRONTEND),
-      tombstoneTtlSeconds: positiveInt("DYNROUTE_TOMBSTONE_TTL_S", env.DYNROUTE_TOMBSTONE_TTL_S, 7 * 24 * 3600),
-    },
+    redis: parseRedis(env),
     relay: {
       batchSize: positiveInt("DYNROUTE_RELAY_BATCH", env.DYNROUTE_RELAY_BATCH, 1000),
       pollMs: positiveInt("DYNROUTE_RELAY_POLL_MS", env.DYNROUTE_RELAY_POLL_MS, 250),
@@ -84,6 +79,24 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     auditRetentionDays: nonNegativeInt("DYNROUTE_AUDIT_RETENTION_DAYS", env.DYNROUTE_AUDIT_RETENTION_DAYS, 90),
     idempotencyTtlSeconds: positiveInt("DYNROUTE_IDEMPOTENCY_TTL_S", env.DYNROUTE_IDEMPOTENCY_TTL_S, 86_400),
   };
+}
+
+function parseRedis(env: NodeJS.ProcessEnv): Config["redis"] {
+  const redis = {
+    url: parseRedisUrl(env.REDIS_URL ?? "redis://127.0.0.1:6379"),
+    prefix: env.DYNROUTE_REDIS_PREFIX ?? "",
+    compatFrontend: bool("DYNROUTE_COMPAT_FRONTEND", env.DYNROUTE_COMPAT_FRONTEND),
+    tombstoneTtlSeconds: positiveInt("DYNROUTE_TOMBSTONE_TTL_S", env.DYNROUTE_TOMBSTONE_TTL_S, 7 * 24 * 3600),
+  };
+  // dynamicproxy-style routers read `frontend:<domain>` in database 0, with no prefix: anything else would silently not route.
+  if (redis.compatFrontend && redis.prefix !== "") {
+    throw new ConfigError("DYNROUTE_REDIS_PREFIX", "must be empty with DYNROUTE_COMPAT_FRONTEND=true (dynamicproxy routers read frontend:<domain> without a prefix)");
+  }
+  const db = new URL(redis.url).pathname.replace(/^\//, "");
+  if (redis.compatFrontend && db !== "" && db !== "0") {
+    throw new ConfigError("REDIS_URL", `must use database 0 with DYNROUTE_COMPAT_FRONTEND=true (dynamicproxy routers read database 0), got /${db}`);
+  }
+  return redis;
 }
 
 function parseRedisUrl(value: string): string {

@@ -9,6 +9,17 @@ const dottedQuad = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d
 const numericLastLabel = /(^|\.)(\d+|0x[0-9a-f]*)$/;
 const hostLabel = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
+/** What a write's backends must satisfy besides the proto's rule. */
+export interface BackendRules {
+  /** Where IP-literal backends may point. */
+  policy: BackendPolicy;
+  /**
+   * No path, not even "/" (DYNROUTE_COMPAT_FRONTEND): dynamicproxy routers
+   * `proxy_pass` the URL, so nginx would replace the request's path with it.
+   */
+  pathless: boolean;
+}
+
 /**
  * Checks what the proto's backend rule (an http/https URL without userinfo,
  * query or fragment) leaves open and returns the backends in canonical form:
@@ -18,11 +29,14 @@ const hostLabel = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
  * because parsers disagree on them and they hide where a backend points.
  * IP literals must be allowed by the destination policy.
  */
-export function canonicalBackends(backends: readonly string[], field: string, policy: BackendPolicy): string[] {
+export function canonicalBackends(backends: readonly string[], field: string, rules: BackendRules): string[] {
   const seen = new Set<string>();
   return backends.map((backend, i) => {
     const at = `${field}[${i}]`;
-    const canonical = canonicalBackend(backend, at, policy);
+    const canonical = canonicalBackend(backend, at, rules.policy);
+    if (rules.pathless && /^[a-z]+:\/\/[^/]*\//.test(canonical)) {
+      throw inputError(at, "backend.compat_path", "must not have a path (not even /) while DYNROUTE_COMPAT_FRONTEND is on: dynamicproxy routers would replace the request's path with it");
+    }
     if (seen.has(canonical)) throw inputError(at, "backend.unique", `"${backend}" is listed twice`);
     seen.add(canonical);
     return canonical;

@@ -3,21 +3,20 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MappingSchema, type Mapping } from "../../gen/dynroute/v1/mapping_pb.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
-import type { BackendPolicy } from "../policy/backend-policy.js";
-import { canonicalBackends } from "../policy/backend-url.js";
+import { canonicalBackends, type BackendRules } from "../policy/backend-url.js";
 import type { MappingInput, MappingRecord } from "../store/store.js";
 
 /**
  * A Mapping message (already checked against its proto rules) as the store
  * takes it: the rules the annotations cannot state, and the domain
- * normalised, backends canonical and allowed by the policy. `prefix` places
+ * normalised, backends canonical and allowed by the rules. `prefix` places
  * field names inside the request.
  */
-export function toInput(m: Mapping, tenantId: string, prefix: string, policy: BackendPolicy): MappingInput {
+export function toInput(m: Mapping, tenantId: string, prefix: string, rules: BackendRules): MappingInput {
   if (m.tenantId !== "" && m.tenantId !== tenantId) {
     throw inputError(`${prefix}tenant_id`, "tenant_id.match", "must be empty or equal the tenant_id of the request");
   }
-  return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: canonicalBackends(m.backends, `${prefix}backends`, policy), labels: { ...m.labels } };
+  return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: canonicalBackends(m.backends, `${prefix}backends`, rules), labels: { ...m.labels } };
 }
 
 export function toProto(r: MappingRecord): Mapping {

@@ -9,7 +9,7 @@ import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
-import type { BackendPolicy } from "../policy/backend-policy.js";
+import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
 import { StoreError, type MappingRecord, type MappingStore, type WriteContext } from "../store/store.js";
 import { idempotencyOf } from "./idempotency.js";
@@ -27,7 +27,7 @@ const LABEL_PATH = "labels.";
 export interface MappingServiceDeps {
   store: MappingStore;
   validator: Validator;
-  backendPolicy: BackendPolicy;
+  backendRules: BackendRules;
   /** Which revision routers serve per domain, for Mapping.live. */
   servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
 }
@@ -37,7 +37,7 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator, backendPolicy, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+export function createMappingService({ store, validator, backendRules, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
   /** Marks mappings whose revision Redis serves; unknown (Redis unreachable) counts as not live. */
   async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
     if (mappings.length === 0) return mappings;
@@ -50,7 +50,7 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
     async createMapping(req, ctx) {
       if (!req.mapping) throw inputError("mapping", "required", "value is required");
       checkNewTenantId(req.tenantId, "tenant_id");
-      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendPolicy), writeContext(ctx, req));
+      const record = await store.create(req.tenantId, toInput(req.mapping, req.tenantId, "mapping.", backendRules), writeContext(ctx, req));
       return { mapping: toProto(record) };
     },
 
@@ -106,7 +106,7 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
             labels: labelsAfter(paths, body.labels, current.labels),
           });
           validateMessage(validator, MappingSchema, merged, "mapping.");
-          return toInput(merged, req.tenantId, "mapping.", backendPolicy);
+          return toInput(merged, req.tenantId, "mapping.", backendRules);
         },
         expectedRevision(req.expectedRevision, body.revision),
         writeContext(ctx, req),
@@ -153,7 +153,7 @@ export function createMappingService({ store, validator, backendPolicy, servedRe
       (current) => {
         const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, ...change(current) });
         validateMessage(validator, MappingSchema, merged);
-        return toInput(merged, req.tenantId, "", backendPolicy);
+        return toInput(merged, req.tenantId, "", backendRules);
       },
       req.expectedRevision,
       writeContext(ctx, req),

@@ -3,17 +3,19 @@ import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import type { OutboxStore } from "../store/store.js";
-import { routeKey, type RouteWriter } from "./route-writer.js";
+import { frontendKey, routeKey, wildcardIndexKey, type RouteWriter } from "./route-writer.js";
 
 const SCAN_BATCH = 5000;
 
 /**
  * Makes Redis match MySQL: pushes every mapping through the same versioned
  * apply as the relay (a newer revision in Redis is never overwritten), then
- * tombstones Redis routes whose domain MySQL no longer has. Streams in
+ * tombstones Redis routes whose domain MySQL no longer has, and drops what
+ * derives from routes that are not live (wildcard index entries, and in the
+ * compatibility layout `frontend:` sets, e.g. an older system's). Streams in
  * batches, so memory stays flat at any size. Each run also publishes the
- * backend destination policy, so routers get it back after Redis lost it. Safe to run on any replica,
- * concurrently with the relay.
+ * backend destination policy, so routers get it back after Redis lost it.
+ * Safe to run on any replica, concurrently with the relay.
  */
 export class Reconciler {
   constructor(
@@ -24,7 +26,7 @@ export class Reconciler {
     private readonly metrics: Metrics,
   ) {}
 
-  async run(reason: string): Promise<{ pushed: number; updated: number; retired: number; ms: number }> {
+  async run(reason: string): Promise<{ pushed: number; updated: number; retired: number; pruned: number; ms: number }> {
     const started = performance.now();
     this.logger.info({ reason }, "reconciliation started");
     if (await this.writer.writePolicy(this.policy)) this.logger.info({ rules: this.policy.rules.length }, "backend policy published to routers");
@@ -43,11 +45,13 @@ export class Reconciler {
     }
     const pushMs = Math.round(performance.now() - started);
     const retired = await this.retireOrphans(stamp);
+    const retireMs = Math.round(performance.now() - started) - pushMs;
+    const pruned = await this.pruneDerived();
     const ms = Math.round(performance.now() - started);
     this.metrics.reconciliations.inc({ reason });
     this.metrics.reconcileDuration.observe(ms / 1000);
-    this.logger.info({ reason, pushed, updated, retired, ms, pushMs, retireMs: ms - pushMs }, "reconciliation done");
-    return { pushed, updated, retired, ms };
+    this.logger.info({ reason, pushed, updated, retired, pruned, ms, pushMs, retireMs }, "reconciliation done");
+    return { pushed, updated, retired, pruned, ms };
   }
 
   /**
@@ -71,6 +75,26 @@ export class Reconciler {
       retired += await this.writer.retire(unseen);
     } while (cursor !== "0");
     return retired;
+  }
+
+  /** Wildcard index entries and (compat) frontend sets whose route is not live go. */
+  private async pruneDerived(): Promise<number> {
+    const { redis, layout } = this.writer;
+    let pruned = 0;
+    let cursor = "0";
+    do {
+      const [nextCursor, flat] = await redis.hscan(wildcardIndexKey(layout), cursor, "COUNT", SCAN_BATCH);
+      cursor = nextCursor;
+      pruned += await this.writer.prune(flat.filter((_, i) => i % 2 === 0));
+    } while (cursor !== "0");
+    if (!layout.compatFrontend) return pruned;
+    const keyPrefix = frontendKey(layout, "");
+    do {
+      const [nextCursor, keys] = await redis.scan(cursor, "MATCH", `${escapeGlob(keyPrefix)}*`, "COUNT", SCAN_BATCH);
+      cursor = nextCursor;
+      pruned += await this.writer.prune(keys.map((k) => k.slice(keyPrefix.length)));
+    } while (cursor !== "0");
+    return pruned;
   }
 }
 

@@ -14,6 +14,13 @@ export interface RouteLayout {
 export const routeKey = (layout: RouteLayout, domain: string) => `${layout.prefix}route:${domain}`;
 export const frontendKey = (layout: RouteLayout, domain: string) => `${layout.prefix}frontend:${domain}`;
 export const invalidationChannel = (layout: RouteLayout) => `${layout.prefix}route-invalidate`;
+/**
+ * Every live wildcard route (`*.parent` → backends JSON) in one hash, so a
+ * router matches a host against all wildcards at once from a cached copy
+ * instead of asking Redis once per label. Kept by the same scripts as the
+ * routes; reconciliation repairs it.
+ */
+export const wildcardIndexKey = (layout: RouteLayout) => `${layout.prefix}wildcards`;
 /** The backend destination policy routers enforce: JSON `{"rules": [{cidr, action, reason}]}`, first match wins. */
 export const backendPolicyKey = (layout: RouteLayout) => `${layout.prefix}backend-policy`;
 /** Published on the invalidation channel when the policy changes; no domain can look like it. */
@@ -24,33 +31,61 @@ export const BACKEND_POLICY_CHANGED = "!backend-policy";
 // and stay below 2^53, where Lua numbers are exact. Several routes per call
 // (one key each, so the layout stays one key per domain) keep the client's
 // per-command cost off the hot path; with Redis Cluster the caller would have
-// to group a call's keys by slot.
+// to group a call's keys by slot (and the wildcard index would need a hash tag).
 // A reconciliation also stamps each route it pushes ("seen"), so finding the
-// routes the store no longer has needs no lookup per route in the store.
-// KEYS: per route, its route key and frontend key (compat; may be unused)
+// routes the store no longer has needs no lookup per route in the store; a
+// route already at its revision gets its wildcard index entry and (compat)
+// its frontend set repaired, announced when that changed anything.
+// KEYS: the wildcard index; then per route, its route key and frontend key (compat; may be unused)
 // ARGV: tombstone TTL s, channel, compat "1"/"0", stamp or ""; then per route: revision, backends JSON or "" for a deletion, domain
 const APPLY = `
 local ttl, channel, compat, stamp = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1', ARGV[4]
+local index = KEYS[1]
+local function same_members(key, list)
+  if redis.call('SCARD', key) ~= #list then return false end
+  for _, member in ipairs(list) do
+    if redis.call('SISMEMBER', key, member) == 0 then return false end
+  end
+  return true
+end
 local applied = 0
-for i = 1, #KEYS / 2 do
-  local route, frontend = KEYS[2 * i - 1], KEYS[2 * i]
+for i = 1, (#KEYS - 1) / 2 do
+  local route, frontend = KEYS[2 * i], KEYS[2 * i + 1]
   local rev, backends, domain = tonumber(ARGV[3 * i + 2]), ARGV[3 * i + 3], ARGV[3 * i + 4]
+  local wild = string.sub(domain, 1, 2) == '*.'
   local stored = tonumber(redis.call('HGET', route, 'rev') or '0')
   if rev == stored then
-    -- Already applied; only fill a missing compatibility set (compat just enabled).
-    if compat and backends ~= '' and redis.call('EXISTS', frontend) == 0 then
-      redis.call('SADD', frontend, unpack(cjson.decode(backends)))
+    -- Already applied: repair what is derived from it.
+    local repaired = false
+    if wild and backends ~= '' and redis.call('HGET', index, domain) ~= backends then
+      redis.call('HSET', index, domain, backends)
+      repaired = true
+    elseif wild and backends == '' and redis.call('HDEL', index, domain) == 1 then
+      repaired = true
     end
+    if compat and backends ~= '' then
+      local list = cjson.decode(backends)
+      if not same_members(frontend, list) then
+        redis.call('DEL', frontend)
+        redis.call('SADD', frontend, unpack(list))
+        repaired = true
+      end
+    elseif compat and redis.call('DEL', frontend) == 1 then
+      repaired = true
+    end
+    if repaired then redis.call('PUBLISH', channel, domain) end
   elseif rev > stored then
     if backends == '' then
       redis.call('HSET', route, 'rev', ARGV[3 * i + 2], 'deleted', '1')
       redis.call('HDEL', route, 'backends')
       redis.call('EXPIRE', route, ttl)
+      if wild then redis.call('HDEL', index, domain) end
       if compat then redis.call('DEL', frontend) end
     else
       redis.call('HSET', route, 'rev', ARGV[3 * i + 2], 'backends', backends)
       redis.call('HDEL', route, 'deleted')
       redis.call('PERSIST', route)
+      if wild then redis.call('HSET', index, domain, backends) end
       if compat then
         redis.call('DEL', frontend)
         redis.call('SADD', frontend, unpack(cjson.decode(backends)))
@@ -66,22 +101,47 @@ return applied
 
 // Turns live routes into tombstones only if still at the revision the caller
 // saw: reconciliation uses it for domains the store no longer has.
-// KEYS: per route, route key and frontend key. ARGV: TTL s, channel, compat; then per route: expected revision, domain
+// KEYS: the wildcard index; then per route, route key and frontend key. ARGV: TTL s, channel, compat; then per route: expected revision, domain
 const RETIRE = `
 local ttl, channel, compat = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local index = KEYS[1]
 local retired = 0
-for i = 1, #KEYS / 2 do
-  local route, frontend = KEYS[2 * i - 1], KEYS[2 * i]
+for i = 1, (#KEYS - 1) / 2 do
+  local route, frontend, domain = KEYS[2 * i], KEYS[2 * i + 1], ARGV[2 * i + 3]
   if redis.call('HGET', route, 'rev') == ARGV[2 * i + 2] and redis.call('HEXISTS', route, 'deleted') == 0 then
     redis.call('HSET', route, 'deleted', '1')
     redis.call('HDEL', route, 'backends')
     redis.call('EXPIRE', route, ttl)
+    if string.sub(domain, 1, 2) == '*.' then redis.call('HDEL', index, domain) end
     if compat then redis.call('DEL', frontend) end
-    redis.call('PUBLISH', channel, ARGV[2 * i + 3])
+    redis.call('PUBLISH', channel, domain)
     retired = retired + 1
   end
 end
 return retired
+`;
+
+// Drops what is derived from routes that are not live (missing, or a
+// tombstone): entries of the wildcard index, and (compat) frontend sets, such
+// as those an older system left. A live route always has both, written by the
+// same script, so this never races with the relay.
+// KEYS: the wildcard index; then per domain, route key and frontend key. ARGV: channel, compat; then the domains
+const PRUNE = `
+local channel, compat = ARGV[1], ARGV[2] == '1'
+local index = KEYS[1]
+local pruned = 0
+for i = 1, (#KEYS - 1) / 2 do
+  local route, frontend, domain = KEYS[2 * i], KEYS[2 * i + 1], ARGV[i + 2]
+  if redis.call('HEXISTS', route, 'backends') == 0 then
+    local n = redis.call('HDEL', index, domain)
+    if compat then n = n + redis.call('DEL', frontend) end
+    if n > 0 then
+      redis.call('PUBLISH', channel, domain)
+      pruned = pruned + 1
+    end
+  end
+end
+return pruned
 `;
 
 // Of the given route keys, the live ones (not tombstones) without this stamp, with their revisions.
@@ -114,6 +174,7 @@ interface RouteCommands {
   dynrouteApply(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
   dynrouteRetire(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
   dynrouteUnseen(numberOfKeys: number, ...args: string[]): Promise<string[]>;
+  dynroutePrune(numberOfKeys: number, ...args: string[]): Promise<number>;
   dynrouteSetPolicy(numberOfKeys: 1, key: string, policy: string, channel: string, message: string): Promise<number>;
 }
 
@@ -135,6 +196,7 @@ export class RouteWriter {
       redis.defineCommand("dynrouteApply", { lua: APPLY });
       redis.defineCommand("dynrouteRetire", { lua: RETIRE });
       redis.defineCommand("dynrouteUnseen", { lua: UNSEEN });
+      redis.defineCommand("dynroutePrune", { lua: PRUNE });
       redis.defineCommand("dynrouteSetPolicy", { lua: SET_POLICY });
     }
   }
@@ -149,7 +211,7 @@ export class RouteWriter {
     const pipeline = this.redis.pipeline() as unknown as Batch;
     for (let at = 0; at < changes.length; at += PER_CALL) {
       const part = changes.slice(at, at + PER_CALL);
-      const keys = part.flatMap((c) => [routeKey(layout, c.domain), frontendKey(layout, c.domain)]);
+      const keys = [wildcardIndexKey(layout), ...part.flatMap((c) => [routeKey(layout, c.domain), frontendKey(layout, c.domain)])];
       const args = part.flatMap((c) => [c.revision.toString(), c.backends === null ? "" : JSON.stringify(c.backends), c.domain]);
       pipeline.dynrouteApply(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", stamp, ...args);
     }
@@ -171,9 +233,22 @@ export class RouteWriter {
     const pipeline = this.redis.pipeline() as unknown as Batch;
     for (let at = 0; at < entries.length; at += PER_CALL) {
       const part = entries.slice(at, at + PER_CALL);
-      const keys = part.flatMap(([domain]) => [routeKey(layout, domain), frontendKey(layout, domain)]);
+      const keys = [wildcardIndexKey(layout), ...part.flatMap(([domain]) => [routeKey(layout, domain), frontendKey(layout, domain)])];
       const args = part.flatMap(([domain, rev]) => [rev, domain]);
       pipeline.dynrouteRetire(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...args);
+    }
+    return countApplied(await pipeline.exec());
+  }
+
+  /** Drops the wildcard index entries and (compat) frontend sets of these domains whose routes are not live. */
+  async prune(domains: readonly string[]): Promise<number> {
+    if (domains.length === 0) return 0;
+    const { layout } = this;
+    const pipeline = this.redis.pipeline() as unknown as Batch;
+    for (let at = 0; at < domains.length; at += PER_CALL) {
+      const part = domains.slice(at, at + PER_CALL);
+      const keys = [wildcardIndexKey(layout), ...part.flatMap((d) => [routeKey(layout, d), frontendKey(layout, d)])];
+      pipeline.dynroutePrune(keys.length, ...keys, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...part);
     }
     return countApplied(await pipeline.exec());
   }

@@ -2,7 +2,7 @@ import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import { MappingSchema } from "../../gen/dynroute/v1/mapping_pb.js";
 import { InputError } from "../domain/errors.js";
-import type { BackendPolicy } from "../policy/backend-policy.js";
+import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
 import { toInput, toProto } from "../service/mapping-convert.js";
 import type { MappingInput, MappingStore, WriteContext } from "../store/store.js";
@@ -45,7 +45,7 @@ export interface ParsedImport {
  * Output-only fields (revision, times) are accepted and ignored: the target
  * store assigns its own.
  */
-export async function parseImport(lines: AsyncIterable<string>, validator: Validator, policy: BackendPolicy, onlyTenant?: string): Promise<ParsedImport> {
+export async function parseImport(lines: AsyncIterable<string>, validator: Validator, rules: BackendRules, onlyTenant?: string): Promise<ParsedImport> {
   const tenants = new Map<string, MappingInput[]>();
   const problems: ParsedImport["problems"] = [];
   let n = 0;
@@ -59,7 +59,7 @@ export async function parseImport(lines: AsyncIterable<string>, validator: Valid
       if (!tenant) throw new Error("tenant_id is missing");
       if (onlyTenant !== undefined && tenant !== onlyTenant) continue;
       validateMessage(validator, MappingSchema, mapping);
-      const input = toInput(mapping, tenant, "", policy);
+      const input = toInput(mapping, tenant, "", rules);
       tenants.set(tenant, [...(tenants.get(tenant) ?? []), input]);
     } catch (err) {
       problems.push({ line: n, tenant, message: err instanceof InputError || err instanceof Error ? err.message : String(err) });

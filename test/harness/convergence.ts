@@ -16,7 +16,8 @@ type Truth = Pick<OutboxStore, "scanRoutes" | "outboxStats">;
 /**
  * Asserts that Redis routes are exactly what the store holds: every mapping
  * is a live route at its revision with its backends, and every other route
- * key is a tombstone. With the compatibility layout, frontend sets match too.
+ * key is a tombstone; the wildcard index holds the wildcard mappings. With the
+ * compatibility layout, frontend sets match too.
  */
 export async function assertRedisMatchesStore(truth: Truth, redis: Redis, layout: Layout): Promise<void> {
   expect((await truth.outboxStats()).depth, "outbox rows still waiting").toBe(0);
@@ -44,6 +45,10 @@ export async function assertRedisMatchesStore(truth: Truth, redis: Redis, layout
     }
   });
   expect(Object.fromEntries(live)).toEqual(Object.fromEntries(mapped));
+  // The wildcard index routers match names against: exactly the live wildcard routes.
+  const index = await redis.hgetall(`${layout.prefix}wildcards`);
+  const wildcards = [...mapped].filter(([domain]) => domain.startsWith("*."));
+  expect(Object.fromEntries(Object.entries(index).map(([d, b]) => [d, JSON.parse(b)]))).toEqual(Object.fromEntries(wildcards.map(([d, { backends }]) => [d, backends])));
 
   if (layout.compatFrontend) {
     const sets = await scanAll(redis, `${layout.prefix}frontend:*`);

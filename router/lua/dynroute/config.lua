@@ -8,7 +8,9 @@ local _M = {
   invalidation = true,   -- subscribe to <prefix>route-invalidate
   resolver = nil,        -- DNS server for host-name backends, e.g. "127.0.0.53"
   dns_ttl = 30,          -- at most this long a resolved name is kept
+  dns_negative_ttl = 5,  -- this long a name that did not resolve is not asked again
   backend_host = "client", -- Host sent to backends: "client" (as received) or "backend" (the backend URL's host)
+  down_time = 10,        -- seconds a backend that failed is skipped (tried again only when all others are too)
   hosts = {},            -- /etc/hosts, name -> address (the DNS client does not read it)
 }
 
@@ -23,6 +25,7 @@ function _M.set(opts)
   _M.hosts = _M.read_hosts("/etc/hosts")
 end
 
+-- IPv4 entries only: host-name backends resolve to A records alike (see peers.lua).
 function _M.read_hosts(path)
   local hosts = {}
   local f = io.open(path, "r")

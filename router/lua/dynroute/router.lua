@@ -1,67 +1,150 @@
--- The access phase: find the request's route and plan its peers; the
--- balancer phase then picks them in order (cosockets are not allowed there).
--- Answers live in a per-worker LRU by Host header, valid while no
--- invalidation has happened since (one integer from the shared dict) and
--- until they would go stale: the common request parses and decodes nothing.
+-- The request path: the access phase finds the route and plans the peers
+-- (cosockets are not allowed later); the balancer picks them in order, and
+-- marks a peer that failed down; the filters count answers and turn a
+-- backend answer that is not HTTP into a 502. Answers live in a per-worker LRU by
+-- host, valid while no invalidation has happened since (one integer from
+-- the shared dict) and until they would go stale: the common request parses
+-- and decodes nothing.
+--
+-- One host per request, everywhere (routing, X-Forwarded-Host, the access
+-- log): nginx's $host, which is the authority of an absolute-form request
+-- target when there is one (RFC 9112 3.2.2), else the Host header.
 local answer = require "dynroute.answer"
 local config = require "dynroute.config"
+local health = require "dynroute.health"
+local metrics = require "dynroute.metrics"
 local peers = require "dynroute.peers"
+local policy = require "dynroute.policy"
 local routes = require "dynroute.routes"
 local balancer = require "ngx.balancer"
 local lrucache = require "resty.lrucache"
 
 local _M = {}
+-- Answers per host: routed hosts and unknown ones apart, so a flood of unknown names cannot push
+-- the hosts that carry traffic out.
 local hot = lrucache.new(10000)
+local misses = lrucache.new(10000)
+local HIT = 'dynroute_router_cache_total{result="hit"}'
 
-local function find(raw)
-  local epoch = routes.epoch()
-  local entry = raw and hot:get(raw)
-  if entry and entry.epoch == epoch and entry.fresh_to > ngx.now() then return entry.route, entry.why end
-  local host = routes.normalize(raw or ngx.var.host)
-  if not host then return nil, "invalid" end
-  local backends, why, fresh_to = routes.lookup(host)
-  local route = backends and peers.route(host, backends) or nil
-  if fresh_to and raw then hot:set(raw, { epoch = epoch, fresh_to = fresh_to, route = route, why = why }) end
-  return route, why, host
+local function find(host, epoch)
+  local entry = hot:get(host) or misses:get(host)
+  if entry and entry.epoch == epoch and entry.fresh_to > ngx.now() then
+    metrics.inc(HIT)
+    return entry.route, entry.why
+  end
+  if not routes.valid(host) then return nil, "invalid" end
+  local route, why, fresh_to = routes.lookup(host)
+  if fresh_to then
+    local keep, drop = hot, misses
+    if not route then keep, drop = misses, hot end
+    keep:set(host, { epoch = epoch, fresh_to = fresh_to, route = route, why = why })
+    drop:delete(host)
+  end
+  return route, why
 end
 
 function _M.access()
-  local raw = ngx.var.http_host
-  local route, why, host = find(raw)
+  local host = ngx.var.host
+  local epoch = routes.epoch()
+  local route, why = find(host, epoch)
   if not route then
-    host = host or routes.normalize(raw) or raw
     if why == "invalid" then return answer.send(400, "the request names no valid host") end
     if why == "unavailable" then return answer.send(503, "routes are unavailable: Redis cannot be reached and " .. host .. " is not cached") end
     return answer.send(404, "no route for host " .. host)
   end
-  local plan, addrs, start = peers.plan(route)
-  if not plan then return answer.send(502, "no backend of " .. route.host .. " can be reached: " .. tostring(addrs)) end
-  local first = plan[start]
-  ngx.ctx.dynroute = { peers = plan, addrs = addrs, start = start, tried = 0 }
+  policy.refresh(epoch)
+  local plan, err, refused = peers.plan(route)
+  if not plan then
+    if refused then
+      metrics.inc("dynroute_router_backend_refused_total")
+      ngx.log(ngx.WARN, "dynroute: ", host, ": ", err)
+      return answer.send(502, "no backend of " .. host .. " may be used: " .. err, "backend_refused")
+    end
+    return answer.send(502, "no backend of " .. host .. " can be reached: " .. tostring(err))
+  end
+  ngx.ctx.dynroute = plan
+  local first = plan.peers[plan.start]
   -- Variables default to the common case in nginx.conf; write only what differs (each write costs).
   if first.scheme ~= "http" then
     ngx.var.dynroute_scheme = first.scheme
-    ngx.var.dynroute_sni = first.host
+    ngx.var.dynroute_sni = first.sni
   end
+  if not plan.pooled then ngx.var.dynroute_upstream = "dynroute_fresh" end
   if first.path ~= "" then ngx.var.dynroute_path = first.path end
-  if config.backend_host == "backend" then ngx.var.dynroute_host = first.host end
+  if config.backend_host == "backend" then
+    ngx.var.dynroute_host = first.host
+  elseif ngx.var.http_host ~= host and routes.normalize_header(ngx.var.http_host) ~= host then
+    -- An absolute-form target names another host than the Host header: the backend gets the one routed by.
+    ngx.var.dynroute_host = host
+  end
 end
 
--- Tries the planned peers in order, from `start` round the list.
+-- Tries the planned peers in order, from `start` round the list; a failed try marks its peer down.
 function _M.balance()
   local ctx = ngx.ctx.dynroute
-  local n = #ctx.peers
-  if ctx.tried == 0 and n > 1 then balancer.set_more_tries(n - 1) end
+  local list = ctx.peers
+  local n = #list
+  if ctx.tried == 0 then
+    if n > 1 then balancer.set_more_tries(n - 1) end
+  else
+    local prev = list[(ctx.start + ctx.tried - 2) % n + 1]
+    local state, code = balancer.get_last_failure()
+    if state then health.mark(prev.key, state .. (code and code ~= 0 and " " .. code or "")) end
+  end
   if ctx.tried >= n then return ngx.exit(502) end
   local i = (ctx.start - 1 + ctx.tried) % n + 1
   ctx.tried = ctx.tried + 1
-  local peer = ctx.peers[i]
-  local addr = ctx.addrs and ctx.addrs[i] or peer.addr
-  local ok, err = balancer.set_current_peer(addr, peer.port)
+  local peer = list[i]
+  if ctx.tried > 1 and peer.sni ~= list[(i - 2) % n + 1].sni then ngx.var.dynroute_sni = peer.sni end
+  local ok, err = balancer.set_current_peer(peer.addr, peer.port)
   if not ok then
-    ngx.log(ngx.ERR, "dynroute: cannot use peer ", addr, ":", peer.port, ": ", err)
+    ngx.log(ngx.ERR, "dynroute: cannot use peer ", peer.key, ": ", err)
     return ngx.exit(502)
   end
+end
+
+-- Every answer's status is counted here (one handler fewer per request than
+-- a log phase), with the backend's time to its response headers. nginx 1.22
+-- passes a backend answer without a status line on as HTTP/0.9 (no status
+-- line, no headers, the bytes as they came): count it as the failure it is,
+-- and answer a whole HTTP/1.1 502 in its place (the body filter).
+function _M.header_filter()
+  local status = ngx.status
+  local ctx = ngx.ctx.dynroute
+  if status == 9 then
+    ngx.log(ngx.WARN, "dynroute: backend ", ngx.var.upstream_addr, " answered something that is not HTTP")
+    metrics.inc("dynroute_router_upstream_garbage_total")
+    if ctx then health.mark(ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1].key, "not HTTP") end
+    status = 502
+    ngx.status = status
+    ngx.ctx.dynroute_garbage = true
+  end
+  metrics.request(status, ctx and ctx.tried > 0 and ngx.var.upstream_header_time or nil)
+end
+
+function _M.body_filter()
+  if not ngx.ctx.dynroute_garbage then return end
+  if ngx.ctx.dynroute_garbage == "sent" then
+    ngx.arg[1] = nil
+    return
+  end
+  ngx.ctx.dynroute_garbage = "sent"
+  local body = answer.body(502, "the backend answered something that is not HTTP")
+  ngx.arg[1] = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
+    .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
+  ngx.arg[2] = true
+end
+
+-- error_page for what nginx itself decided (a backend's own answers pass
+-- through): a try that failed last is marked down like the ones before it.
+function _M.error_page()
+  local status = ngx.status
+  if status == 502 or status == 504 then
+    local addrs = ngx.var.upstream_addr
+    local last = addrs and addrs:match("([^%s,:]+:%d+)$") or addrs and addrs:match("(%[[%x:.]+%]:%d+)$")
+    if last then health.mark(last, status == 504 and "timed out" or "failed") end
+  end
+  return answer.error_page()
 end
 
 return _M

@@ -1,161 +1,275 @@
--- Which backends serve a Host: Redis behind a shared-dict cache.
+-- Which route serves a Host: Redis behind a shared-dict cache, at most one
+-- Redis round trip (and at most two commands) per lookup whatever the name.
 --
--- Cache entries are per Redis key (an exact domain or a "*.parent" wildcard),
--- positive or negative, so an invalidation message for one domain drops
--- exactly one entry. An entry is fresh for cache_ttl and kept for stale_ttl:
--- stale entries are refreshed (one worker at a time) and served while Redis
--- is unreachable. A per-key version guards against a refresh that read Redis
--- before an invalidation overwriting the newer state after it.
+-- Two kinds of entries: the exact host ("r:<host>": backends, or false when
+-- Redis has none: negative caching of the whole host), and the wildcard index
+-- ("w", the daemon's <prefix>wildcards hash: every live "*.parent" route with
+-- its backends). A host that is not mapped exactly is matched against the
+-- index in memory, parent by parent, so a name with many labels costs no
+-- lookup per label. Entries are fresh for cache_ttl and kept for stale_ttl:
+-- stale entries are refreshed (one worker at a time, the lock owned by its
+-- holder) and served while Redis is unreachable. A per-key version guards
+-- against a refresh that read Redis before an invalidation overwriting the
+-- newer state after it.
 local cjson = require "cjson.safe"
 local config = require "dynroute.config"
+local metrics = require "dynroute.metrics"
+local peers = require "dynroute.peers"
 local redis = require "dynroute.redis"
+local lrucache = require "resty.lrucache"
 
 local routes = ngx.shared.dynroute_routes
+-- Hosts Redis has no route for live apart, so a flood of unknown names evicts only its own kind.
+local unknown = ngx.shared.dynroute_unknown
 local locks = ngx.shared.dynroute_locks
 
 local _M = {}
 
--- Host as the API normalises domains: lower case, no port, no trailing dot.
-function _M.normalize(host)
-  if not host or host == "" or host:byte(1) == 91 then return nil end -- "[": an IPv6 literal
-  host = host:lower():gsub(":%d*$", ""):gsub("%.$", "")
-  if host == "" or #host > 253 or host:find("[^%w%.%-]") then return nil end
+local INDEX_LOCK, INDEX_VERSION = "l:*", "v:*"
+local wild_id, wild -- this worker's parsed index: parent -> route, and the stored copy it came from
+local parsed = lrucache.new(10000) -- host -> its route, parsed
+local tokens = 0
+
+-- A Host header as nginx makes $host of it: lower case, no port, no trailing dot.
+function _M.normalize_header(raw)
+  if not raw then return nil end
+  local host = raw:lower():gsub(":%d*$", ""):gsub("%.$", "")
   return host
 end
 
--- The keys that can map a host, in the order they win: itself, then *.parent, *.grandparent ...
-function _M.candidates(host)
-  local list = { host }
-  local rest = host
-  while true do
-    local dot = rest:find(".", 1, true)
-    if not dot or dot == #rest then break end
-    rest = rest:sub(dot + 1)
-    list[#list + 1] = "*." .. rest
-  end
-  return list
+-- Whether $host is a name the API could have mapped (nginx lets "_", "!" and more through).
+function _M.valid(host)
+  return host ~= "" and #host <= 253 and not host:find("[^%w%.%-]")
 end
 
--- What Redis holds for the keys: backends (a list) or false (none, or a tombstone).
-local function fetch(keys)
-  local red, err = redis.connect(config.redis)
-  if not red then return nil, err end
-  local commands = {}
-  for i, key in ipairs(keys) do
-    if config.layout == "frontend" then
-      commands[i] = { "SMEMBERS", config.prefix .. "frontend:" .. key }
-    else
-      commands[i] = { "HGET", config.prefix .. "route:" .. key, "backends" }
-    end
-  end
-  local replies, perr = red:pipeline(commands)
-  if not replies then red:close(); return nil, perr end
-  red:keepalive()
-  local found = {}
-  for i, reply in ipairs(replies) do
-    if config.layout == "frontend" then
-      found[i] = (type(reply) == "table" and #reply > 0) and reply or false
-    else
-      local list = reply ~= ngx.null and cjson.decode(reply)
-      found[i] = (type(list) == "table" and #list > 0) and list or false
-    end
-  end
-  return found
+local function claim(lock)
+  tokens = tokens + 1
+  local token = ngx.worker.pid() .. ":" .. tokens
+  if locks:add(lock, token, 1) then return token end
 end
 
-local function cached(key, now, generation)
-  local value = routes:get("r:" .. key)
-  if value == nil then return nil end
-  local entry = cjson.decode(value)
+-- Only its holder releases a lock: a waiter that gave up must not free another worker's.
+local function release(lock, token)
+  if token and locks:get(lock) == token then locks:delete(lock) end
+end
+
+local function wait(lock)
+  for _ = 1, 50 do
+    ngx.sleep(0.002)
+    if not locks:get(lock) then return end
+  end
+end
+
+-- Exact entry: backends, false (none) or nil (not cached); fresh or not; until when fresh.
+local function cached_exact(host, now, generation)
+  local key = "r:" .. host
+  local value = routes:get(key) or unknown:get(key)
+  local entry = value and cjson.decode(value)
   if not entry then return nil end
   return entry.b, entry.f >= now and entry.g == generation, entry.f
 end
 
-local function store(key, backends, version, generation, now)
+-- This worker's copy of the index (parent -> route), or nil; fresh or not; until when fresh.
+local function cached_index(now, generation)
+  local meta = routes:get("wm")
+  meta = meta and cjson.decode(meta)
+  if not meta then return nil end
+  if meta.id ~= wild_id then
+    local flat = cjson.decode(routes:get("w") or "")
+    if type(flat) ~= "table" then return nil end
+    local by_parent = {}
+    for i = 1, #flat, 2 do
+      local backends = cjson.decode(flat[i + 1])
+      if type(backends) == "table" and #backends > 0 then
+        by_parent[flat[i]:sub(3)] = peers.route(flat[i], backends) -- "*.a.b" -> "a.b"
+      end
+    end
+    wild, wild_id = by_parent, meta.id
+  end
+  return wild, meta.f >= now and meta.g == generation, meta.f
+end
+
+local function exact_command(host)
+  if config.layout == "frontend" then return { "SMEMBERS", config.prefix .. "frontend:" .. host } end
+  return { "HGET", config.prefix .. "route:" .. host, "backends" }
+end
+
+-- The backends as a JSON array (kept as text: it also tells whether a parsed copy is current), or false.
+local function exact_value(reply)
+  if config.layout == "frontend" then return (type(reply) == "table" and #reply > 0) and cjson.encode(reply) or false end
+  return type(reply) == "string" and reply ~= "[]" and reply or false
+end
+
+-- One round trip: the exact host's backends and/or the whole wildcard index (a flat list).
+local function fetch(host, want_exact, want_index)
+  local red, err = redis.connect(config.redis)
+  if not red then return nil, err end
+  local commands = {}
+  if want_exact then commands[1] = exact_command(host) end
+  if want_index then commands[#commands + 1] = { "HGETALL", config.prefix .. "wildcards" } end
+  local replies, perr = red:pipeline(commands)
+  if not replies then red:close(); return nil, perr end
+  red:keepalive()
+  local exact, index
+  if want_exact then exact = exact_value(replies[1]) end
+  if want_index then
+    index = replies[#replies]
+    if type(index) ~= "table" then return nil, "redis: " .. config.prefix .. "wildcards is not a hash" end
+  end
+  return true, exact, index
+end
+
+local function store_exact(host, backends, version, generation, now)
   -- An invalidation since the read means Redis has something newer: do not cache the older answer.
-  if (routes:get("v:" .. key) or 0) ~= version then return end
-  routes:set("r:" .. key, cjson.encode({ b = backends, g = generation, f = now + config.cache_ttl }), config.stale_ttl)
-end
-
--- What the cache knows for the keys in order, up to the first with backends; fresh when all of that is.
--- Also the time until which all of that stays fresh.
-local function from_cache(keys, now, generation)
-  local known, fresh, fresh_to = {}, true, math.huge
-  for i, key in ipairs(keys) do
-    local backends, is_fresh, fresh_until = cached(key, now, generation)
-    if backends == nil then return known, false end
-    known[i] = backends
-    fresh = fresh and is_fresh
-    fresh_to = math.min(fresh_to, fresh_until)
-    if backends then break end
+  if (routes:get("v:" .. host) or 0) ~= version then return end
+  local key = "r:" .. host
+  local value = cjson.encode({ b = backends, g = generation, f = now + config.cache_ttl })
+  if backends then
+    routes:set(key, value, config.stale_ttl)
+    unknown:delete(key)
+  else
+    unknown:set(key, value, config.stale_ttl)
+    routes:delete(key)
   end
-  return known, fresh, fresh_to
 end
 
--- The first key with backends wins once every key before it is known to have none.
-local function decide(keys, known)
-  for i, key in ipairs(keys) do
-    local b = known[i]
-    if b == nil then return nil end
-    if b then return b, key end
+local function store_index(flat, version, generation, now)
+  if (routes:get(INDEX_VERSION) or 0) ~= version then return end
+  local id = routes:incr("wid", 1, 0)
+  routes:set("w", cjson.encode(flat), config.stale_ttl)
+  -- The index stays fresh at least a second, so a lookup never needs it more than once a second.
+  routes:set("wm", cjson.encode({ id = id, g = generation, f = now + math.max(config.cache_ttl, 1) }), config.stale_ttl)
+end
+
+-- The route of the nearest "*.parent" in the index, or nil.
+local function wildcard(index, host)
+  local dot = host:find(".", 1, true)
+  while dot do
+    local route = index[host:sub(dot + 1)]
+    if route then return route end
+    dot = host:find(".", dot + 1, true)
   end
-  return nil, "none"
 end
 
-local function with_freshness(fresh_to, backends, why)
-  return backends, why, fresh_to
+-- Parsed once per worker while its backends stay the same, so round robin carries on across refreshes.
+local function exact_route(host, source)
+  local route = parsed:get(host)
+  if route and route.source == source then return route end
+  local backends = cjson.decode(source)
+  if type(backends) ~= "table" then return nil end
+  route = peers.route(host, backends)
+  route.source = source
+  parsed:set(host, route)
+  return route
 end
 
--- Backends for a normalised host and the key that matched, or nil and why:
--- "none" (nothing maps it) or "unavailable" (Redis unreachable, nothing cached);
--- third, until when the answer is fresh (nil: stale or uncached, do not copy it).
+local function decide(host, exact, index)
+  if exact then
+    local route = exact_route(host, exact)
+    if route then return route end
+    return nil, "none"
+  end
+  if exact == false and index then
+    local route = wildcard(index, host)
+    if route then return route end
+    return nil, "none"
+  end
+  return nil, "unavailable"
+end
+
+-- The route for a normalised host, or nil and why: "none" (nothing maps it)
+-- or "unavailable" (Redis unreachable, nothing cached); third, until when the
+-- answer is fresh (nil: stale or uncached, do not copy it).
 function _M.lookup(host)
-  local keys = _M.candidates(host)
+  local now = ngx.now()
+  local generation = routes:get("gen") or 0
   if config.cache_ttl == 0 then
-    -- No cache: every request asks Redis (for debugging, and to measure the miss path).
-    local found, err = fetch(keys)
-    if not found then
-      ngx.log(ngx.WARN, "dynroute: redis unreachable (", err, ")")
+    -- No route cache: every request asks Redis for the host (the index is still kept, a second at most).
+    local index, ifresh = cached_index(now, generation)
+    local ok, exact, flat = fetch(host, true, not ifresh)
+    if not ok then
+      metrics.inc("dynroute_router_redis_errors_total")
+      ngx.log(ngx.WARN, "dynroute: redis unreachable (", exact, ")")
       return nil, "unavailable"
     end
-    return decide(keys, found)
-  end
-  local generation = routes:get("gen") or 0
-  local known, fresh, fresh_to = from_cache(keys, ngx.now(), generation)
-  if fresh then return with_freshness(fresh_to, decide(keys, known)) end
-
-  -- One worker refreshes a host at a time; the others serve what is cached, or wait for it briefly.
-  local lock = "l:" .. host
-  if not locks:add(lock, true, 1) then
-    local b, why = decide(keys, known)
-    if b or why == "none" then return b, why end
-    for _ = 1, 50 do
-      ngx.sleep(0.002)
-      if not locks:get(lock) then break end
+    metrics.inc('dynroute_router_cache_total{result="miss"}')
+    if flat then
+      store_index(flat, routes:get(INDEX_VERSION) or 0, generation, now)
+      index = cached_index(now, generation)
     end
-    known, fresh, fresh_to = from_cache(keys, ngx.now(), generation)
-    if fresh then return with_freshness(fresh_to, decide(keys, known)) end
+    return decide(host, exact, index)
   end
 
-  local versions = {}
-  for i, key in ipairs(keys) do versions[i] = routes:get("v:" .. key) or 0 end
-  local now = ngx.now()
-  local found, err = fetch(keys)
-  locks:delete(lock)
-  if not found then
-    ngx.log(ngx.WARN, "dynroute: redis unreachable (", err, "); serving cached routes for ", host)
-    local b, why = decide(keys, known)
-    if b or why == "none" then return b, why end
-    return nil, "unavailable"
+  local exact, efresh, efresh_to = cached_exact(host, now, generation)
+  local index, ifresh, ifresh_to = cached_index(now, generation)
+  -- The index matters only when the host has no route of its own (or that is not known yet).
+  local want_exact, want_index = not efresh, not exact and not ifresh
+
+  -- One worker refreshes a key at a time; the others serve the stale copy, or wait for it briefly.
+  local host_lock = "l:" .. host
+  local etoken = want_exact and claim(host_lock)
+  local itoken = want_index and claim(INDEX_LOCK)
+  if want_exact and not etoken then
+    if exact == nil then
+      wait(host_lock)
+      exact, efresh, efresh_to = cached_exact(host, ngx.now(), generation)
+    end
+    want_exact = exact == nil
   end
-  for i, key in ipairs(keys) do store(key, found[i], versions[i], generation, now) end
-  return with_freshness(now + config.cache_ttl, decide(keys, found))
+  if want_index and not itoken then
+    if index == nil then
+      wait(INDEX_LOCK)
+      index, ifresh, ifresh_to = cached_index(ngx.now(), generation)
+    end
+    want_index = index == nil
+  end
+
+  if want_exact or want_index then
+    metrics.inc('dynroute_router_cache_total{result="miss"}')
+    local eversion = routes:get("v:" .. host) or 0
+    local iversion = routes:get(INDEX_VERSION) or 0
+    now = ngx.now()
+    local ok, fexact, flat = fetch(host, want_exact, want_index)
+    if ok then
+      if want_exact then
+        exact, efresh, efresh_to = fexact, true, now + config.cache_ttl
+        store_exact(host, exact, eversion, generation, now)
+      end
+      if want_index then
+        store_index(flat, iversion, generation, now)
+        index, ifresh, ifresh_to = cached_index(now, generation)
+      end
+    else
+      metrics.inc("dynroute_router_redis_errors_total")
+      ngx.log(ngx.WARN, "dynroute: redis unreachable (", fexact, "); serving cached routes for ", host)
+    end
+    release(host_lock, etoken)
+    release(INDEX_LOCK, itoken)
+  else
+    metrics.inc('dynroute_router_cache_total{result="hit"}')
+  end
+
+  local route, why = decide(host, exact, index)
+  local fresh_to
+  if exact and efresh then
+    fresh_to = efresh_to
+  elseif exact == false and efresh and ifresh then
+    fresh_to = math.min(efresh_to, ifresh_to)
+  end
+  return route, why, fresh_to
 end
 
 -- A change of one domain (from the invalidation channel): its entry goes, its version moves on.
-function _M.invalidate(key)
-  routes:incr("v:" .. key, 1, 0)
-  routes:delete("r:" .. key)
+-- A wildcard's change voids the whole index (it is read again at once, in one command).
+function _M.invalidate(domain)
+  if domain:sub(1, 2) == "*." then
+    routes:incr(INDEX_VERSION, 1, 0)
+    routes:delete("wm")
+  else
+    routes:incr("v:" .. domain, 1, 0)
+    routes:delete("r:" .. domain)
+    unknown:delete("r:" .. domain)
+  end
   routes:incr("epoch", 1, 0)
 end
 
@@ -168,6 +282,11 @@ end
 -- Moves on with every invalidation: per-worker copies of answers made before it are void.
 function _M.epoch()
   return routes:get("epoch") or 0
+end
+
+-- For the subscriber: a policy change makes every worker look again (policy.refresh).
+function _M.bump_epoch()
+  routes:incr("epoch", 1, 0)
 end
 
 return _M

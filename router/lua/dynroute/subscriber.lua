@@ -2,7 +2,10 @@
 -- <prefix>route-invalidate per nginx instance (worker 0), since the cache is
 -- shared by all workers. After a reconnect, messages may have been missed:
 -- every entry turns stale (refreshed on use, still served if Redis fails).
+-- "!backend-policy" announces a new destination policy: every worker re-reads it.
 local config = require "dynroute.config"
+local metrics = require "dynroute.metrics"
+local policy = require "dynroute.policy"
 local redis = require "dynroute.redis"
 local routes = require "dynroute.routes"
 
@@ -15,12 +18,21 @@ local function listen()
   local ok, serr = red:command("SUBSCRIBE", channel)
   if not ok then red:close(); return nil, serr end
   routes.invalidate_all()
+  policy.changed()
   ngx.log(ngx.NOTICE, "dynroute: subscribed to ", channel)
   red:settimeout(5000)
   while not ngx.worker.exiting() do
     local msg, rerr = red:read()
     if msg then
-      if type(msg) == "table" and msg[1] == "message" then routes.invalidate(msg[3]) end
+      if type(msg) == "table" and msg[1] == "message" then
+        metrics.inc("dynroute_router_invalidations_total")
+        if msg[3] == "!backend-policy" then
+          policy.changed()
+          routes.bump_epoch()
+        else
+          routes.invalidate(msg[3])
+        end
+      end
     elseif rerr == "timeout" then
       -- Quiet channel: prove the connection still works.
       local sent, perr = red:send("PING")
@@ -40,6 +52,7 @@ local function loop(premature)
   while not ngx.worker.exiting() do
     local ok, err = listen()
     if ok then return end
+    metrics.inc("dynroute_router_redis_errors_total")
     ngx.log(ngx.WARN, "dynroute: invalidation subscription lost (", err, "); retrying in ", backoff, "s")
     ngx.sleep(backoff)
     backoff = math.min(backoff * 2, 2)
