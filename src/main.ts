@@ -43,7 +43,7 @@ try {
 const generated = config.tokens.length === 0 ? loadOrCreateToken(config.dataDir) : undefined;
 if (generated) config = { ...config, tokens: [generated.token] };
 
-const redis = createRedis(config.redis.url, logger);
+const redis = createRedis(config.redis.target, logger);
 const app = await startApp(config, { store, redis, logger, port: bound });
 const { address, port } = app.listener.address;
 const url = `${config.tls ? "https" : "http"}://${address.includes(":") ? `[${address}]` : address}:${port}`;
@@ -97,8 +97,8 @@ async function reportRedis(): Promise<void> {
     if (settled) return;
     const waiting = await store.outboxStats().then((s) => s.depth, () => undefined);
     logger.warn(
-      { redis: config.redis.url, outboxDepth: waiting },
-      `Redis at ${config.redis.url} is unreachable: routes are not being distributed to routers; ${waiting ?? "unknown"} change(s) wait and will be applied when it appears`,
+      { redis: config.redis.display, outboxDepth: waiting },
+      `Redis at ${config.redis.display} is unreachable: routes are not being distributed to routers; ${waiting ?? "unknown"} change(s) wait and will be applied when it appears`,
     );
   }
 }

@@ -19,7 +19,12 @@ export interface Config {
   /** How long shutdown waits for in-flight requests before closing connections. */
   shutdownTimeoutMs: number;
   redis: {
+    /** REDIS_URL as given (may hold a password: log `display` instead). */
     url: string;
+    /** Where the Redis master is: one address, or a Redis Sentinel group to ask. */
+    target: RedisTarget;
+    /** REDIS_URL without its passwords, for logs and messages. */
+    display: string;
     /** Prepended to every key and channel dynroute writes. */
     prefix: string;
     /** Also maintain `frontend:<domain>` SETs for dynamicproxy-style routers. */
@@ -41,6 +46,26 @@ export interface Config {
   /** How long a write's Idempotency-Key is remembered. */
   idempotencyTtlSeconds: number;
 }
+
+/** One Redis server by URL, or the master of a Sentinel group (followed across failovers). */
+export type RedisTarget =
+  | { kind: "direct"; url: string; db: number }
+  | {
+      kind: "sentinel";
+      sentinels: Array<{ host: string; port: number }>;
+      /** The master's name in the sentinels' configuration. */
+      name: string;
+      db: number;
+      /** Credentials of the master and replicas (the URL's user info). */
+      username?: string;
+      password?: string;
+      /** Credentials of the sentinels themselves, when they require them. */
+      sentinelUsername?: string;
+      sentinelPassword?: string;
+      /** TLS to the master (tls=true) and to the sentinels (sentinel_tls=true). */
+      tls: boolean;
+      sentinelTls: boolean;
+    };
 
 /** A configuration value that stops startup; the message names the variable. */
 export class ConfigError extends Error {
@@ -82,8 +107,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
 }
 
 function parseRedis(env: NodeJS.ProcessEnv): Config["redis"] {
+  const url = env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const target = parseRedisUrl(url);
   const redis = {
-    url: parseRedisUrl(env.REDIS_URL ?? "redis://127.0.0.1:6379"),
+    url,
+    target,
+    display: url.replace(/\/\/[^@/]*@/, "//***@").replace(/(sentinel_password=)[^&]*/, "$1***"),
     prefix: env.DYNROUTE_REDIS_PREFIX ?? "",
     compatFrontend: bool("DYNROUTE_COMPAT_FRONTEND", env.DYNROUTE_COMPAT_FRONTEND),
     tombstoneTtlSeconds: positiveInt("DYNROUTE_TOMBSTONE_TTL_S", env.DYNROUTE_TOMBSTONE_TTL_S, 7 * 24 * 3600),
@@ -92,22 +121,67 @@ function parseRedis(env: NodeJS.ProcessEnv): Config["redis"] {
   if (redis.compatFrontend && redis.prefix !== "") {
     throw new ConfigError("DYNROUTE_REDIS_PREFIX", "must be empty with DYNROUTE_COMPAT_FRONTEND=true (dynamicproxy routers read frontend:<domain> without a prefix)");
   }
-  const db = new URL(redis.url).pathname.replace(/^\//, "");
-  if (redis.compatFrontend && db !== "" && db !== "0") {
-    throw new ConfigError("REDIS_URL", `must use database 0 with DYNROUTE_COMPAT_FRONTEND=true (dynamicproxy routers read database 0), got /${db}`);
+  if (redis.compatFrontend && target.db !== 0) {
+    throw new ConfigError("REDIS_URL", `must use database 0 with DYNROUTE_COMPAT_FRONTEND=true (dynamicproxy routers read database 0), got /${target.db}`);
   }
   return redis;
 }
 
-function parseRedisUrl(value: string): string {
+const SENTINEL_URL = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([^/?#]+)\/?(?:\?([^#]*))?$/;
+
+function parseRedisUrl(value: string): RedisTarget {
+  if (value.startsWith("redis+sentinel:")) return parseSentinelUrl(value);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     throw new ConfigError("REDIS_URL", "not a URL; e.g. redis://127.0.0.1:6379/0");
   }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new ConfigError("REDIS_URL", `scheme must be redis:// or rediss://, got ${url.protocol}//`);
-  return value;
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new ConfigError("REDIS_URL", `scheme must be redis://, rediss:// or redis+sentinel://, got ${url.protocol}//`);
+  const db = url.pathname.replace(/^\//, "");
+  return { kind: "direct", url: value, db: db === "" ? 0 : redisDb(db) };
+}
+
+/**
+ * `redis+sentinel://[user:pass@]host1:26379,host2:26379/mymaster[?db=N&tls=true&sentinel_tls=true&
+ * sentinel_username=…&sentinel_password=…]`: the user info is for the master (and replicas), as in
+ * a redis:// URL; the sentinels get their own credentials, since they usually differ.
+ */
+function parseSentinelUrl(value: string): RedisTarget {
+  const m = SENTINEL_URL.exec(value);
+  if (!m) throw new ConfigError("REDIS_URL", "expected redis+sentinel://[user:pass@]host1:26379,host2:26379/<master name>[?db=N]");
+  const [, userinfo, hostList, name, query] = m;
+  const sentinels = hostList!.split(",").map((hp) => {
+    const hm = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(hp);
+    const port = Number(hm?.[3] ?? 26379);
+    if (!hm || !(port > 0 && port <= 65535)) throw new ConfigError("REDIS_URL", `"${hp}" is not a sentinel host:port`);
+    return { host: hm[1] ?? hm[2]!, port };
+  });
+  const params = new URLSearchParams(query ?? "");
+  for (const key of params.keys()) {
+    if (!["db", "tls", "sentinel_tls", "sentinel_username", "sentinel_password"].includes(key)) throw new ConfigError("REDIS_URL", `unknown option ${key}`);
+  }
+  const colon = userinfo?.indexOf(":") ?? -1;
+  const username = userinfo && decodeURIComponent(colon >= 0 ? userinfo.slice(0, colon) : userinfo);
+  const password = userinfo && colon >= 0 ? decodeURIComponent(userinfo.slice(colon + 1)) : undefined;
+  return {
+    kind: "sentinel",
+    sentinels,
+    name: decodeURIComponent(name!),
+    db: params.has("db") ? redisDb(params.get("db")!) : 0,
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    ...(params.get("sentinel_username") ? { sentinelUsername: params.get("sentinel_username")! } : {}),
+    ...(params.get("sentinel_password") ? { sentinelPassword: params.get("sentinel_password")! } : {}),
+    tls: bool("REDIS_URL", params.get("tls") ?? undefined),
+    sentinelTls: bool("REDIS_URL", params.get("sentinel_tls") ?? undefined),
+  };
+}
+
+function redisDb(value: string): number {
+  const db = Number(value);
+  if (!/^\d+$/.test(value) || db > 65535) throw new ConfigError("REDIS_URL", `database must be a number, got "${value}"`);
+  return db;
 }
 
 function cidrList(variable: string, value: string | undefined): string[] {

@@ -71,7 +71,7 @@ export async function startTestDaemon(storeEnv: StoreEnv, env: Record<string, st
   });
   const logger = createLogger(config.logLevel, sink);
   const store = openStore(config.store, logger);
-  const app = await startApp(config, { store, redis: createRedis(config.redis.url, logger), logger });
+  const app = await startApp(config, { store, redis: createRedis(config.redis.target, logger), logger });
   const baseUrl = `http://127.0.0.1:${app.listener.address.port}`;
   const transport = (protocol: Protocol, token: string | null = TOKEN) => {
     const interceptors: Interceptor[] = token === null ? [] : [bearer(token)];
