@@ -1,6 +1,8 @@
 -- The router's settings, set once from nginx.conf (init_by_lua) and read by every module.
 local _M = {
-  redis = { host = "127.0.0.1", port = 6379, db = 0, password = "", connect_timeout = 200, read_timeout = 500, pool_size = 32 },
+  -- sentinels: nil, or { { host =, port = }, ... } to ask for master_name's address instead of host and port
+  redis = { host = "127.0.0.1", port = 6379, db = 0, password = "", connect_timeout = 200, read_timeout = 500, pool_size = 32,
+            sentinels = nil, master_name = "mymaster", sentinel_password = "" },
   prefix = "",           -- DYNROUTE_REDIS_PREFIX of the daemon
   layout = "route",      -- "route": route:<domain> hashes; "frontend": dynamicproxy's frontend:<domain> sets
   cache_ttl = 5,         -- seconds a cached answer is fresh; invalidation usually ends it sooner

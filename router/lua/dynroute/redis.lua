@@ -2,18 +2,94 @@
 -- keepalive, AUTH/SELECT on fresh connections, pipelined commands, and a
 -- subscribed read loop. Debian's lua-nginx-redis needs nginx-extras and has
 -- no per-phase timeouts, so the router carries this instead.
+--
+-- With sentinels configured, the address comes from Redis Sentinel
+-- (SENTINEL get-master-addr-by-name), kept per worker and asked again after a
+-- connection error (the master died or moved), at most every 100 ms, so a
+-- failover is followed within a request or two of the sentinels' promotion.
 local tcp = ngx.socket.tcp
 local concat, tostring, tonumber, sub, byte = table.concat, tostring, tonumber, string.sub, string.byte
 
 local _M = {}
 local mt = { __index = _M }
 
--- opts: host, port, db, password, connect_timeout, read_timeout (ms), pool_size
+local REASK_S = 0.1
+local master, asked_at, announced = nil, 0, nil -- this worker's answer from the sentinels: { host, port, pool }
+
+local function pool_name(host, port, db)
+  return "dynroute-redis:" .. host .. ":" .. port .. ":" .. (db or 0)
+end
+
+local encode, read_reply
+
+-- The master's address from the first sentinel that knows it.
+local function ask_sentinels(opts)
+  local last_err = "no sentinel configured"
+  for _, s in ipairs(opts.sentinels) do
+    local sock = tcp()
+    sock:settimeouts(opts.connect_timeout or 200, opts.read_timeout or 200, opts.read_timeout or 200)
+    local ok, err = sock:connect(s.host, s.port)
+    if ok then
+      local reply
+      if opts.sentinel_password and opts.sentinel_password ~= "" then
+        sock:send(encode({ "AUTH", opts.sentinel_password }))
+        reply, err = read_reply(sock)
+      else
+        reply = true
+      end
+      if reply then
+        sock:send(encode({ "SENTINEL", "get-master-addr-by-name", opts.master_name }))
+        reply, err = read_reply(sock)
+      end
+      sock:close()
+      if type(reply) == "table" and reply[1] and reply[2] then
+        local port = tonumber(reply[2])
+        return { host = reply[1], port = port, pool = pool_name(reply[1], port, opts.db) }
+      end
+      last_err = err or ("sentinel " .. s.host .. ":" .. s.port .. " knows no master " .. opts.master_name)
+    else
+      last_err = "sentinel " .. s.host .. ":" .. s.port .. ": " .. tostring(err)
+    end
+  end
+  return nil, last_err
+end
+
+-- Where to connect: the configured address, or the master the sentinels name.
+local function target(opts)
+  if not opts.sentinels then
+    if not opts.pool then opts.pool = pool_name(opts.host, opts.port, opts.db) end
+    return opts
+  end
+  local now = ngx.now()
+  if not master and now - asked_at >= REASK_S then
+    asked_at = now
+    local found, err = ask_sentinels(opts)
+    if not found then return nil, err end
+    if found.pool ~= announced then
+      -- A move (failover) is worth a warning; the first answer is not.
+      ngx.log(announced and ngx.WARN or ngx.NOTICE, "dynroute: redis master is ", found.host, ":", found.port, " (from the sentinels)")
+      announced = found.pool
+    end
+    master = found
+  end
+  if not master then return nil, "no redis master known yet (asking the sentinels again shortly)" end
+  return master
+end
+
+-- A connection error: with sentinels, the next connect asks them again where the master is.
+local function lost(opts)
+  if opts.sentinels then master = nil end
+end
+
+-- opts: host, port, db, password, connect_timeout, read_timeout (ms), pool_size;
+-- or sentinels ({ host, port } list), master_name, sentinel_password instead of host and port
 function _M.connect(opts)
+  local to, terr = target(opts)
+  if not to then return nil, terr end
   local sock = tcp()
   sock:settimeouts(opts.connect_timeout or 200, opts.read_timeout or 200, opts.read_timeout or 200)
-  local ok, err = sock:connect(opts.host, opts.port, { pool = "dynroute-redis:" .. opts.host .. ":" .. opts.port .. ":" .. (opts.db or 0) })
-  if not ok then return nil, err end
+  local ok, err = sock:connect(to.host, to.port, { pool = to.pool })
+  if not ok then lost(opts); return nil, err end
   local self = setmetatable({ sock = sock, opts = opts }, mt)
   if sock:getreusedtimes() == 0 then
     if opts.password and opts.password ~= "" then
@@ -28,7 +104,7 @@ function _M.connect(opts)
   return self
 end
 
-local function encode(args)
+function encode(args)
   local parts = { "*", #args, "\r\n" }
   for _, a in ipairs(args) do
     a = tostring(a)
@@ -38,7 +114,7 @@ local function encode(args)
 end
 
 -- Reads one reply. Errors from Redis come back as nil, "redis: <message>".
-local function read_reply(sock)
+function read_reply(sock)
   local line, err = sock:receive("*l")
   if not line then return nil, err end
   local kind, rest = byte(line), sub(line, 2)
@@ -75,8 +151,10 @@ end
 
 function _M.command(self, ...)
   local ok, err = self:send(...)
-  if not ok then return nil, err end
-  return read_reply(self.sock)
+  if not ok then lost(self.opts); return nil, err end
+  local v, rerr = read_reply(self.sock)
+  if v == nil and sub(rerr, 1, 6) ~= "redis:" then lost(self.opts) end
+  return v, rerr
 end
 
 -- Sends every command at once, then reads every reply: one round trip.
@@ -84,11 +162,14 @@ function _M.pipeline(self, commands)
   local buf = {}
   for i, c in ipairs(commands) do buf[i] = encode(c) end
   local ok, err = self.sock:send(concat(buf))
-  if not ok then return nil, err end
+  if not ok then lost(self.opts); return nil, err end
   local replies = {}
   for i = 1, #commands do
     local v, rerr = read_reply(self.sock)
-    if v == nil then return nil, rerr end
+    if v == nil then
+      if sub(rerr, 1, 6) ~= "redis:" then lost(self.opts) end
+      return nil, rerr
+    end
     replies[i] = v
   end
   return replies
