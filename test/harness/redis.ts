@@ -12,15 +12,17 @@ export class PrivateRedis {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    private readonly extraArgs: readonly string[],
   ) {}
 
-  static async start(): Promise<PrivateRedis> {
-    return PrivateRedis.startOn(await freePort());
+  /** `extraArgs` go to redis-server as given, e.g. `["--replicaof", "127.0.0.1", "6379"]`. */
+  static async start(extraArgs: readonly string[] = []): Promise<PrivateRedis> {
+    return PrivateRedis.startOn(await freePort(), extraArgs);
   }
 
   /** On a given port: for a daemon that was told of a Redis before there was one. */
-  static async startOn(port: number): Promise<PrivateRedis> {
-    const r = new PrivateRedis(mkdtempSync(join(tmpdir(), "dynroute-redis-")), port);
+  static async startOn(port: number, extraArgs: readonly string[] = []): Promise<PrivateRedis> {
+    const r = new PrivateRedis(mkdtempSync(join(tmpdir(), "dynroute-redis-")), port, extraArgs);
     await r.resume();
     return r;
   }
@@ -31,7 +33,7 @@ export class PrivateRedis {
 
   /** Starts (again) with an empty dataset, as a restart without persistence does. */
   async resume(): Promise<void> {
-    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir], { stdio: "ignore" });
+    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, ...this.extraArgs], { stdio: "ignore" });
     await waitFor("redis-server to answer", async () => {
       const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       c.on("error", () => undefined); // the failed attempt rejects connect() below
