@@ -10,6 +10,8 @@ import { startTestDaemon, TOKEN } from "./harness/daemon.js";
 import { spawnDaemon, type DaemonProcess } from "./harness/process.js";
 import { eventuallyRedisMatchesMySQL } from "./harness/convergence.js";
 import { waitFor } from "./harness/ports.js";
+import { pino } from "pino";
+import { createMysqlStore } from "../src/store/mysql/mysql-store.js";
 
 let db: PrivateMariaDb;
 let redisServer: PrivateRedis;
@@ -109,7 +111,9 @@ describe("daemon and MySQL faults", () => {
         ],
       }),
     );
-  const env = (url: string, prefix: string) => ({ MYSQL_URL: url, REDIS_URL: redisServer.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_REDIS_PREFIX: prefix, DYNROUTE_RELAY_POLL_MS: "50" });
+  // A short lease: after kill -9 the next daemon takes over once it expired.
+  const env = (url: string, prefix: string) => ({ MYSQL_URL: url, REDIS_URL: redisServer.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_REDIS_PREFIX: prefix, DYNROUTE_RELAY_POLL_MS: "50", DYNROUTE_RELAY_LEASE_S: "2" });
+  const roleOf = async (d: DaemonProcess) => ((await (await fetch(`${d.baseUrl}/readyz`)).json()) as { relay: string }).relay;
 
   it("(c) kill -9 mid-writes: every acknowledged write is in MySQL and Redis once another daemon runs", async () => {
     const url = await createDatabase(db.adminUrl);
@@ -154,7 +158,7 @@ describe("daemon and MySQL faults", () => {
   it("(d) two daemons, concurrent changes of the same domains: one relay at a time, Redis equals MySQL, and the standby takes over", async () => {
     const url = await createDatabase(db.adminUrl);
     const daemons = [await spawnDaemon(env(url, "d:")), await spawnDaemon(env(url, "d:"))];
-    const roles = async () => Promise.all(daemons.map(async (d) => ((await (await fetch(`${d.baseUrl}/readyz`)).json()) as { relay: string }).relay));
+    const roles = () => Promise.all(daemons.map(roleOf));
     try {
       await waitFor("migrations", () => clientFor(daemons[0]!).listMappings({ tenantId: "t" }));
       const samples: string[][] = [];
@@ -199,7 +203,7 @@ describe("daemon and MySQL faults", () => {
       const standby = daemons[1 - leader]!;
       daemons[leader]!.proc.kill("SIGTERM");
       await daemons[leader]!.exited;
-      await waitFor("the standby to take over", async () => expect(((await (await fetch(`${standby.baseUrl}/readyz`)).json()) as { relay: string }).relay).toBe("leader"));
+      await waitFor("the standby to take over", async () => expect(await roleOf(standby)).toBe("leader"));
       await clientFor(standby).createMapping({ tenantId: "t", mapping: { domain: "after-failover.both.example", backends: ["http://a:1"] } });
       await eventuallyRedisMatchesMySQL(url, redis, { prefix: "d:" });
     } finally {
@@ -224,6 +228,72 @@ describe("daemon and MySQL faults", () => {
       expect(daemon.app.relay.role).toBe("leader");
     } finally {
       await daemon.close();
+    }
+  });
+
+  it("(g) two daemons across a primary switch (MariaDB restarted behind the same address, down longer than the lease): never both lead, one leads after, Redis equals MySQL", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const daemons = [await spawnDaemon(env(url, "g:")), await spawnDaemon(env(url, "g:"))];
+    try {
+      const client = clientFor(daemons[0]!);
+      await waitFor("migrations", () => client.listMappings({ tenantId: "t" }));
+      await waitFor("a leader", async () => expect(await Promise.all(daemons.map(roleOf))).toContain("leader"));
+      const samples: string[][] = [];
+      let running = true;
+      const sampler = (async () => {
+        while (running) {
+          samples.push(await Promise.all(daemons.map(roleOf)));
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
+      await writeStream([client, clientFor(daemons[1]!)], 200, "g1");
+      await db.stop();
+      await new Promise((r) => setTimeout(r, 3000)); // the 2 s lease expires meanwhile
+      await db.resume();
+      await waitFor("a leader again", async () => expect(samples.at(-1)).toContain("leader"), 20_000);
+      await writeStream([client, clientFor(daemons[1]!)], 200, "g2");
+      running = false;
+      await sampler;
+      expect(samples.length).toBeGreaterThan(20);
+      for (const s of samples) expect(s.filter((r) => r === "leader").length).toBeLessThanOrEqual(1);
+      expect(samples.some((s) => !s.includes("leader")), "the leader stood down while the database was away").toBe(true);
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: "g:" });
+      const conn = await createConnection(url);
+      const [[lease]] = await conn.query<RowDataPacket[]>("SELECT fence FROM relay_lease");
+      await conn.end();
+      expect(Number(lease!.fence), "a new fencing number for the lease taken after the restart").toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const d of daemons) d.proc.kill("SIGTERM");
+      await Promise.all(daemons.map((d) => d.exited));
+    }
+  });
+
+  it("(h) a relay whose lease was taken over applies nothing: its batch fails on the fencing number and the rows stay", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const quiet = pino({ level: "silent" });
+    const [first, second] = [createMysqlStore({ url, logger: quiet }), createMysqlStore({ url, logger: quiet })];
+    try {
+      await Promise.all([first.ready, second.ready]);
+      await first.create("t", { domain: "fenced.example", backends: ["http://a:1"], labels: {} }, { keyId: "test", requestId: "h" });
+      const old = (await first.tryAcquireRelayLease(60_000))!;
+      expect(old.held()).toBe(true);
+      expect(await second.tryAcquireRelayLease(60_000), "held by the first").toBeUndefined();
+      // The first stalls (a long pause, a partition) past its lease: the database lets it expire.
+      const conn = await createConnection(url);
+      await conn.query("UPDATE relay_lease SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND");
+      const taken = (await second.tryAcquireRelayLease(60_000))!;
+      expect(taken).toBeDefined();
+      let applied = 0;
+      await expect(first.drainOutbox(100, async (changes) => void (applied += changes.length), old)).rejects.toThrow();
+      expect(applied).toBe(0);
+      expect(old.held()).toBe(false);
+      expect(await second.drainOutbox(100, async (changes) => void (applied += changes.length), taken)).toBe(1);
+      const [[row]] = await conn.query<RowDataPacket[]>("SELECT fence FROM relay_lease");
+      await conn.end();
+      expect(Number(row!.fence)).toBe(2);
+      await taken.release();
+    } finally {
+      await Promise.all([first.close(), second.close()]);
     }
   });
 });

@@ -36,6 +36,7 @@ export interface Config {
     pollMs: number;
     reconcileIntervalMs: number;
     maxBackoffMs: number;
+    leaseTtlMs: number;
   };
   /** /readyz fails when the oldest unapplied change is older than this. */
   readyMaxLagMs: number;
@@ -98,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       pollMs: positiveInt("DYNROUTE_RELAY_POLL_MS", env.DYNROUTE_RELAY_POLL_MS, 250),
       reconcileIntervalMs: 1000 * nonNegativeInt("DYNROUTE_RECONCILE_INTERVAL_S", env.DYNROUTE_RECONCILE_INTERVAL_S, 3600),
       maxBackoffMs: positiveInt("DYNROUTE_RELAY_MAX_BACKOFF_MS", env.DYNROUTE_RELAY_MAX_BACKOFF_MS, 5000),
+      leaseTtlMs: 1000 * positiveInt("DYNROUTE_RELAY_LEASE_S", env.DYNROUTE_RELAY_LEASE_S, 10),
     },
     readyMaxLagMs: positiveInt("DYNROUTE_READY_MAX_LAG_MS", env.DYNROUTE_READY_MAX_LAG_MS, 60_000),
     backendPolicy: { deny: cidrList("DYNROUTE_BACKEND_DENY", env.DYNROUTE_BACKEND_DENY), allow: cidrList("DYNROUTE_BACKEND_ALLOW", env.DYNROUTE_BACKEND_ALLOW) },

@@ -187,8 +187,9 @@ export interface RouteRow extends RouteChange {
 
 /** Held by at most one daemon at a time across all replicas; lost when its connection dies. */
 export interface RelayLease {
-  /** False once the lease is gone (its connection died or was killed). */
-  held(): Promise<boolean>;
+  /** False once the lease is gone or could not be renewed in time: stop leading. */
+  held(): boolean;
+  /** Gives the lease up at once, so a standby need not wait for it to expire. */
   release(): Promise<void>;
 }
 
@@ -204,15 +205,17 @@ export interface OutboxStore {
    * In one transaction: lock up to `limit` of the oldest unapplied changes
    * (skipping rows another relay holds), hand them to `apply`, and delete them
    * once it resolves. If it throws, nothing is deleted. Returns the row count.
+   * With `lease`, the transaction first checks (and renews) it, and fails
+   * without applying anything when another relay took it over meanwhile.
    */
-  drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number>;
+  drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: RelayLease): Promise<number>;
   outboxStats(): Promise<OutboxStats>;
   /** Up to `limit` mappings with row id above `afterId`, in id order. */
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]>;
   /** The subset of `domains` that are mapped now. */
   mappedDomains(domains: readonly string[]): Promise<Set<string>>;
-  /** The relay lease if no one else holds it, else undefined. */
-  tryAcquireRelayLease(): Promise<RelayLease | undefined>;
+  /** The relay lease for `ttlMs` (renewed while held) if no one else holds it, else undefined. */
+  tryAcquireRelayLease(ttlMs: number): Promise<RelayLease | undefined>;
   /** Calls `listener` after every committed write (the relay drains at once). */
   onCommit(listener: () => void): void;
 }

@@ -13,6 +13,8 @@ export interface RelayOptions {
   reconcileIntervalMs: number;
   /** Upper bound of the back-off after failures. */
   maxBackoffMs: number;
+  /** How long the lease outlives its holder's last renewal (a standby takes over after that). */
+  leaseTtlMs: number;
 }
 
 export type RelayRole = "leader" | "standby" | "stopped";
@@ -21,14 +23,15 @@ const SENTINEL = "dynroute:sentinel";
 
 /**
  * Applies the outbox to Redis. One relay across all replicas holds the lease
- * and drains; the others stand by and take over when its connection dies.
+ * and drains; the others stand by and take over when it is released or
+ * expires (its holder died or lost the database). Every batch checks the
+ * lease in its own transaction, so a relay that lost it applies nothing more.
  * The leader wakes at once after a local commit and polls for the rest.
  * Redis unreachable: the transaction rolls back, the backlog stays in MySQL,
  * and the relay backs off and retries. Redis emptied (sentinel missing or a
  * new run_id): full reconciliation before draining on.
  */
 export class OutboxRelay {
-  role: RelayRole = "standby";
   private lease: RelayLease | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -45,6 +48,12 @@ export class OutboxRelay {
     private readonly metrics: Metrics,
     private readonly opts: RelayOptions,
   ) {}
+
+  /** Leader only while the lease is surely held (it may lapse while the database is unreachable). */
+  get role(): RelayRole {
+    if (this.stopped) return "stopped";
+    return this.lease?.held() ? "leader" : "standby";
+  }
 
   start(): void {
     this.loop ??= this.run();
@@ -68,7 +77,7 @@ export class OutboxRelay {
     await this.loop;
     await this.lease?.release();
     this.lease = undefined;
-    this.setRole("stopped");
+    this.metrics.relayLeader.set(0);
   }
 
   private async run(): Promise<void> {
@@ -105,18 +114,15 @@ export class OutboxRelay {
   }
 
   private async holdLease(): Promise<boolean> {
-    if (this.lease && (await this.lease.held())) return true;
+    if (this.lease?.held()) return true;
     if (this.lease) {
       this.lease = undefined;
       this.logger.warn("relay lease lost");
     }
-    this.lease = await this.store.tryAcquireRelayLease();
-    if (!this.lease) {
-      this.setRole("standby");
-      return false;
-    }
+    this.lease = await this.store.tryAcquireRelayLease(this.opts.leaseTtlMs);
+    this.metrics.relayLeader.set(this.lease ? 1 : 0);
+    if (!this.lease) return false;
     this.logger.info("relay lease acquired; this daemon applies the outbox");
-    this.setRole("leader");
     this.reconcileRequested ??= "lease acquired";
     return true;
   }
@@ -143,7 +149,7 @@ export class OutboxRelay {
       const now = Date.now();
       for (const c of changes) if (c.committedAt) this.metrics.applyLag.observe(Math.max(0, now - c.committedAt.getTime()) / 1000);
       this.metrics.appliedChanges.inc(changes.length);
-    });
+    }, this.lease);
   }
 
   private sleep(ms: number, wakeable = true): Promise<void> {
@@ -164,11 +170,6 @@ export class OutboxRelay {
         }
       };
     });
-  }
-
-  private setRole(role: RelayRole): void {
-    this.role = role;
-    this.metrics.relayLeader.set(role === "leader" ? 1 : 0);
   }
 
   private sentinelKey(): string {

@@ -105,4 +105,21 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB`,
     ],
   },
+  {
+    version: 4,
+    name: "relay lease row",
+    statements: [
+      // The relay lease: who holds it, until when (by the database's clock), and a fencing number
+      // that rises with every new holder. A row, not GET_LOCK: locks are per server, rows replicate,
+      // and writes to one row conflict on every node of Galera or Group Replication.
+      `CREATE TABLE relay_lease (
+        id TINYINT UNSIGNED NOT NULL,
+        holder VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        fence BIGINT UNSIGNED NOT NULL,
+        expires_at DATETIME(3) NOT NULL,
+        PRIMARY KEY (id)
+      ) ENGINE=InnoDB`,
+      "INSERT INTO relay_lease (id, holder, fence, expires_at) VALUES (1, '', 0, '2000-01-01 00:00:00')",
+    ],
+  },
 ];

@@ -1,17 +1,15 @@
-import { createConnection, type Connection, type Pool, type RowDataPacket } from "mysql2/promise";
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import type { OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
 
-// GET_LOCK names are server-wide; scoping them by database lets several
-// dynroute databases share one server. Names may be at most 64 characters.
-export const lockName = (purpose: string) => `CONCAT('dynroute.${purpose}.', LEFT(SHA1(DATABASE()), 16))`;
-
-export async function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
+export async function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
   const conn = await pool.getConnection();
   try {
     // READ COMMITTED: lock only the rows read, no gap locks that would block writers.
     await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
     await conn.beginTransaction();
     try {
+      // The fence: first in the transaction, so the lease row stays locked until the batch commits.
+      if (lease && !(await lease.renew(conn))) throw new Error("the relay lease was taken over; not applying");
       const [rows] = await conn.query<RowDataPacket[]>("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", [limit]);
       if (rows.length > 0) {
         await apply(
@@ -51,40 +49,84 @@ export async function mappedDomains(pool: Pool, domains: readonly string[]): Pro
   return new Set(rows.map((r) => r.domain as string));
 }
 
-/** GET_LOCK on a connection of its own: the lock dies with the connection, so a dead daemon never blocks the next. */
-export async function tryAcquireRelayLease(url: string): Promise<RelayLease | undefined> {
-  const conn = await createConnection({ uri: url, connectTimeout: 3000, enableKeepAlive: true });
-  conn.on("error", () => undefined); // a dead connection is noticed by held()
-  try {
-    const [[row]] = await conn.query<RowDataPacket[]>(`SELECT GET_LOCK(${lockName("relay")}, 0) AS got`);
-    if (row?.got === 1) return new MysqlRelayLease(conn);
-  } catch (err) {
-    conn.destroy();
-    throw err;
-  }
-  await conn.end().catch(() => conn.destroy());
-  return undefined;
+/**
+ * The relay lease is the row of relay_lease: taken when expired (by the
+ * database's clock), with a fencing number that rises with each new holder,
+ * renewed by its holder every third of its time to live and by every batch it
+ * drains. One row and one UPDATE, so it is single on every topology where the
+ * database itself is: a primary with replicas, Group Replication, Galera (two
+ * nodes taking it at once conflict on the row, and one of them fails).
+ */
+export async function tryAcquireRelayLease(pool: Pool, holder: string, ttlMs: number): Promise<RelayLease | undefined> {
+  const sentAt = performance.now();
+  // LAST_INSERT_ID(expr) hands the new fencing number back with the UPDATE's result.
+  const [res] = await pool.query<ResultSetHeader>(
+    "UPDATE relay_lease SET holder = ?, fence = LAST_INSERT_ID(fence + 1), expires_at = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND WHERE id = 1 AND expires_at <= UTC_TIMESTAMP(3)",
+    [holder, ttlMs * 1000],
+  );
+  if (res.affectedRows !== 1) return undefined;
+  return new MysqlRelayLease(pool, holder, BigInt(res.insertId), ttlMs, sentAt);
 }
 
-class MysqlRelayLease implements RelayLease {
+export class MysqlRelayLease implements RelayLease {
   private lost = false;
-  constructor(private readonly conn: Connection) {}
+  /** Local clock: until when the database surely still has us as the holder. */
+  private validUntil: number;
+  private readonly heartbeat: NodeJS.Timeout;
 
-  async held(): Promise<boolean> {
-    if (this.lost) return false;
-    try {
-      const [[row]] = await this.conn.query<RowDataPacket[]>(`SELECT IS_USED_LOCK(${lockName("relay")}) = CONNECTION_ID() AS mine`);
-      this.lost = row?.mine !== 1;
-    } catch {
-      this.lost = true;
-    }
-    if (this.lost) this.conn.destroy();
+  constructor(
+    private readonly pool: Pool,
+    readonly holder: string,
+    readonly fence: bigint,
+    private readonly ttlMs: number,
+    sentAt: number,
+  ) {
+    this.validUntil = this.deadline(sentAt);
+    this.heartbeat = setInterval(() => void this.renew(this.pool).catch(() => undefined), Math.max(50, Math.floor(ttlMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  held(): boolean {
+    if (!this.lost && performance.now() >= this.validUntil) this.stop();
     return !this.lost;
+  }
+
+  /**
+   * Extends the lease if it is still ours and unexpired; on `conn` inside a
+   * drain transaction, this also takes the row lock, so a takeover waits for
+   * the batch to commit and a fenced-out relay applies nothing.
+   */
+  async renew(conn: Pool | PoolConnection): Promise<boolean> {
+    if (this.lost) return false;
+    const sentAt = performance.now();
+    const [res] = await conn.query<ResultSetHeader>(
+      "UPDATE relay_lease SET expires_at = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND WHERE id = 1 AND holder = ? AND fence = ? AND expires_at > UTC_TIMESTAMP(3)",
+      [this.ttlMs * 1000, this.holder, this.fence.toString()],
+    );
+    if (res.affectedRows !== 1) {
+      this.stop();
+      return false;
+    }
+    this.validUntil = Math.max(this.validUntil, this.deadline(sentAt));
+    return true;
   }
 
   async release(): Promise<void> {
     if (this.lost) return;
+    this.stop();
+    await this.pool
+      .query("UPDATE relay_lease SET expires_at = '2000-01-01 00:00:00' WHERE id = 1 AND holder = ? AND fence = ?", [this.holder, this.fence.toString()])
+      .catch(() => undefined); // unreachable: it expires by itself
+  }
+
+  // The database's expiry counts from when it ran the statement, after sentAt; a tenth of the
+  // time to live is left as a margin for clock drift between this host and the database.
+  private deadline(sentAt: number): number {
+    return sentAt + this.ttlMs - this.ttlMs / 10;
+  }
+
+  private stop(): void {
     this.lost = true;
-    await this.conn.end().catch(() => this.conn.destroy());
+    clearInterval(this.heartbeat);
   }
 }

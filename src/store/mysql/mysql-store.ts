@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import type { Logger } from "pino";
 import { createAllIn, createIn, deleteIn, dryRunResult, updateIn, type MappingTx } from "../mapping-writes.js";
@@ -83,6 +85,8 @@ export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditSto
 
   private readonly logger: Logger;
   private readonly commitListeners: Array<() => void> = [];
+  /** Names this store's relay in relay_lease (for operators reading the row). */
+  private readonly leaseHolder = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
 
   constructor(
     readonly pool: Pool,
@@ -198,9 +202,10 @@ export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditSto
     return rows.map((r) => rowToRecord(r as MappingRow));
   }
 
-  drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
+  drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {
     this.assertReady();
-    return outbox.drainOutbox(this.pool, limit, apply).catch(toStoreError);
+    if (lease && !(lease instanceof outbox.MysqlRelayLease)) throw new TypeError("not a lease of this store");
+    return outbox.drainOutbox(this.pool, limit, apply, lease).catch(toStoreError);
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -215,9 +220,9 @@ export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditSto
     return this.read(() => outbox.mappedDomains(this.pool, domains));
   }
 
-  tryAcquireRelayLease(): Promise<RelayLease | undefined> {
+  tryAcquireRelayLease(ttlMs: number): Promise<RelayLease | undefined> {
     this.assertReady();
-    return outbox.tryAcquireRelayLease(this.opts.url).catch(toStoreError);
+    return outbox.tryAcquireRelayLease(this.pool, this.leaseHolder, ttlMs).catch(toStoreError);
   }
 
   onCommit(listener: () => void): void {

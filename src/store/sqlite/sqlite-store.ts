@@ -246,7 +246,7 @@ export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditSt
   /** The daemon that owns the file is the relay; the lease lasts until it lets go. */
   async tryAcquireRelayLease(): Promise<RelayLease | undefined> {
     let held = !this.closed;
-    return { held: async () => held && !this.closed, release: async () => void (held = false) };
+    return { held: () => held && !this.closed, release: async () => void (held = false) };
   }
 
   onCommit(listener: () => void): void {
