@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import { createConnection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
+import { ConfigError, loadConfig } from "../src/config/config.js";
 import { startTestDaemon, type TestDaemon } from "./harness/daemon.js";
 import { createDatabase } from "./harness/mariadb.js";
 import { eventuallyRedisMatchesMySQL } from "./harness/convergence.js";
@@ -98,5 +99,39 @@ describe("Redis Sentinel and replicas", () => {
     expect((await api("PUT", "/v1/ha/mapping/site.ha.example", { backends: [backends[2]!.url] })).status).toBe(200);
     await bothRoute("site.ha.example", "c");
     expect(viaSentinel.errorLog()).toContain(`redis master is 127.0.0.1:${ha.replica.port} (from the sentinels)`);
+  });
+});
+
+describe("REDIS_URL in the Sentinel form", () => {
+  const target = (url: string) => loadConfig({ REDIS_URL: url }).redis;
+
+  it("names the sentinels, the master, credentials for each, the database and TLS", () => {
+    const redis = target("redis+sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2,[fd00::3]:26380/cache-main?db=2&tls=true&sentinel_password=watch");
+    expect(redis.target).toEqual({
+      kind: "sentinel",
+      sentinels: [
+        { host: "10.0.0.1", port: 26379 },
+        { host: "10.0.0.2", port: 26379 },
+        { host: "fd00::3", port: 26380 },
+      ],
+      name: "cache-main",
+      db: 2,
+      username: "app",
+      password: "s@cret",
+      sentinelPassword: "watch",
+      tls: true,
+      sentinelTls: false,
+    });
+    expect(redis.display).toBe("redis+sentinel://***@10.0.0.1:26379,10.0.0.2,[fd00::3]:26380/cache-main?db=2&tls=true&sentinel_password=***");
+    expect(target("redis+sentinel://127.0.0.1:26379/mymaster").target).toMatchObject({ kind: "sentinel", db: 0, tls: false });
+    expect(target("redis://127.0.0.1:6379/4").target).toEqual({ kind: "direct", url: "redis://127.0.0.1:6379/4", db: 4 });
+  });
+
+  it("refuses what it cannot follow, naming REDIS_URL", () => {
+    for (const bad of ["redis+sentinel://127.0.0.1:26379", "redis+sentinel://127.0.0.1:99999/m", "redis+sentinel://h:1/m?db=x", "redis+sentinel://h:1/m?master=m", "redis+sentinel://h:1/m?tls=maybe"]) {
+      expect(() => target(bad), bad).toThrow(ConfigError);
+      expect(() => target(bad), bad).toThrow(/^REDIS_URL: /);
+    }
+    expect(() => loadConfig({ REDIS_URL: "redis+sentinel://h:1/m?db=1", DYNROUTE_COMPAT_FRONTEND: "true" })).toThrow(/must use database 0/);
   });
 });
