@@ -41,7 +41,7 @@ export function createRedis(target: RedisTarget, logger: Logger): Redis {
         });
   let up: boolean | undefined;
   redis.on("ready", () => {
-    if (up !== true) logger.info(target.kind === "sentinel" ? { master: `${redis.options.host}:${redis.options.port}` } : {}, "redis connected");
+    if (up !== true) logger.info(target.kind === "sentinel" ? { master: `${redis.stream.remoteAddress}:${redis.stream.remotePort}` } : {}, "redis connected");
     up = true;
   });
   redis.on("error", (err: Error) => {
