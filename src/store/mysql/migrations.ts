@@ -105,4 +105,9 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB`,
     ],
   },
+  {
+    version: 4,
+    name: "mapping status",
+    statements: [`ALTER TABLE mappings ADD COLUMN status VARCHAR(8) CHARACTER SET ascii NOT NULL DEFAULT 'enabled' AFTER labels`],
+  },
 ];
