@@ -108,7 +108,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
             labels: labelsAfter(paths, body.labels, current.labels),
             status: (paths.length === 0 || paths.includes("status")) && body.status !== "" ? body.status : current.status,
           });
-          validateMessage(validator, MappingSchema, merged, "mapping.");
+          validateMessage(validator, MappingSchema, merged, "mapping");
           return toInput(merged, req.tenantId, "mapping.", backendRules);
         },
         expectedRevision(req.expectedRevision, body.revision),
