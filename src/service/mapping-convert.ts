@@ -16,7 +16,13 @@ export function toInput(m: Mapping, tenantId: string, prefix: string, rules: Bac
   if (m.tenantId !== "" && m.tenantId !== tenantId) {
     throw inputError(`${prefix}tenant_id`, "tenant_id.match", "must be empty or equal the tenant_id of the request");
   }
-  return { domain: normalizeDomain(m.domain, `${prefix}domain`), backends: canonicalBackends(m.backends, `${prefix}backends`, rules), labels: { ...m.labels } };
+  return {
+    domain: normalizeDomain(m.domain, `${prefix}domain`),
+    backends: canonicalBackends(m.backends, `${prefix}backends`, rules),
+    labels: { ...m.labels },
+    // Empty is the default; an update fills in the current status first.
+    status: m.status === "disabled" ? "disabled" : "enabled",
+  };
 }
 
 export function toProto(r: MappingRecord): Mapping {
@@ -25,6 +31,7 @@ export function toProto(r: MappingRecord): Mapping {
     domain: r.domain,
     backends: r.backends,
     labels: r.labels,
+    status: r.status,
     createTime: timestampFromDate(r.createTime),
     updateTime: timestampFromDate(r.updateTime),
     revision: r.revision,

@@ -8,6 +8,7 @@ export interface MappingRecord {
   domain: string;
   backends: string[];
   labels: Record<string, string>;
+  status: MappingStatus;
   createTime: Date;
   updateTime: Date;
   /** The id of the outbox row written with the last change. */
@@ -19,7 +20,11 @@ export interface MappingInput {
   domain: string;
   backends: string[];
   labels: Record<string, string>;
+  status: MappingStatus;
 }
+
+/** A disabled mapping keeps its state but is not routed (routers answer 503). */
+export type MappingStatus = "enabled" | "disabled";
 
 export interface ListQuery {
   offset: number;
@@ -32,6 +37,7 @@ export interface ListQuery {
   domainSuffix?: string;
   /** Lower case: matches domains that contain it. */
   domainContains?: string;
+  status?: MappingStatus;
   withTotal: boolean;
 }
 

@@ -99,7 +99,8 @@ function _M.route(name, backends)
       if not b.addr or b.scheme ~= list[1].scheme then direct = false end
     end
   end
-  return { name = name, backends = list, direct = direct, turn = 0, checked = -1 }
+  -- No backends at all: the mapping's owner disabled it (a maintenance switch).
+  return { name = name, backends = list, direct = direct, turn = 0, checked = -1, disabled = #backends == 0 }
 end
 
 local function pool_ok(key, owner)

@@ -52,6 +52,7 @@ function _M.access()
     if why == "unavailable" then return answer.send(503, "routes are unavailable: Redis cannot be reached and " .. host .. " is not cached") end
     return answer.send(404, "no route for host " .. host)
   end
+  if route.disabled then return answer.send(503, host .. " is disabled by its owner", "disabled") end
   policy.refresh(epoch)
   local plan, err, refused = peers.plan(route)
   if not plan then

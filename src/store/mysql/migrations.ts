@@ -107,6 +107,11 @@ export const migrations: Migration[] = [
   },
   {
     version: 4,
+    name: "mapping status",
+    statements: [`ALTER TABLE mappings ADD COLUMN status VARCHAR(8) CHARACTER SET ascii NOT NULL DEFAULT 'enabled' AFTER labels`],
+  },
+  {
+    version: 5,
     name: "relay lease row",
     statements: [
       // The relay lease: who holds it, until when (by the database's clock), and a fencing number

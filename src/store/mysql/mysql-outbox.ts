@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { rowToRoute, SCAN_ROUTES, type MappingRow } from "../sql-shared.js";
 import type { OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
 
 export async function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
@@ -39,8 +40,8 @@ export async function outboxStats(pool: Pool): Promise<OutboxStats> {
 }
 
 export async function scanRoutes(pool: Pool, afterId: bigint, limit: number): Promise<RouteRow[]> {
-  const [rows] = await pool.query<RowDataPacket[]>("SELECT id, domain, backends, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?", [afterId.toString(), limit]);
-  return rows.map((r) => ({ id: BigInt(r.id), domain: r.domain, backends: JSON.parse(r.backends), revision: BigInt(r.revision) }));
+  const [rows] = await pool.query<RowDataPacket[]>(SCAN_ROUTES, [afterId.toString(), limit]);
+  return rows.map((r) => rowToRoute(r as MappingRow));
 }
 
 export async function mappedDomains(pool: Pool, domains: readonly string[]): Promise<Set<string>> {

@@ -1,5 +1,6 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { domainTaken, type MappingTx } from "../mapping-writes.js";
+import { INSERT_MAPPING, mappingValues, UPDATE_MAPPING } from "../sql-shared.js";
 import { auditValues, INSERT_AUDIT, INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY, SETTLE_IDEMPOTENCY, MAPPING_COLUMNS, othersClaimQuery, rowToRecord, rowToSettings, TENANT_COLUMNS, type MappingRow, type TenantRow } from "../sql-shared.js";
 import { isDuplicate } from "./mysql-errors.js";
 
@@ -8,14 +9,7 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
   return {
     async insertMapping(tenantId, input, now) {
       const [res] = await conn
-        .query<ResultSetHeader>("INSERT INTO mappings (tenant_id, domain, backends, labels, revision, create_time, update_time) VALUES (?, ?, ?, ?, 0, ?, ?)", [
-          tenantId,
-          input.domain,
-          JSON.stringify(input.backends),
-          JSON.stringify(input.labels),
-          now,
-          now,
-        ])
+        .query<ResultSetHeader>(INSERT_MAPPING, [...mappingValues(input, now), tenantId, now])
         .catch(rethrowDuplicate(input.domain));
       return BigInt(res.insertId);
     },
@@ -25,7 +19,7 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
     },
     async updateMapping(id, next, now) {
       await conn
-        .query("UPDATE mappings SET domain = ?, backends = ?, labels = ?, update_time = ? WHERE id = ?", [next.domain, JSON.stringify(next.backends), JSON.stringify(next.labels), now, id.toString()])
+        .query(UPDATE_MAPPING, [...mappingValues(next, now), id.toString()])
         .catch(rethrowDuplicate(next.domain));
     },
     async deleteMapping(id) {

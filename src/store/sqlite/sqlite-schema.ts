@@ -86,6 +86,11 @@ const migrations: Array<{ version: number; name: string; sql: string }> = [
       ) STRICT;
       CREATE INDEX idempotency_created_at ON idempotency (created_at);`,
   },
+  {
+    version: 4,
+    name: "mapping status",
+    sql: `ALTER TABLE mappings ADD COLUMN status TEXT NOT NULL DEFAULT 'enabled';`,
+  },
 ];
 
 export function migrateSqlite(db: Database, logger: Logger): void {
