@@ -25,9 +25,14 @@ const unavailableCodes = new Set([
   "ER_CONNECTION_KILLED", "ER_QUERY_INTERRUPTED", "ER_SERVER_GONE_ERROR", "ER_SERVER_LOST",
 ]);
 
+// A server that cannot take writes now: a primary demoted in a switchover (read_only,
+// super_read_only) or a Galera node out of the primary component. Its connections are dropped
+// like dead ones, so the pool dials again and reaches the new primary behind the same address.
+const notPrimaryErrnos = new Set([1290, 1836, 1047]);
+
 export function isConnectionError(err: unknown): boolean {
   const e = err as MysqlError;
-  return e.fatal === true || (e.code !== undefined && unavailableCodes.has(e.code));
+  return e.fatal === true || (e.code !== undefined && unavailableCodes.has(e.code)) || (e.errno !== undefined && notPrimaryErrnos.has(e.errno));
 }
 
 /** Maps a driver error to a StoreError when it has a meaning for callers; rethrows the rest. */
