@@ -586,6 +586,10 @@ describe("dynroute-router render", () => {
     expect(full.conf).toContain("proxy_ssl_trusted_certificate /etc/hostname;");
     expect(full.status).toContain("listen 127.0.0.1:9145;");
     expect(plain.status).not.toContain("server {");
+    expect(plain.conf).toContain("sentinels = nil,");
+    const sentinel = await render({ ROUTER_REDIS_SENTINELS: "10.0.0.1:26379,10.0.0.2:26380", ROUTER_REDIS_SENTINEL_MASTER: "cache-main" });
+    expect(sentinel.code, sentinel.stderr).toBe(0);
+    expect(sentinel.conf).toContain('sentinels = { { host = "10.0.0.1", port = 26379 }, { host = "10.0.0.2", port = 26380 }, }, master_name = "cache-main"');
   });
 
   it("stops on an invalid setting and writes nothing", async () => {
@@ -596,6 +600,8 @@ describe("dynroute-router render", () => {
       { ROUTER_BACKEND_DOWN_S: "soon" },
       { ROUTER_BACKEND_TLS_VERIFY: "yes" },
       { ROUTER_BACKEND_TLS_VERIFY: "on", ROUTER_BACKEND_TLS_CA: "/nonexistent/ca.pem" },
+      { ROUTER_REDIS_SENTINELS: "sentinel-1:26379" },
+      { ROUTER_REDIS_SENTINELS: "10.0.0.1" },
     ];
     for (const env of invalid) {
       const res = await render(env);
