@@ -296,4 +296,37 @@ describe("daemon and MySQL faults", () => {
       await Promise.all([first.close(), second.close()]);
     }
   });
+
+  it("(i) the primary demoted in place (read_only) and promoted again: writes answer 503 meanwhile, never 500, and the relay resumes", async () => {
+    const url = await createDatabase(db.adminUrl);
+    // read_only binds users without SUPER: the daemon connects as an ordinary user, as in production.
+    const admin = await createConnection(db.adminUrl);
+    await admin.query("FLUSH PRIVILEGES"); // grant tables on from here (the server started without them)
+    await admin.query("CREATE USER IF NOT EXISTS dynroute@'127.0.0.1' IDENTIFIED BY 'dynroute'");
+    await admin.query(`GRANT ALL ON \`${new URL(url).pathname.slice(1)}\`.* TO dynroute@'127.0.0.1'`);
+    const appUrl = new URL(url);
+    appUrl.username = "dynroute";
+    appUrl.password = "dynroute";
+    const daemon = await startTestDaemon({ MYSQL_URL: appUrl.toString() }, { REDIS_URL: redisServer.url, DYNROUTE_RELAY_LEASE_S: "2" });
+    try {
+      await daemon.store.ready;
+      const client = daemon.client("connect");
+      await writeStream([client], 100, "i1");
+      await admin.query("SET GLOBAL read_only = 1");
+      const refused = await client.createMapping({ tenantId: "t", mapping: { domain: "during.ro.example", backends: ["http://a:1"] } }).then(
+        () => "written",
+        (err: unknown) => ConnectError.from(err).code,
+      );
+      expect(refused).toBe(Code.Unavailable);
+      await waitFor("the relay to stand down without a writable lease", async () => expect(daemon.app.relay.role).toBe("standby"));
+      await admin.query("SET GLOBAL read_only = 0");
+      await writeStream([client], 100, "i2");
+      await waitFor("the relay to lead again", async () => expect(daemon.app.relay.role).toBe("leader"));
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: daemon.config.redis.prefix });
+    } finally {
+      await admin.query("SET GLOBAL read_only = 0");
+      await admin.end();
+      await daemon.close();
+    }
+  });
 });
