@@ -8,7 +8,7 @@ import { validateMessage } from "../src/rpc/validation.js";
 import { InputError, pathText } from "../src/domain/errors.js";
 import { BackendPolicy, canonicalCidr } from "../src/policy/backend-policy.js";
 import { canonicalBackends } from "../src/policy/backend-url.js";
-import { coveringWildcards, inZones, registrableDomain } from "../src/policy/name-rules.js";
+import { ancestorClaims, inZones, registrableDomain } from "../src/policy/name-rules.js";
 
 const defaults = { policy: new BackendPolicy({ deny: [], allow: [] }), pathless: false };
 
@@ -75,6 +75,13 @@ describe("canonicalBackends", () => {
     }
   });
 
+  it.each(["http://100.100.100.200/latest/meta-data", "http://[fd00:ec2::254]/", "http://168.63.129.16", "http://[fd20:ce::254]", "http://192.0.0.192", "http://[::7f00:1]", "http://[::ffff:0:7f00:1]", "http://[64:ff9b::a9fe:a9fe]", "http://[2002:7f00:1::]", "http://[fec0::1]"])(
+    "refuses the metadata address or IPv4-carrying form %s",
+    (bad) => {
+      expect(violation(() => canonicalBackends([bad], "backends", defaults))).toMatchObject({ ruleId: "backend.policy" });
+    },
+  );
+
   it("keeps private ranges allowed", () => {
     expect(canonicalBackends(["http://10.1.2.3", "http://192.168.0.9:81", "http://172.16.0.1", "http://[fd12::5]"], "backends", defaults)).toHaveLength(4);
   });
@@ -128,9 +135,9 @@ describe("name rules", () => {
     expect(registrableDomain(name, "domain")).toBe(registrable);
   });
 
-  it("list the wildcards covering a name, nearest first", () => {
-    expect(coveringWildcards("a.b.example.org")).toEqual(["*.b.example.org", "*.example.org", "*.org"]);
-    expect(coveringWildcards("*.b.example.org")).toEqual(["*.example.org", "*.org"]);
+  it("list the names whose owner owns a name too, nearest first", () => {
+    expect(ancestorClaims("a.b.example.org")).toEqual(["*.a.b.example.org", "*.b.example.org", "b.example.org", "*.example.org", "example.org", "*.org", "org"]);
+    expect(ancestorClaims("*.b.example.org")).toEqual(["b.example.org", "*.example.org", "example.org", "*.org", "org"]);
   });
 
   it("match zones by whole labels", () => {

@@ -347,6 +347,19 @@ describe("failing backends", () => {
     }, 5000);
     expect(stuck.connections).toBeGreaterThan(1);
   });
+
+  it("lets one route's failures to reach a backend in another way (https to a plain-HTTP one) mark down only that way", async () => {
+    // Another tenant's route points at c's plain-HTTP port with https: its handshakes fail.
+    await api("PUT", "/v1/e2e/mapping", { domain: "victim.e2e.example", backends: [c().url, b().url] });
+    await api("PUT", "/v1/e2e/mapping", { domain: "poison.e2e.example", backends: [c().url.replace("http://", "https://")] });
+    await waitFor("the routes", async () => expect((await viaSick("poison.e2e.example")).status).toBe(502), 5000);
+    const { down } = await sick.health();
+    expect(down, JSON.stringify(down)).toContainEqual(expect.objectContaining({ backend: c().url.replace("http://", ""), scheme: "https" }));
+    // The victim's plain-HTTP way to c is untouched: round robin still reaches it.
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add((await viaSick("victim.e2e.example")).json.backend);
+    expect([...seen].sort()).toEqual(["b", "c"]);
+  });
 });
 
 describe("the destination policy", () => {
