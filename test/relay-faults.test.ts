@@ -329,4 +329,35 @@ describe("daemon and MySQL faults", () => {
       await daemon.close();
     }
   });
+
+  it("(j) changes reach Redis during a long reconciliation (as after a failover), not after it", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const daemon = await startTestDaemon({ MYSQL_URL: url }, { REDIS_URL: redisServer.url });
+    try {
+      await daemon.store.ready;
+      await waitFor("the relay lease", async () => expect(daemon.app.relay.role).toBe("leader"));
+      const conn = await createConnection(url);
+      await conn.query(
+        `INSERT INTO mappings (tenant_id, domain, backends, labels, revision, create_time, update_time)
+         SELECT 't', CONCAT('bulk-', seq, '.recon.example'), '["http://a:1"]', '{}', seq, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) FROM seq_1_to_100000`,
+      );
+      await conn.end();
+      daemon.app.relay.requestReconcile("test");
+      await waitFor("the reconciliation to start", async () => expect(daemon.logs.some((l) => l.includes('"reason":"test"') && l.includes("reconciliation started"))).toBe(true));
+      await daemon.client("connect").createMapping({ tenantId: "t", mapping: { domain: "during.recon.example", backends: ["http://b:1"] } });
+      // The outbox row goes once the relay applied it (the run itself pushes mappings, never outbox rows).
+      await waitFor("the change to be drained", async () => expect((await daemon.store.outboxStats()).depth).toBe(0));
+      const drainedAt = Date.now();
+      const done = await waitFor("the reconciliation to finish", async () => {
+        const line = daemon.logs.find((l) => l.includes('"reason":"test"') && l.includes("reconciliation done"));
+        if (!line) throw new Error("still running");
+        return JSON.parse(line) as { time: number; pushed: number };
+      });
+      expect(done.pushed).toBeGreaterThanOrEqual(100_000);
+      expect(drainedAt).toBeLessThan(done.time);
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: daemon.config.redis.prefix });
+    } finally {
+      await daemon.close();
+    }
+  });
 });

@@ -26,7 +26,12 @@ export class Reconciler {
     private readonly metrics: Metrics,
   ) {}
 
-  async run(reason: string): Promise<{ pushed: number; updated: number; retired: number; pruned: number; ms: number }> {
+  /**
+   * `betweenBatches` runs after each batch pushed: the relay drains the outbox
+   * there, so changes keep reaching Redis during a long run (after a failover,
+   * at millions of routes) instead of waiting for its end.
+   */
+  async run(reason: string, betweenBatches?: () => Promise<void>): Promise<{ pushed: number; updated: number; retired: number; pruned: number; ms: number }> {
     const started = performance.now();
     this.logger.info({ reason }, "reconciliation started");
     if (await this.writer.writePolicy(this.policy)) this.logger.info({ rules: this.policy.rules.length }, "backend policy published to routers");
@@ -42,6 +47,7 @@ export class Reconciler {
       next.catch(() => undefined); // awaited next turn; a failure of this turn's apply must not leave it unhandled
       updated += await this.writer.apply(rows, stamp);
       pushed += rows.length;
+      await betweenBatches?.();
     }
     const pushMs = Math.round(performance.now() - started);
     const retired = await this.retireOrphans(stamp);

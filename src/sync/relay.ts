@@ -29,7 +29,8 @@ const SENTINEL = "dynroute:sentinel";
  * The leader wakes at once after a local commit and polls for the rest.
  * Redis unreachable: the transaction rolls back, the backlog stays in MySQL,
  * and the relay backs off and retries. Redis emptied (sentinel missing or a
- * new run_id): full reconciliation before draining on.
+ * new run_id): full reconciliation, draining the outbox between its batches
+ * so that changes do not wait for it.
  */
 export class OutboxRelay {
   private lease: RelayLease | undefined;
@@ -99,7 +100,7 @@ export class OutboxRelay {
           // Cleared only once done: a failed run is retried for the same reason.
           if (this.reconcileRequested === reason) this.reconcileRequested = undefined;
         }
-        while (!this.stopped && (await this.drainBatch()) === this.opts.batchSize);
+        await this.drainAll();
         failures = 0;
         await this.sleep(this.opts.pollMs);
       } catch (err) {
@@ -139,9 +140,14 @@ export class OutboxRelay {
     // The sentinel goes first: if Redis is emptied during the run, it is
     // missing afterwards and the next turn reconciles again.
     await this.writer.redis.set(this.sentinelKey(), runId(await this.writer.redis.info("server")));
-    await this.reconciler.run(reason);
+    await this.reconciler.run(reason, this.drainAll);
     this.nextReconcileAt = Date.now() + this.opts.reconcileIntervalMs;
   }
+
+  /** Drains until a batch comes back short (the outbox is empty as far as this relay can see). */
+  private drainAll = async (): Promise<void> => {
+    while (!this.stopped && (await this.drainBatch()) === this.opts.batchSize);
+  };
 
   private drainBatch(): Promise<number> {
     return this.store.drainOutbox(this.opts.batchSize, async (changes) => {
