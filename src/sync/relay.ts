@@ -118,6 +118,7 @@ export class OutboxRelay {
     if (this.lease?.held()) return true;
     if (this.lease) {
       this.lease = undefined;
+      this.metrics.relayLeader.set(0); // now, not after the next attempt (which fails while the database is away)
       this.logger.warn("relay lease lost");
     }
     this.lease = await this.store.tryAcquireRelayLease(this.opts.leaseTtlMs);
