@@ -40,6 +40,8 @@ export interface Config {
   auditRetentionDays: number;
   /** How long a write's Idempotency-Key is remembered. */
   idempotencyTtlSeconds: number;
+  /** DYNROUTE_SECRET_KEY: encrypts certificates' private keys at rest; unset: stored as sent. */
+  secretKey?: string;
 }
 
 /** A configuration value that stops startup; the message names the variable. */
@@ -77,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     readyMaxLagMs: positiveInt("DYNROUTE_READY_MAX_LAG_MS", env.DYNROUTE_READY_MAX_LAG_MS, 60_000),
     backendPolicy: { deny: cidrList("DYNROUTE_BACKEND_DENY", env.DYNROUTE_BACKEND_DENY), allow: cidrList("DYNROUTE_BACKEND_ALLOW", env.DYNROUTE_BACKEND_ALLOW) },
     auditRetentionDays: nonNegativeInt("DYNROUTE_AUDIT_RETENTION_DAYS", env.DYNROUTE_AUDIT_RETENTION_DAYS, 90),
+    ...(env.DYNROUTE_SECRET_KEY ? { secretKey: secretKey(env.DYNROUTE_SECRET_KEY) } : {}),
     idempotencyTtlSeconds: positiveInt("DYNROUTE_IDEMPOTENCY_TTL_S", env.DYNROUTE_IDEMPOTENCY_TTL_S, 86_400),
   };
 }
@@ -189,6 +192,11 @@ function parseTls(env: NodeJS.ProcessEnv): Config["tls"] {
   if (!certFile && !keyFile) return undefined;
   if (!certFile || !keyFile) throw new ConfigError(certFile ? "DYNROUTE_TLS_KEY" : "DYNROUTE_TLS_CERT", "TLS needs both DYNROUTE_TLS_CERT and DYNROUTE_TLS_KEY");
   return { certFile, keyFile };
+}
+
+function secretKey(value: string): string {
+  if (value.length < 16) throw new ConfigError("DYNROUTE_SECRET_KEY", "must be at least 16 characters (e.g. openssl rand -base64 32)");
+  return value;
 }
 
 function oneOf(variable: string, value: string, allowed: string[]): string {

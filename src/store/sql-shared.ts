@@ -1,6 +1,6 @@
 import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
 import type { AuditInput } from "./mapping-writes.js";
-import type { AuditAction, AuditQuery, AuditRecord, KeyRecord, ListQuery, MappingRecord, Role, TenantRecord, TenantSettings, WriteContext } from "./store.js";
+import type { AuditAction, AuditQuery, AuditRecord, CertificateChange, CertificateInput, CertificateRecord, KeyRecord, ListQuery, MappingRecord, Role, TenantRecord, TenantSettings, WriteContext } from "./store.js";
 
 /** The columns both stores keep for a mapping, in the order both read them. */
 export const MAPPING_COLUMNS = "id, tenant_id, domain, backends, labels, revision, create_time, update_time";
@@ -222,3 +222,57 @@ export function rowToTenant(row: TenantRow): TenantRecord {
 
 export const rowToSettings = (row: TenantRow): TenantSettings => ({ zones: JSON.parse(row.zones ?? "[]"), mappingQuota: Number(row.mapping_quota ?? 0) });
 
+
+/** The columns both stores keep for a certificate, in the order both read them. */
+export const CERTIFICATE_COLUMNS = "id, tenant_id, name, chain_pem, sealed_key, dns_names, issuer, not_before, not_after, fingerprint, revision, update_time";
+
+export interface CertificateRow {
+  id: number | string;
+  tenant_id: string;
+  name: string;
+  chain_pem: string;
+  sealed_key: string;
+  dns_names: string;
+  issuer: string;
+  not_before: Date | number;
+  not_after: Date | number;
+  fingerprint: string;
+  revision: number | string;
+  update_time: Date | number;
+}
+
+export function rowToCertificate(row: CertificateRow): CertificateRecord {
+  return {
+    tenantId: row.tenant_id,
+    name: row.name,
+    chainPem: row.chain_pem,
+    sealedKey: row.sealed_key,
+    dnsNames: JSON.parse(row.dns_names),
+    issuer: row.issuer,
+    notBefore: new Date(row.not_before),
+    notAfter: new Date(row.not_after),
+    fingerprint: row.fingerprint,
+    revision: BigInt(row.revision),
+    updateTime: new Date(row.update_time),
+  };
+}
+
+/** The values of CERTIFICATE_INSERT_COLUMNS, times in the dialect's form. */
+export const certificateValues = <T>(tenantId: string, c: CertificateInput, now: T, time: (d: Date) => T) =>
+  [tenantId, c.name, c.chainPem, c.sealedKey, JSON.stringify(c.dnsNames), c.issuer, time(c.notBefore), time(c.notAfter), c.fingerprint, now] as const;
+export const CERTIFICATE_INSERT_COLUMNS = "tenant_id, name, chain_pem, sealed_key, dns_names, issuer, not_before, not_after, fingerprint, revision, update_time";
+export const CERTIFICATE_INSERT_VALUES = "?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?";
+
+/** A certificate_outbox row as both drivers return it. */
+export interface CertificateOutboxRow {
+  id: number | string;
+  name: string;
+  chain_pem: string | null;
+  sealed_key: string | null;
+}
+
+export const toCertificateChange = (r: CertificateOutboxRow): CertificateChange => ({
+  name: r.name,
+  revision: BigInt(r.id),
+  state: r.chain_pem === null || r.sealed_key === null ? null : { chainPem: r.chain_pem, sealedKey: r.sealed_key },
+});

@@ -168,6 +168,51 @@ export interface TenantStore {
   listTenants(): Promise<TenantRecord[]>;
 }
 
+/** A certificate as a write stores it: parsed and checked, its private key sealed (see SecretBox). */
+export interface CertificateInput {
+  /** The normalised name it is served for (a host or "*.parent"). */
+  name: string;
+  chainPem: string;
+  sealedKey: string;
+  dnsNames: string[];
+  issuer: string;
+  notBefore: Date;
+  notAfter: Date;
+  fingerprint: string;
+}
+
+export interface CertificateRecord extends CertificateInput {
+  tenantId: string;
+  updateTime: Date;
+  /** The id of the certificate outbox row written with the last change. */
+  revision: bigint;
+}
+
+/** Source of truth for certificates; writes go through the same rules and transactions as mappings. */
+export interface CertificateStore {
+  /** Stores or replaces the certificate of a name the tenant owns (every DNS name in it too). */
+  putCertificate(tenantId: string, input: CertificateInput): Promise<CertificateRecord>;
+  getCertificate(tenantId: string, name: string): Promise<CertificateRecord>;
+  /** By name. */
+  listCertificates(tenantId: string): Promise<CertificateRecord[]>;
+  deleteCertificate(tenantId: string, name: string): Promise<void>;
+}
+
+/** One change of one name's certificate, as the certificate outbox carries it: the full new state. */
+export interface CertificateChange {
+  name: string;
+  /** The outbox row id: the name's certificate revision after this change. */
+  revision: bigint;
+  /** null: no certificate for the name any more. */
+  state: { chainPem: string; sealedKey: string } | null;
+}
+
+/** A stored certificate as routers need it, with its row id for resuming a scan. */
+export interface CertificateRow extends CertificateChange {
+  id: bigint;
+  state: { chainPem: string; sealedKey: string };
+}
+
 /** One change of one domain, as the outbox carries it: the full new state. */
 export interface RouteChange {
   domain: string;
@@ -211,6 +256,12 @@ export interface OutboxStore {
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]>;
   /** The subset of `domains` that are mapped now. */
   mappedDomains(domains: readonly string[]): Promise<Set<string>>;
+  /** Like drainOutbox, for the certificate outbox. */
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number>;
+  /** Up to `limit` certificates with row id above `afterId`, in id order. */
+  scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]>;
+  /** The subset of `names` that have a certificate now. */
+  certifiedNames(names: readonly string[]): Promise<Set<string>>;
   /** The relay lease if no one else holds it, else undefined. */
   tryAcquireRelayLease(): Promise<RelayLease | undefined>;
   /** Calls `listener` after every committed write (the relay drains at once). */
@@ -231,3 +282,4 @@ export class StoreError extends Error {
 }
 
 export const notFound = (domain: string) => new StoreError("not_found", `mapping ${domain} not found`);
+export const certificateNotFound = (name: string) => new StoreError("not_found", `certificate ${name} not found`);

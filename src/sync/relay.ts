@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import type { OutboxStore, RelayLease } from "../store/store.js";
+import type { CertificateSync } from "./certificate-sync.js";
 import type { Reconciler } from "./reconciler.js";
 import type { RouteWriter } from "./route-writer.js";
 
@@ -41,6 +42,7 @@ export class OutboxRelay {
     private readonly store: OutboxStore,
     private readonly writer: RouteWriter,
     private readonly reconciler: Reconciler,
+    private readonly certificates: CertificateSync,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly opts: RelayOptions,
@@ -91,6 +93,7 @@ export class OutboxRelay {
           if (this.reconcileRequested === reason) this.reconcileRequested = undefined;
         }
         while (!this.stopped && (await this.drainBatch()) === this.opts.batchSize);
+        while (!this.stopped && (await this.certificates.drain(this.opts.batchSize)) === this.opts.batchSize);
         failures = 0;
         await this.sleep(this.opts.pollMs);
       } catch (err) {

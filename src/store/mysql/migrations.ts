@@ -105,4 +105,37 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB`,
     ],
   },
+  {
+    version: 4,
+    name: "certificates and their outbox",
+    statements: [
+      // One certificate per name a tenant owns; the key sealed (see SecretBox).
+      `CREATE TABLE certificates (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+        tenant_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        name VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        chain_pem MEDIUMTEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        sealed_key TEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        dns_names TEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        issuer VARCHAR(1024) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        not_before DATETIME(3) NOT NULL,
+        not_after DATETIME(3) NOT NULL,
+        fingerprint VARCHAR(128) CHARACTER SET ascii NOT NULL,
+        revision BIGINT UNSIGNED NOT NULL,
+        update_time DATETIME(3) NOT NULL,
+        PRIMARY KEY (id),
+        UNIQUE KEY certificates_name (name),
+        KEY certificates_tenant (tenant_id, name)
+      ) ENGINE=InnoDB`,
+      // Like outbox, for certificates: the full new state of one name; its id is the name's certificate revision.
+      `CREATE TABLE certificate_outbox (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+        name VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        chain_pem MEDIUMTEXT CHARACTER SET ascii COLLATE ascii_bin NULL,
+        sealed_key TEXT CHARACTER SET ascii COLLATE ascii_bin NULL,
+        created_at DATETIME(3) NOT NULL,
+        PRIMARY KEY (id)
+      ) ENGINE=InnoDB`,
+    ],
+  },
 ];

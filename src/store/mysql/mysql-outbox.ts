@@ -1,28 +1,40 @@
 import { createConnection, type Connection, type Pool, type RowDataPacket } from "mysql2/promise";
-import type { OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
+import { toCertificateChange, type CertificateOutboxRow } from "../sql-shared.js";
+import type { CertificateChange, CertificateRow, OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
 
 // GET_LOCK names are server-wide; scoping them by database lets several
 // dynroute databases share one server. Names may be at most 64 characters.
 export const lockName = (purpose: string) => `CONCAT('dynroute.${purpose}.', LEFT(SHA1(DATABASE()), 16))`;
 
-export async function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
+export function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
+  return drainRows(pool, "outbox", "id, domain, backends, created_at", limit, (rows) =>
+    apply(
+      rows.map((r) => ({
+        domain: r.domain,
+        revision: BigInt(r.id),
+        backends: r.backends === null ? null : JSON.parse(r.backends),
+        committedAt: r.created_at,
+      })),
+    ),
+  );
+}
+
+export function drainCertificateOutbox(pool: Pool, limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+  return drainRows(pool, "certificate_outbox", "id, name, chain_pem, sealed_key", limit, (rows) => apply(rows.map((r) => toCertificateChange(r as CertificateOutboxRow))));
+}
+
+/** In one transaction: lock up to `limit` of a table's oldest rows (skipping rows another relay holds), apply them, delete them. */
+async function drainRows(pool: Pool, table: string, columns: string, limit: number, apply: (rows: RowDataPacket[]) => Promise<void>): Promise<number> {
   const conn = await pool.getConnection();
   try {
     // READ COMMITTED: lock only the rows read, no gap locks that would block writers.
     await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
     await conn.beginTransaction();
     try {
-      const [rows] = await conn.query<RowDataPacket[]>("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", [limit]);
+      const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${columns} FROM ${table} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, [limit]);
       if (rows.length > 0) {
-        await apply(
-          rows.map((r) => ({
-            domain: r.domain,
-            revision: BigInt(r.id),
-            backends: r.backends === null ? null : JSON.parse(r.backends),
-            committedAt: r.created_at,
-          })),
-        );
-        await conn.query("DELETE FROM outbox WHERE id IN (?)", [rows.map((r) => r.id)]);
+        await apply(rows);
+        await conn.query(`DELETE FROM ${table} WHERE id IN (?)`, [rows.map((r) => r.id)]);
       }
       await conn.commit();
       return rows.length;
@@ -49,6 +61,17 @@ export async function mappedDomains(pool: Pool, domains: readonly string[]): Pro
   if (domains.length === 0) return new Set();
   const [rows] = await pool.query<RowDataPacket[]>("SELECT domain FROM mappings WHERE domain IN (?)", [domains]);
   return new Set(rows.map((r) => r.domain as string));
+}
+
+export async function scanCertificates(pool: Pool, afterId: bigint, limit: number): Promise<CertificateRow[]> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT id, name, chain_pem, sealed_key, revision FROM certificates WHERE id > ? ORDER BY id LIMIT ?", [afterId.toString(), limit]);
+  return rows.map((r) => ({ id: BigInt(r.id), name: r.name, revision: BigInt(r.revision), state: { chainPem: r.chain_pem, sealedKey: r.sealed_key } }));
+}
+
+export async function certifiedNames(pool: Pool, names: readonly string[]): Promise<Set<string>> {
+  if (names.length === 0) return new Set();
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT name FROM certificates WHERE name IN (?)", [names]);
+  return new Set(rows.map((r) => r.name as string));
 }
 
 /** GET_LOCK on a connection of its own: the lock dies with the connection, so a dead daemon never blocks the next. */

@@ -1,9 +1,16 @@
 import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import type { Logger } from "pino";
-import { createAllIn, createIn, deleteIn, dryRunResult, updateIn, type MappingTx } from "../mapping-writes.js";
+import { createAllIn, createIn, deleteCertificateIn, deleteIn, dryRunResult, putCertificateIn, updateIn, type MappingTx } from "../mapping-writes.js";
+import { CERTIFICATE_COLUMNS, rowToCertificate, type CertificateRow as CertificateSqlRow } from "../sql-shared.js";
 import {
+  certificateNotFound,
   notFound,
   StoreError,
+  type CertificateChange,
+  type CertificateInput,
+  type CertificateRecord,
+  type CertificateRow,
+  type CertificateStore,
   type ListQuery,
   type ListResult,
   type MappingInput,
@@ -75,7 +82,7 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
   return new MysqlStore(pool, opts);
 }
 
-export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
+export class MysqlStore implements MappingStore, CertificateStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
   private migrated = false;
   private closed = false;
   /** Settles once the schema is current (or the store is closed). */
@@ -196,6 +203,38 @@ export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditSto
   async scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
     const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`, [afterId.toString(), limit]));
     return rows.map((r) => rowToRecord(r as MappingRow));
+  }
+
+  putCertificate(tenantId: string, input: CertificateInput): Promise<CertificateRecord> {
+    return this.transaction((tx) => putCertificateIn(tx, tenantId, input));
+  }
+
+  async getCertificate(tenantId: string, name: string): Promise<CertificateRecord> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`, [name, tenantId]));
+    if (!rows[0]) throw certificateNotFound(name);
+    return rowToCertificate(rows[0] as CertificateSqlRow);
+  }
+
+  async listCertificates(tenantId: string): Promise<CertificateRecord[]> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE tenant_id = ? ORDER BY name`, [tenantId]));
+    return rows.map((r) => rowToCertificate(r as CertificateSqlRow));
+  }
+
+  deleteCertificate(tenantId: string, name: string): Promise<void> {
+    return this.transaction((tx) => deleteCertificateIn(tx, tenantId, name));
+  }
+
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+    this.assertReady();
+    return outbox.drainCertificateOutbox(this.pool, limit, apply).catch(toStoreError);
+  }
+
+  scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]> {
+    return this.read(() => outbox.scanCertificates(this.pool, afterId, limit));
+  }
+
+  certifiedNames(names: readonly string[]): Promise<Set<string>> {
+    return this.read(() => outbox.certifiedNames(this.pool, names));
   }
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {

@@ -86,6 +86,33 @@ const migrations: Array<{ version: number; name: string; sql: string }> = [
       ) STRICT;
       CREATE INDEX idempotency_created_at ON idempotency (created_at);`,
   },
+  {
+    version: 4,
+    name: "certificates and their outbox",
+    sql: `
+      CREATE TABLE certificates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL UNIQUE,
+        chain_pem TEXT NOT NULL,
+        sealed_key TEXT NOT NULL,
+        dns_names TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        update_time INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX certificates_tenant ON certificates (tenant_id, name);
+      CREATE TABLE certificate_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        chain_pem TEXT,
+        sealed_key TEXT,
+        created_at INTEGER NOT NULL
+      ) STRICT;`,
+  },
 ];
 
 export function migrateSqlite(db: Database, logger: Logger): void {
