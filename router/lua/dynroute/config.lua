@@ -11,6 +11,7 @@ local _M = {
   dns_negative_ttl = 5,  -- this long a name that did not resolve is not asked again
   backend_host = "client", -- Host sent to backends: "client" (as received) or "backend" (the backend URL's host)
   down_time = 10,        -- seconds a backend that failed is skipped (tried again only when all others are too)
+  tls_default = false,   -- an operator's default certificate is configured (ROUTER_TLS_DEFAULT_CERT): served when SNI finds none
   hosts = {},            -- /etc/hosts, name -> address (the DNS client does not read it)
 }
 
