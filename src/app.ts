@@ -39,6 +39,7 @@ import { CertificateSync } from "./sync/certificate-sync.js";
 import { Reconciler } from "./sync/reconciler.js";
 import { OutboxRelay } from "./sync/relay.js";
 import { RouteWriter } from "./sync/route-writer.js";
+import { AcmeManager } from "./tls/acme-manager.js";
 import { SecretBox } from "./tls/secret-box.js";
 
 const API_DESCRIPTION =
@@ -84,7 +85,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const services = [
     createServiceImplSpec<typeof MappingService>(
       MappingService,
-      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains) }),
+      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains), certificateStates: (domains) => store.acmeStates(domains) }),
     ),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
     createServiceImplSpec<typeof KeyService>(KeyService, createKeyService({ keys: store, authenticator })),
@@ -118,6 +119,10 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   listener.serve(handler);
   // After migrations: until then every relay turn would only fail (and say so).
   void store.ready.then(() => relay.start());
+  const acme =
+    config.acme &&
+    new AcmeManager({ store, writer, secrets, metrics, logger, isLeader: () => relay.role === "leader", settings: config.acme, tlsDefault: config.tlsDefault, dataDir: config.dataDir });
+  void store.ready.then(() => acme?.start());
   const housekeeping = startHousekeeping({
     store,
     auditRetentionMs: config.auditRetentionDays * 86_400_000,
@@ -133,6 +138,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
     async close() {
       await listener.close(config.shutdownTimeoutMs);
       housekeeping.stop();
+      await acme?.stop();
       await relay.stop();
       await store.close();
       redis.disconnect();

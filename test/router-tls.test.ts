@@ -27,7 +27,7 @@ let bareTlsPort: number;
 const defaultCert = ca.issue(["*.platform.example"]);
 
 /** The handshake for `servername`: the leaf's fingerprint and the protocol ALPN chose, or the error. The chain is verified, the name not (the default certificate is for other names). */
-function handshake(port: number, servername: string): Promise<{ fingerprint: string; alpn: string | false } | { error: string }> {
+function handshake(port: number, servername: string): Promise<{ fingerprint: string; alpn: string | false | null } | { error: string }> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: "127.0.0.1", port, servername, ca: ca.pem, checkServerIdentity: () => undefined, ALPNProtocols: ["h2", "http/1.1"] }, () => {
       resolve({ fingerprint: socket.getPeerCertificate().fingerprint256, alpn: socket.alpnProtocol });

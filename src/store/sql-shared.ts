@@ -1,9 +1,9 @@
 import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
 import type { AuditInput } from "./mapping-writes.js";
-import type { AuditAction, AuditQuery, AuditRecord, CertificateChange, CertificateInput, CertificateRecord, KeyRecord, ListQuery, MappingRecord, Role, TenantRecord, TenantSettings, WriteContext } from "./store.js";
+import type { AcmeDue, AcmeState, AuditAction, AuditQuery, AuditRecord, CertificateChange, CertificateInput, CertificateRecord, KeyRecord, ListQuery, MappingRecord, Role, TenantRecord, TenantSettings, TlsMode, WriteContext } from "./store.js";
 
 /** The columns both stores keep for a mapping, in the order both read them. */
-export const MAPPING_COLUMNS = "id, tenant_id, domain, backends, labels, revision, create_time, update_time";
+export const MAPPING_COLUMNS = "id, tenant_id, domain, backends, labels, tls_mode, revision, create_time, update_time";
 
 /** A mappings row as both drivers return it; times are Date (mysql2) or epoch ms (SQLite). */
 export interface MappingRow {
@@ -12,6 +12,7 @@ export interface MappingRow {
   domain: string;
   backends: string;
   labels: string;
+  tls_mode: string;
   revision: number | string;
   create_time: Date | number;
   update_time: Date | number;
@@ -24,6 +25,7 @@ export function rowToRecord(row: MappingRow): MappingRecord {
     domain: row.domain,
     backends: JSON.parse(row.backends),
     labels: JSON.parse(row.labels),
+    tls: row.tls_mode as TlsMode,
     createTime: new Date(row.create_time),
     updateTime: new Date(row.update_time),
     revision: BigInt(row.revision),
@@ -276,3 +278,61 @@ export const toCertificateChange = (r: CertificateOutboxRow): CertificateChange 
   revision: BigInt(r.id),
   state: r.chain_pem === null || r.sealed_key === null ? null : { chainPem: r.chain_pem, sealedKey: r.sealed_key },
 });
+
+/** The ACME state columns, in the order both stores read them. */
+export const ACME_COLUMNS = "name, tenant_id, state, reason, expire_time, fingerprint, next_attempt_time, failures";
+
+export interface AcmeRow {
+  name: string;
+  tenant_id: string;
+  state: string;
+  reason: string;
+  expire_time: Date | number | null;
+  fingerprint: string;
+  next_attempt_time: Date | number;
+  failures: number;
+}
+
+export function rowToAcme(r: AcmeRow): AcmeState {
+  return {
+    name: r.name,
+    tenantId: r.tenant_id,
+    state: r.state as AcmeState["state"],
+    reason: r.reason,
+    ...(r.expire_time === null ? {} : { expireTime: new Date(r.expire_time) }),
+    fingerprint: r.fingerprint,
+    nextAttemptTime: new Date(r.next_attempt_time),
+    failures: Number(r.failures),
+  };
+}
+
+export const acmeValues = <T>(a: AcmeState, time: (d: Date) => T) =>
+  [a.name, a.tenantId, a.state, a.reason, a.expireTime ? time(a.expireTime) : null, a.fingerprint, time(a.nextAttemptTime), a.failures] as const;
+
+/**
+ * Mappings due for an order (see AcmeStore.acmeDue), with their state's
+ * columns (NULL when none). Params: default automatic (1/0), now, limit.
+ * Normalised domains hold no LIKE metacharacters.
+ */
+export const ACME_DUE = `SELECT m.tenant_id AS m_tenant_id, m.domain AS m_domain, ${ACME_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")}
+  FROM mappings m
+  LEFT JOIN acme_states a ON a.name = m.domain
+  LEFT JOIN certificates c ON c.name = m.domain
+  WHERE (m.tls_mode = 'automatic' OR (m.tls_mode = '' AND ? = 1))
+    AND m.domain NOT LIKE '*.%'
+    AND (a.name IS NULL OR a.next_attempt_time <= ?)
+    AND (c.name IS NULL OR (a.name IS NOT NULL AND c.fingerprint = a.fingerprint))
+  ORDER BY m.id LIMIT ?`;
+
+/** The due rows of ACME_DUE as both drivers return them. */
+export function rowsToDue(rows: Array<Record<string, unknown>>): AcmeDue[] {
+  return rows.map((r) => ({
+    tenantId: r.m_tenant_id as string,
+    domain: r.m_domain as string,
+    ...(r.name == null ? {} : { state: rowToAcme(r as unknown as AcmeRow) }),
+  }));
+}
+
+export const CERTIFICATE_SUMMARY = "SELECT state, COUNT(*) AS n FROM acme_states GROUP BY state";
+export const EARLIEST_EXPIRY = "SELECT MIN(not_after) AS earliest FROM certificates";
+export const PRUNE_ACME = "DELETE FROM acme_states WHERE name NOT IN (SELECT domain FROM mappings)";

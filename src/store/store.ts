@@ -8,6 +8,8 @@ export interface MappingRecord {
   domain: string;
   backends: string[];
   labels: Record<string, string>;
+  /** "": the operator's default. */
+  tls: TlsMode;
   createTime: Date;
   updateTime: Date;
   /** The id of the outbox row written with the last change. */
@@ -19,6 +21,51 @@ export interface MappingInput {
   domain: string;
   backends: string[];
   labels: Record<string, string>;
+  tls: TlsMode;
+}
+
+/** Where a mapping's certificate comes from; "" leaves it to DYNROUTE_TLS_DEFAULT. */
+export type TlsMode = "" | "automatic" | "manual";
+
+/** Where a mapping's automatic certificate stands (kept by the ACME manager). */
+export interface AcmeState {
+  name: string;
+  tenantId: string;
+  state: "pending" | "issued" | "failed";
+  reason: string;
+  /** Of the certificate issued last, if any. */
+  expireTime?: Date;
+  fingerprint: string;
+  /** When to order next: a retry, or the renewal. */
+  nextAttemptTime: Date;
+  /** Failed orders in a row. */
+  failures: number;
+}
+
+/** A mapping that wants an automatic certificate now. */
+export interface AcmeDue {
+  tenantId: string;
+  domain: string;
+  /** Its state so far (failures count on), if any. */
+  state?: AcmeState;
+}
+
+/** What the ACME manager (relay leader only) keeps in the store beside the certificates. */
+export interface AcmeStore {
+  /**
+   * Up to `limit` mappings asking for automatic TLS (or leaving it to the
+   * default, when that is automatic), not wildcards, whose next attempt is
+   * due and whose certificate, if any, is the one ACME issued (an uploaded
+   * one is left alone).
+   */
+  acmeDue(defaultAutomatic: boolean, now: Date, limit: number): Promise<AcmeDue[]>;
+  putAcmeState(state: AcmeState): Promise<void>;
+  /** States by name, for the given names. */
+  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>>;
+  /** Forgets the states of names no longer mapped; returns how many. */
+  pruneAcmeStates(): Promise<number>;
+  /** Counts for metrics: certificates by state, and the earliest expiry of any stored certificate. */
+  certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }>;
 }
 
 export interface ListQuery {

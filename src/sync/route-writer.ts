@@ -37,6 +37,8 @@ export const backendPolicyKey = (layout: RouteLayout) => `${layout.prefix}backen
  * exact name, else `*.parent` one label up.
  */
 export const certificateKey = (layout: RouteLayout, name: string) => `${layout.prefix}cert:${name}`;
+/** The key authorization of a pending HTTP-01 challenge, which routers answer at /.well-known/acme-challenge/<token>. */
+export const acmeChallengeKey = (layout: RouteLayout, token: string) => `${layout.prefix}acme:${token}`;
 /** Published on the invalidation channel, followed by the name, when a certificate changes; no domain can look like it. */
 export const CERTIFICATE_CHANGED = "!cert:";
 /** Published on the invalidation channel when the policy changes; no domain can look like it. */
@@ -307,6 +309,15 @@ export class RouteWriter {
       pipeline.dynrouteRetireCert(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), CERTIFICATE_CHANGED, ...part.flatMap(([name, rev]) => [rev, name]));
     }
     return countApplied(await pipeline.exec());
+  }
+
+  /** Lets routers answer an HTTP-01 challenge for a while (an order that dies midway leaves nothing behind). */
+  async putChallenge(token: string, keyAuthorization: string, ttlSeconds: number): Promise<void> {
+    await this.redis.set(acmeChallengeKey(this.layout, token), keyAuthorization, "EX", ttlSeconds);
+  }
+
+  async removeChallenge(token: string): Promise<void> {
+    await this.redis.del(acmeChallengeKey(this.layout, token));
   }
 
   /** Publishes the backend destination policy to routers; true when it changed. */

@@ -107,8 +107,22 @@ export const migrations: Migration[] = [
   },
   {
     version: 4,
-    name: "certificates and their outbox",
+    name: "certificates and their outbox, TLS mode and ACME state",
     statements: [
+      `ALTER TABLE mappings ADD COLUMN tls_mode VARCHAR(16) CHARACTER SET ascii NOT NULL DEFAULT ''`,
+      // Where each automatic certificate stands; the ACME manager (relay leader) keeps it.
+      `CREATE TABLE acme_states (
+        name VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        tenant_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        state VARCHAR(16) CHARACTER SET ascii NOT NULL,
+        reason VARCHAR(1024) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        expire_time DATETIME(3) NULL,
+        fingerprint VARCHAR(128) CHARACTER SET ascii NOT NULL,
+        next_attempt_time DATETIME(3) NOT NULL,
+        failures INT UNSIGNED NOT NULL,
+        PRIMARY KEY (name),
+        KEY acme_states_next (next_attempt_time)
+      ) ENGINE=InnoDB`,
       // One certificate per name a tenant owns; the key sealed (see SecretBox).
       `CREATE TABLE certificates (
         id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,

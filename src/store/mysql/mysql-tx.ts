@@ -16,11 +16,12 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
   return {
     async insertMapping(tenantId, input, now) {
       const [res] = await conn
-        .query<ResultSetHeader>("INSERT INTO mappings (tenant_id, domain, backends, labels, revision, create_time, update_time) VALUES (?, ?, ?, ?, 0, ?, ?)", [
+        .query<ResultSetHeader>("INSERT INTO mappings (tenant_id, domain, backends, labels, tls_mode, revision, create_time, update_time) VALUES (?, ?, ?, ?, ?, 0, ?, ?)", [
           tenantId,
           input.domain,
           JSON.stringify(input.backends),
           JSON.stringify(input.labels),
+          input.tls,
           now,
           now,
         ])
@@ -33,7 +34,14 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
     },
     async updateMapping(id, next, now) {
       await conn
-        .query("UPDATE mappings SET domain = ?, backends = ?, labels = ?, update_time = ? WHERE id = ?", [next.domain, JSON.stringify(next.backends), JSON.stringify(next.labels), now, id.toString()])
+        .query("UPDATE mappings SET domain = ?, backends = ?, labels = ?, tls_mode = ?, update_time = ? WHERE id = ?", [
+          next.domain,
+          JSON.stringify(next.backends),
+          JSON.stringify(next.labels),
+          next.tls,
+          now,
+          id.toString(),
+        ])
         .catch(rethrowDuplicate(next.domain));
     },
     async deleteMapping(id) {

@@ -88,8 +88,19 @@ const migrations: Array<{ version: number; name: string; sql: string }> = [
   },
   {
     version: 4,
-    name: "certificates and their outbox",
+    name: "certificates and their outbox, TLS mode and ACME state",
     sql: `
+      ALTER TABLE mappings ADD COLUMN tls_mode TEXT NOT NULL DEFAULT '';
+      CREATE TABLE acme_states (
+        name TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        expire_time INTEGER,
+        fingerprint TEXT NOT NULL,
+        next_attempt_time INTEGER NOT NULL,
+        failures INTEGER NOT NULL
+      ) STRICT;
       CREATE TABLE certificates (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         tenant_id TEXT NOT NULL,

@@ -7,6 +7,9 @@ import {
   certificateNotFound,
   notFound,
   StoreError,
+  type AcmeDue,
+  type AcmeState,
+  type AcmeStore,
   type CertificateChange,
   type CertificateInput,
   type CertificateRecord,
@@ -36,6 +39,15 @@ import {
 import {
   AUDIT_COLUMNS,
   auditConditions,
+  ACME_COLUMNS,
+  ACME_DUE,
+  acmeValues,
+  CERTIFICATE_SUMMARY,
+  EARLIEST_EXPIRY,
+  PRUNE_ACME,
+  rowToAcme,
+  rowsToDue,
+  type AcmeRow,
   CERTIFICATE_COLUMNS,
   CERTIFICATE_INSERT_COLUMNS,
   CERTIFICATE_INSERT_VALUES,
@@ -109,7 +121,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(db);
 }
 
-export class SqliteStore implements MappingStore, CertificateStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
+export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
   /** Opened and migrated synchronously; kept for symmetry with the MySQL store. */
   readonly ready = Promise.resolve();
   private queue: Promise<unknown> = Promise.resolve();
@@ -271,6 +283,39 @@ export class SqliteStore implements MappingStore, CertificateStore, OutboxStore,
     );
   }
 
+  acmeDue(defaultAutomatic: boolean, now: Date, limit: number): Promise<AcmeDue[]> {
+    return this.serial(() => rowsToDue(this.prepare(ACME_DUE).all(defaultAutomatic ? 1 : 0, now.getTime(), limit) as Array<Record<string, unknown>>));
+  }
+
+  putAcmeState(state: AcmeState): Promise<void> {
+    return this.serial(
+      () =>
+        void this.prepare(
+          `INSERT INTO acme_states (${ACME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, state = excluded.state, reason = excluded.reason, expire_time = excluded.expire_time, fingerprint = excluded.fingerprint, next_attempt_time = excluded.next_attempt_time, failures = excluded.failures`,
+        ).run(...acmeValues(state, (d) => d.getTime())),
+    );
+  }
+
+  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
+    if (names.length === 0) return Promise.resolve(new Map());
+    return this.serial(() => {
+      const rows = this.db.prepare(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
+      return new Map(rows.map((r) => [r.name, rowToAcme(r)]));
+    });
+  }
+
+  pruneAcmeStates(): Promise<number> {
+    return this.serial(() => this.prepare(PRUNE_ACME).run().changes);
+  }
+
+  certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }> {
+    return this.serial(() => {
+      const byState = Object.fromEntries((this.prepare(CERTIFICATE_SUMMARY).all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n]));
+      const { earliest } = this.prepare(EARLIEST_EXPIRY).get() as { earliest: number | null };
+      return { byState, earliestExpiry: earliest === null ? null : new Date(earliest) };
+    });
+  }
+
   certifiedNames(names: readonly string[]): Promise<Set<string>> {
     if (names.length === 0) return Promise.resolve(new Set());
     return this.serial(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
@@ -370,8 +415,8 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
   return {
     async insertMapping(tenantId, input, now) {
       const res = unique(input.domain, () =>
-        prepare("INSERT INTO mappings (tenant_id, domain, backends, labels, revision, create_time, update_time) VALUES (?, ?, ?, ?, 0, ?, ?)")
-          .run(tenantId, input.domain, JSON.stringify(input.backends), JSON.stringify(input.labels), now.getTime(), now.getTime()),
+        prepare("INSERT INTO mappings (tenant_id, domain, backends, labels, tls_mode, revision, create_time, update_time) VALUES (?, ?, ?, ?, ?, 0, ?, ?)")
+          .run(tenantId, input.domain, JSON.stringify(input.backends), JSON.stringify(input.labels), input.tls, now.getTime(), now.getTime()),
       ) as BetterSqlite3.RunResult;
       return BigInt(res.lastInsertRowid);
     },
@@ -382,7 +427,14 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async updateMapping(id, next, now) {
       unique(next.domain, () =>
-        prepare("UPDATE mappings SET domain = ?, backends = ?, labels = ?, update_time = ? WHERE id = ?").run(next.domain, JSON.stringify(next.backends), JSON.stringify(next.labels), now.getTime(), id),
+        prepare("UPDATE mappings SET domain = ?, backends = ?, labels = ?, tls_mode = ?, update_time = ? WHERE id = ?").run(
+          next.domain,
+          JSON.stringify(next.backends),
+          JSON.stringify(next.labels),
+          next.tls,
+          now.getTime(),
+          id,
+        ),
       );
     },
     async deleteMapping(id) {
