@@ -1,7 +1,7 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { peekOutbox } from "./harness/convergence.js";
 import { freshStore, startTestDaemon, stores, type TestDaemon } from "./harness/daemon.js";
+import { outcome } from "./harness/outcome.js";
 
 describe.each(stores)("on the %s store", (kind) => {
   let daemon: TestDaemon;
@@ -10,12 +10,6 @@ describe.each(stores)("on the %s store", (kind) => {
     await daemon.store.ready;
   });
   afterAll(() => daemon.close());
-
-  const outcome = (p: Promise<unknown>) =>
-    p.then(
-      () => "ok",
-      (err: unknown) => Code[ConnectError.from(err).code],
-    );
 
   describe("races", () => {
     it("lets exactly one of 20 concurrent creates of a domain win, across tenants", async () => {
@@ -26,8 +20,8 @@ describe.each(stores)("on the %s store", (kind) => {
             outcome(daemon.client(i % 2 ? "grpc" : "connect").createMapping({ tenantId: `tenant-${i}`, mapping: { domain, backends: [`http://b${i}:80`] } })),
           ),
         );
-        expect(results.filter((r) => r === "ok")).toHaveLength(1);
-        expect(results.filter((r) => r !== "ok")).toEqual(Array(19).fill("AlreadyExists"));
+        expect(results.filter((r) => r === "OK")).toHaveLength(1);
+        expect(results.filter((r) => r !== "OK")).toEqual(Array(19).fill("AlreadyExists"));
       }
     });
 
@@ -39,7 +33,7 @@ describe.each(stores)("on the %s store", (kind) => {
           outcome(client.updateMapping({ tenantId: "renamer", domain: `src-${i}.example.org`, mapping: { domain: "target.example.org", backends: ["http://a:1"] } })),
         ),
       );
-      expect(results.filter((r) => r === "ok")).toHaveLength(1);
+      expect(results.filter((r) => r === "OK")).toHaveLength(1);
       const { mappings } = await client.listMappings({ tenantId: "renamer", limit: 500 });
       expect(mappings).toHaveLength(10);
       expect(mappings.filter((m) => m.domain === "target.example.org")).toHaveLength(1);

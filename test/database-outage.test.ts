@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase, PrivateMariaDb } from "./harness/mariadb.js";
 import { startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
+import { outcome } from "./harness/outcome.js";
 import { waitFor } from "./harness/ports.js";
 
 let db: PrivateMariaDb;
@@ -12,11 +13,6 @@ beforeAll(async () => {
 });
 afterAll(() => db.destroy());
 
-const codeOf = (p: Promise<unknown>) =>
-  p.then(
-    () => "ok",
-    (err: unknown) => Code[ConnectError.from(err).code],
-  );
 
 describe("the database going away", () => {
   let daemon: TestDaemon;
@@ -31,8 +27,8 @@ describe("the database going away", () => {
     await client.createMapping({ tenantId: "t", mapping: { domain: "before.example.org", backends: ["http://a:1"] } });
 
     await db.stop();
-    expect(await codeOf(client.createMapping({ tenantId: "t", mapping: { domain: "during.example.org", backends: ["http://a:1"] } }))).toBe("Unavailable");
-    expect(await codeOf(daemon.client("grpc").getMapping({ tenantId: "t", domain: "before.example.org" }))).toBe("Unavailable");
+    expect(await outcome(client.createMapping({ tenantId: "t", mapping: { domain: "during.example.org", backends: ["http://a:1"] } }))).toBe("Unavailable");
+    expect(await outcome(daemon.client("grpc").getMapping({ tenantId: "t", domain: "before.example.org" }))).toBe("Unavailable");
     const res = await fetch(`${daemon.baseUrl}/dynroute.v1.MappingService/ListMappings`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },

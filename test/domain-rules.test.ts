@@ -40,7 +40,7 @@ describe("normalizeDomain", () => {
       expect.unreachable(`accepted ${raw}`);
     } catch (err) {
       expect(err).toBeInstanceOf(InputError);
-      expect((err as InputError).violations[0]).toMatchObject({ field: "mapping.domain", ruleId });
+      expect((err as InputError).violations[0]).toMatchObject({ path: [{ name: "mapping" }, { name: "domain" }], ruleId });
     }
   });
 

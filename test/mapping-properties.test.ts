@@ -67,3 +67,36 @@ describe.each(stores)("single-property updates on %s", (kind) => {
     expect(await outcome(client.setBackends({ tenantId: "t", domain, backends: [] }))).toBe("InvalidArgument");
   });
 });
+
+describe.each(stores)("mapping status on %s", (kind) => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await startTestDaemon(await freshStore(kind));
+    await daemon.store.ready;
+  });
+  afterAll(() => daemon.close());
+
+  it("is enabled by default, kept by updates that leave it out, and filterable", async () => {
+    const url = daemon.baseUrl;
+    expect((await rest(url, "PUT", "/v1/t/mapping", { body: { domain: "on.status.example", backends: ["http://a:1"] } })).json.status).toBe("enabled");
+    const off = await rest(url, "PUT", "/v1/t/mapping", { body: { domain: "off.status.example", backends: ["http://a:1"], status: "disabled" } });
+    expect(off.json.status).toBe("disabled");
+    // A whole-mapping update without status keeps it; one that names it changes it.
+    expect((await rest(url, "PUT", "/v1/t/mapping/off.status.example", { body: { domain: "off.status.example", backends: ["http://a:2"] } })).json.status).toBe("disabled");
+    const listed = await rest(url, "GET", "/v1/t/mapping?status=disabled&total=true");
+    expect(listed.json.mappings.map((m: { domain: string }) => m.domain)).toEqual(["off.status.example"]);
+    expect(listed.json.total_size).toBe(1);
+    expect((await rest(url, "GET", "/v1/t/mapping?status=enabled")).json.mappings.map((m: { domain: string }) => m.domain)).toEqual(["on.status.example"]);
+    expect((await rest(url, "PUT", "/v1/t/mapping", { body: { domain: "bad.status.example", backends: ["http://a:1"], status: "paused" } })).status).toBe(400);
+    expect((await daemon.client("grpc").updateMapping({ tenantId: "t", domain: "off.status.example", mapping: { status: "enabled" }, updateMask: { paths: ["status"] } })).mapping?.status).toBe("enabled");
+    const audit = await daemon.store.listAudit({ domain: "off.status.example", limit: 1 });
+    expect(audit[0]).toMatchObject({ action: "update", before: { status: "disabled" }, after: { status: "enabled" } });
+  });
+
+  it("keeps a disabled mapping's backends in the store but gives routers none", async () => {
+    await rest(daemon.baseUrl, "PUT", "/v1/t/mapping", { body: { domain: "quiet.status.example", backends: ["http://a:1"], status: "disabled" } });
+    const routes = await daemon.store.scanRoutes(0n, 1000);
+    expect(routes.find((r) => r.domain === "quiet.status.example")?.backends).toEqual([]);
+    expect((await daemon.store.get("t", "quiet.status.example")).backends).toEqual(["http://a:1"]);
+  });
+});

@@ -1,5 +1,11 @@
+import { create } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
+import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { describe, expect, it } from "vitest";
-import { InputError } from "../src/domain/errors.js";
+import { MappingSchema } from "../gen/dynroute/v1/mapping_pb.js";
+import { toConnectError } from "../src/rpc/error-interceptor.js";
+import { validateMessage } from "../src/rpc/validation.js";
+import { InputError, pathText } from "../src/domain/errors.js";
 import { BackendPolicy, canonicalCidr } from "../src/policy/backend-policy.js";
 import { canonicalBackends } from "../src/policy/backend-url.js";
 import { coveringWildcards, inZones, registrableDomain } from "../src/policy/name-rules.js";
@@ -13,7 +19,8 @@ function violation(fn: () => unknown): { field: string; ruleId: string; message:
     return undefined;
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
-    return err.violations[0];
+    const [v] = err.violations;
+    return v && { field: pathText(v.path), ruleId: v.ruleId, message: v.message };
   }
 }
 
@@ -67,6 +74,13 @@ describe("canonicalBackends", () => {
       expect(violation(() => canonicalBackends([bad], "backends", pathless))).toMatchObject({ field: "backends[0]", ruleId: "backend.compat_path", message: expect.stringMatching(/must not have a path/) });
     }
   });
+
+  it.each(["http://100.100.100.200/latest/meta-data", "http://[fd00:ec2::254]/", "http://168.63.129.16", "http://[fd20:ce::254]", "http://192.0.0.192", "http://[::7f00:1]", "http://[::ffff:0:7f00:1]", "http://[64:ff9b::a9fe:a9fe]", "http://[2002:7f00:1::]", "http://[fec0::1]"])(
+    "refuses the metadata address or IPv4-carrying form %s",
+    (bad) => {
+      expect(violation(() => canonicalBackends([bad], "backends", defaults))).toMatchObject({ ruleId: "backend.policy" });
+    },
+  );
 
   it("keeps private ranges allowed", () => {
     expect(canonicalBackends(["http://10.1.2.3", "http://192.168.0.9:81", "http://172.16.0.1", "http://[fd12::5]"], "backends", defaults)).toHaveLength(4);
@@ -132,5 +146,24 @@ describe("name rules", () => {
     expect(inZones("vms.example.org", ["vms.example.org"])).toBe(true);
     expect(inZones("xvms.example.org", ["vms.example.org"])).toBe(false);
     expect(inZones("anything.example", [])).toBe(true);
+  });
+});
+
+describe("validation paths", () => {
+  it("keep map keys structured, dots and all, on the wire", () => {
+    const bad = create(MappingSchema, { domain: "a.example.org", backends: ["http://a:1"], labels: { "bad key.with.dots": "x" } });
+    let caught: unknown;
+    try {
+      validateMessage(createValidator(), MappingSchema, bad, "mapping");
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as InputError).violations[0]!.path).toEqual([{ name: "mapping" }, { name: "labels", key: "bad key.with.dots" }]);
+    const [details] = toConnectError(caught).findDetails(ViolationsSchema);
+    const elements = details!.violations[0]!.field!.elements;
+    expect(elements.map((e) => [e.fieldName, e.subscript.case, String(e.subscript.value ?? "")])).toEqual([
+      ["mapping", undefined, ""],
+      ["labels", "stringKey", "bad key.with.dots"],
+    ]);
   });
 });

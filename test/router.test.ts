@@ -104,6 +104,25 @@ describe("routing", () => {
     expect((await via("other.wild.e2e.example")).json.backend).toBe("b");
   });
 
+  it("answers 503 JSON for a disabled mapping, exact or wildcard, and routes it again once enabled", async () => {
+    await api("PUT", "/v1/e2e/mapping", { domain: "paused.e2e.example", backends: [a().url] });
+    await api("PUT", "/v1/e2e/mapping", { domain: "*.paused-wild.e2e.example", backends: [a().url] });
+    await waitFor("the routes", async () => expect((await via("x.paused-wild.e2e.example")).status).toBe(200), 5000);
+    expect((await via("paused.e2e.example")).status).toBe(200);
+    const patch = (domain: string, status: string) =>
+      rest(daemon.baseUrl, "PATCH", `/v1/e2e/mapping/${domain}`, { body: { status }, headers: { "content-type": "application/merge-patch+json" } });
+    expect((await patch("paused.e2e.example", "disabled")).json).toMatchObject({ status: "disabled", backends: [a().url] });
+    await patch("*.paused-wild.e2e.example", "disabled");
+    await waitFor("the switch", async () => {
+      const res = await via("paused.e2e.example");
+      expect(res.status).toBe(503);
+      expect(res.json).toEqual({ code: "disabled", message: "paused.e2e.example is disabled by its owner" });
+      expect((await via("x.paused-wild.e2e.example")).json).toMatchObject({ code: "disabled" });
+    }, 5000);
+    await patch("paused.e2e.example", "enabled");
+    await waitFor("the route back", async () => expect((await via("paused.e2e.example")).json.backend).toBe("a"), 5000);
+  });
+
   it("resolves host-name backends (through /etc/hosts here)", async () => {
     await api("PUT", "/v1/e2e/mapping", { domain: "named.e2e.example", backends: [`http://localhost:${a().port}`] });
     await waitFor("the route", async () => expect((await via("named.e2e.example")).json).toMatchObject({ backend: "a" }), 5000);
@@ -327,6 +346,19 @@ describe("failing backends", () => {
       expect(res.json).toEqual({ code: "deadline_exceeded", message: "the backend did not answer in time" });
     }, 5000);
     expect(stuck.connections).toBeGreaterThan(1);
+  });
+
+  it("lets one route's failures to reach a backend in another way (https to a plain-HTTP one) mark down only that way", async () => {
+    // Another tenant's route points at c's plain-HTTP port with https: its handshakes fail.
+    await api("PUT", "/v1/e2e/mapping", { domain: "victim.e2e.example", backends: [c().url, b().url] });
+    await api("PUT", "/v1/e2e/mapping", { domain: "poison.e2e.example", backends: [c().url.replace("http://", "https://")] });
+    await waitFor("the routes", async () => expect((await viaSick("poison.e2e.example")).status).toBe(502), 5000);
+    const { down } = await sick.health();
+    expect(down, JSON.stringify(down)).toContainEqual(expect.objectContaining({ backend: c().url.replace("http://", ""), scheme: "https" }));
+    // The victim's plain-HTTP way to c is untouched: round robin still reaches it.
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add((await viaSick("victim.e2e.example")).json.backend);
+    expect([...seen].sort()).toEqual(["b", "c"]);
   });
 });
 

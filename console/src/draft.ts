@@ -15,6 +15,8 @@ export interface Draft {
   domain: string;
   backends: BackendRow[];
   labels: LabelRow[];
+  /** Whether routers proxy it; off answers 503 "disabled" (a maintenance switch). */
+  enabled: boolean;
 }
 
 let lastId = 0;
@@ -25,6 +27,7 @@ export function draftOf(mapping: Mapping | undefined): Draft {
     domain: mapping?.domain ?? "",
     backends: (mapping?.backends.length ? mapping.backends : [""]).map((url) => ({ id: rowId(), url })),
     labels: Object.entries(mapping?.labels ?? {}).map(([key, value]) => ({ id: rowId(), key, value })),
+    enabled: mapping?.status !== "disabled",
   };
 }
 
@@ -34,5 +37,6 @@ export function mappingOf(draft: Draft): MessageInitShape<typeof MappingSchema> 
     domain: draft.domain.trim(),
     backends: draft.backends.map((b) => b.url.trim()),
     labels: Object.fromEntries(draft.labels.filter((l) => l.key.trim() || l.value.trim()).map((l) => [l.key.trim(), l.value.trim()])),
+    status: draft.enabled ? "enabled" : "disabled",
   };
 }

@@ -1,5 +1,5 @@
 import { domainToASCII } from "node:url";
-import { inputError } from "./errors.js";
+import { inputError, type FieldRef } from "./errors.js";
 
 const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -9,7 +9,7 @@ const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
  * header on the same form, so equal names always compare equal.
  * A wildcard may only be the whole leftmost label ("*.example.org").
  */
-export function normalizeDomain(raw: string, field: string): string {
+export function normalizeDomain(raw: string, field: FieldRef): string {
   const trimmed = raw.endsWith(".") ? raw.slice(0, -1) : raw;
   const wildcard = trimmed.startsWith("*.");
   const host = wildcard ? trimmed.slice(2) : trimmed;

@@ -16,19 +16,31 @@ export interface BackendPolicySettings {
 
 /**
  * Ranges no backend may reach unless an operator allows them: the daemon's
- * and Redis' own machine, link-local (where clouds serve instance metadata),
- * and addresses that are not a single host. Private ranges stay allowed: a
- * platform's backends are VMs on a private network.
+ * and Redis' own machine, link-local and the clouds' other instance-metadata
+ * addresses, addresses that are not a single host, and IPv6 forms that carry
+ * an IPv4 address to a translator (which could lead back inside). Private
+ * ranges stay allowed: a platform's backends are VMs on a private network.
  */
 const DEFAULT_DENIED: ReadonlyArray<readonly [string, string]> = [
   ["0.0.0.0/8", "an unspecified address"],
   ["127.0.0.0/8", "a loopback address"],
   ["169.254.0.0/16", "a link-local address (cloud metadata lives there)"],
+  ["100.100.100.200/32", "a cloud instance-metadata address (Alibaba Cloud)"],
+  ["168.63.129.16/32", "a cloud platform address (Azure WireServer)"],
+  ["192.0.0.192/32", "a cloud instance-metadata address (Oracle Cloud)"],
   ["224.0.0.0/4", "a multicast address"],
   ["240.0.0.0/4", "a reserved or broadcast address"],
   ["::/128", "an unspecified address"],
   ["::1/128", "a loopback address"],
+  ["fd00:ec2::254/128", "a cloud instance-metadata address (AWS)"],
+  ["fd20:ce::254/128", "a cloud instance-metadata address (Google Cloud)"],
+  ["::/96", "an IPv4-compatible IPv6 address"],
+  ["::ffff:0:0:0/96", "an IPv4-translated IPv6 address"],
+  ["64:ff9b::/96", "a NAT64 address"],
+  ["64:ff9b:1::/48", "a NAT64 address"],
+  ["2002::/16", "a 6to4 address"],
   ["fe80::/10", "a link-local address"],
+  ["fec0::/10", "a site-local address"],
   ["ff00::/8", "a multicast address"],
 ];
 

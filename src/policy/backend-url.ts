@@ -1,6 +1,6 @@
 import { isIPv6 } from "node:net";
 import ipaddr from "ipaddr.js";
-import { inputError } from "../domain/errors.js";
+import { elementOf, inputError, type FieldRef } from "../domain/errors.js";
 import type { BackendPolicy } from "./backend-policy.js";
 
 const authority = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::(\d{1,5}))?$/;
@@ -29,10 +29,10 @@ export interface BackendRules {
  * because parsers disagree on them and they hide where a backend points.
  * IP literals must be allowed by the destination policy.
  */
-export function canonicalBackends(backends: readonly string[], field: string, rules: BackendRules): string[] {
+export function canonicalBackends(backends: readonly string[], field: FieldRef, rules: BackendRules): string[] {
   const seen = new Set<string>();
   return backends.map((backend, i) => {
-    const at = `${field}[${i}]`;
+    const at = elementOf(field, i);
     const canonical = canonicalBackend(backend, at, rules.policy);
     if (rules.pathless && /^[a-z]+:\/\/[^/]*\//.test(canonical)) {
       throw inputError(at, "backend.compat_path", "must not have a path (not even /) while DYNROUTE_COMPAT_FRONTEND is on: dynamicproxy routers would replace the request's path with it");
@@ -43,7 +43,7 @@ export function canonicalBackends(backends: readonly string[], field: string, ru
   });
 }
 
-function canonicalBackend(backend: string, field: string, policy: BackendPolicy): string {
+function canonicalBackend(backend: string, field: FieldRef, policy: BackendPolicy): string {
   const m = /^(https?):\/\/([^/?#]*)(\/[^?#]*)?$/i.exec(backend);
   if (!m) throw inputError(field, "backend.http_url", `"${backend}" is not an http:// or https:// URL`);
   const scheme = m[1]!.toLowerCase();

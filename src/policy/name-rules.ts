@@ -1,5 +1,5 @@
 import { parse } from "tldts";
-import { inputError } from "../domain/errors.js";
+import { inputError, type FieldRef } from "../domain/errors.js";
 
 // The private section too: *.github.io-style suffixes are as public as com.
 const PSL = { allowPrivateDomains: true, extractHostname: false, validateHostname: false } as const;
@@ -14,7 +14,7 @@ export const baseName = (domain: string) => (domain.startsWith("*.") ? domain.sl
  * `localhost`. Every name a wildcard can cover shares it, so writes lock it
  * to decide ownership conflicts one at a time.
  */
-export function registrableDomain(domain: string, field: string): string {
+export function registrableDomain(domain: string, field: FieldRef): string {
   const base = baseName(domain);
   const parsed = parse(base, PSL);
   if (parsed.domain !== null) return parsed.domain;

@@ -40,9 +40,9 @@ export function toConnectError(err: unknown): ConnectError {
 }
 
 function toViolationProto(v: FieldViolation) {
-  const elements: Array<MessageInitShape<typeof FieldPathElementSchema>> = v.field.split(".").map((part) => {
-    const m = /^([a-z_]+)\[(\d+)\]$/.exec(part);
-    return m ? { fieldName: m[1]!, subscript: { case: "index", value: BigInt(m[2]!) } } : { fieldName: part };
-  });
+  const elements: Array<MessageInitShape<typeof FieldPathElementSchema>> = v.path.map((e) => ({
+    fieldName: e.name,
+    subscript: e.index !== undefined ? { case: "index", value: BigInt(e.index) } : e.key !== undefined ? { case: "stringKey", value: e.key } : { case: undefined },
+  }));
   return { field: { elements }, ruleId: v.ruleId, message: v.message };
 }

@@ -20,6 +20,8 @@ export function toInput(m: Mapping, tenantId: string, prefix: string, rules: Bac
     domain: normalizeDomain(m.domain, `${prefix}domain`),
     backends: canonicalBackends(m.backends, `${prefix}backends`, rules),
     labels: { ...m.labels },
+    // Empty is the default; an update fills in the current status first.
+    status: m.status === "disabled" ? "disabled" : "enabled",
     tls: storedTls(m.tls, `${prefix}tls`),
   };
 }
@@ -56,6 +58,7 @@ export function toProto(r: MappingRecord): Mapping {
     domain: r.domain,
     backends: r.backends,
     labels: r.labels,
+    status: r.status,
     tls: protoTls[r.tls],
     createTime: timestampFromDate(r.createTime),
     updateTime: timestampFromDate(r.updateTime),

@@ -11,7 +11,7 @@ import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
-import { StoreError, type AcmeState, type MappingRecord, type MappingStore, type WriteContext } from "../store/store.js";
+import { StoreError, type AcmeState, type MappingRecord, type MappingStatus, type MappingStore, type WriteContext } from "../store/store.js";
 import { idempotencyOf } from "./idempotency.js";
 import { certificateStatus, toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -20,7 +20,7 @@ const DEFAULT_PAGE_SIZE = 50;
 
 /** Who writes, and the call's idempotency key, for the store. */
 const writeContext = (ctx: HandlerContext, req: Message): WriteContext => ({ ...writerOf(ctx), idempotency: idempotencyOf(ctx, req) });
-const MASKABLE = ["domain", "backends", "labels", "tls"] as const;
+const MASKABLE = ["domain", "backends", "labels", "status", "tls"] as const;
 // update_mask path of one label: the rest of the path is the key, taken literally (keys may hold '.').
 const LABEL_PATH = "labels.";
 
@@ -71,7 +71,8 @@ export function createMappingService({ store, validator, backendRules, servedRev
       const labels = parseLabelSelector(req.labelSelector, "label_selector");
       const domainSuffix = req.domainSuffix === "" ? undefined : normalizeDomain(req.domainSuffix, "domain_suffix");
       const domainContains = req.q === "" ? undefined : searchText(req.q);
-      const filters = JSON.stringify([req.tenantId, labels, domainSuffix ?? "", domainContains ?? ""]);
+      const status = req.status === "" ? undefined : (req.status as MappingStatus);
+      const filters = JSON.stringify([req.tenantId, labels, domainSuffix ?? "", domainContains ?? "", status ?? ""]);
       if (req.pageToken !== "" && req.offset !== 0) throw inputError("offset", "offset.page_token", "cannot be combined with page_token");
       const limit = req.limit === 0 ? DEFAULT_PAGE_SIZE : req.limit;
       const page = await store.list(req.tenantId, {
@@ -81,6 +82,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
         labels,
         ...(domainSuffix === undefined ? {} : { domainSuffix }),
         ...(domainContains === undefined ? {} : { domainContains }),
+        ...(status === undefined ? {} : { status }),
         withTotal: req.total,
       });
       const last = page.records[page.records.length - 1];
@@ -111,9 +113,10 @@ export function createMappingService({ store, validator, backendRules, servedRev
             domain: paths.length === 0 || paths.includes("domain") ? body.domain || current.domain : current.domain,
             backends: paths.length === 0 || paths.includes("backends") ? body.backends : current.backends,
             labels: labelsAfter(paths, body.labels, current.labels),
+            status: (paths.length === 0 || paths.includes("status")) && body.status !== "" ? body.status : current.status,
             tls: paths.length === 0 || paths.includes("tls") ? body.tls : toProto(current).tls,
           });
-          validateMessage(validator, MappingSchema, merged, "mapping.");
+          validateMessage(validator, MappingSchema, merged, "mapping");
           return toInput(merged, req.tenantId, "mapping.", backendRules);
         },
         expectedRevision(req.expectedRevision, body.revision),
@@ -159,7 +162,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
       req.tenantId,
       normalizeDomain(req.domain, "domain"),
       (current) => {
-        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, tls: toProto(current).tls, ...change(current) });
+        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, status: current.status, tls: toProto(current).tls, ...change(current) });
         validateMessage(validator, MappingSchema, merged);
         return toInput(merged, req.tenantId, "", backendRules);
       },

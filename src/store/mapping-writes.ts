@@ -64,6 +64,9 @@ export interface MappingTx {
   setCertificateRevision(name: string, revision: bigint): Promise<void>;
 }
 
+/** The backends routers get: none for a disabled mapping, which they answer with 503. */
+export const routed = (m: Pick<MappingInput, "backends" | "status">) => (m.status === "disabled" ? [] : m.backends);
+
 /** Both stores answer a taken domain alike, never naming the tenant that holds it. */
 export const domainTaken = (domain: string) => new StoreError("already_exists", `domain ${domain} is already mapped`);
 
@@ -96,7 +99,7 @@ async function createOnce(tx: MappingTx, tenantId: string, input: MappingInput, 
   await checkClaim(tx, tenantId, input.domain, true);
   const now = new Date();
   const id = await tx.insertMapping(tenantId, input, now);
-  const revision = await tx.appendOutbox(input.domain, input.backends, now);
+  const revision = await tx.appendOutbox(input.domain, routed(input), now);
   await tx.setRevision(id, revision);
   const record = { id, tenantId, ...input, createTime: now, updateTime: now, revision };
   await tx.appendAudit({ tenantId, action: "create", domain: input.domain, previousDomain: "", after: record }, ctx, now);
@@ -131,7 +134,7 @@ async function updateOnce(
   await tx.updateMapping(current.id, next, now);
   // A rename is a removal of the old name plus an upsert of the new one.
   if (renamed) await tx.appendOutbox(current.domain, null, now);
-  const revision = await tx.appendOutbox(next.domain, next.backends, now);
+  const revision = await tx.appendOutbox(next.domain, routed(next), now);
   await tx.setRevision(current.id, revision);
   if (renamed) await dropUnowned(tx, tenantId, current.domain, now);
   const record = { ...current, ...next, updateTime: now, revision };

@@ -1,9 +1,26 @@
 import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
-import type { AuditInput } from "./mapping-writes.js";
-import type { AcmeDue, AcmeState, AuditAction, AuditQuery, AuditRecord, CertificateChange, CertificateInput, CertificateRecord, KeyRecord, ListQuery, MappingRecord, Role, TenantRecord, TenantSettings, TlsMode, WriteContext } from "./store.js";
+import { routed, type AuditInput } from "./mapping-writes.js";
+import type { AcmeDue, AcmeState, AuditAction, AuditQuery, AuditRecord, CertificateChange, CertificateInput, CertificateRecord, KeyRecord, ListQuery, MappingInput, MappingRecord, MappingStatus, Role, RouteRow, TenantRecord, TenantSettings, TlsMode, WriteContext } from "./store.js";
 
 /** The columns both stores keep for a mapping, in the order both read them. */
-export const MAPPING_COLUMNS = "id, tenant_id, domain, backends, labels, tls_mode, revision, create_time, update_time";
+export const MAPPING_COLUMNS = "id, tenant_id, domain, backends, labels, status, tls_mode, revision, create_time, update_time";
+
+/** The writes of a mapping row; bind with mappingValues. */
+export const INSERT_MAPPING = "INSERT INTO mappings (domain, backends, labels, status, tls_mode, update_time, tenant_id, create_time, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)";
+export const UPDATE_MAPPING = "UPDATE mappings SET domain = ?, backends = ?, labels = ?, status = ?, tls_mode = ?, update_time = ? WHERE id = ?";
+
+/** The values a mapping row's write sets first (INSERT_MAPPING and UPDATE_MAPPING share them), times as the driver wants. */
+export const mappingValues = (m: MappingInput, time: Date | number): unknown[] => [m.domain, JSON.stringify(m.backends), JSON.stringify(m.labels), m.status, m.tls, time];
+
+/** Mappings in id order from a position, as rowToRoute turns them into routes. */
+export const SCAN_ROUTES = "SELECT id, domain, backends, status, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?";
+
+export const rowToRoute = (r: Pick<MappingRow, "id" | "domain" | "backends" | "status" | "revision">): RouteRow => ({
+  id: BigInt(r.id),
+  domain: r.domain,
+  backends: routed({ backends: JSON.parse(r.backends), status: r.status as MappingStatus }),
+  revision: BigInt(r.revision),
+});
 
 /** A mappings row as both drivers return it; times are Date (mysql2) or epoch ms (SQLite). */
 export interface MappingRow {
@@ -12,6 +29,7 @@ export interface MappingRow {
   domain: string;
   backends: string;
   labels: string;
+  status: string;
   tls_mode: string;
   revision: number | string;
   create_time: Date | number;
@@ -25,6 +43,7 @@ export function rowToRecord(row: MappingRow): MappingRecord {
     domain: row.domain,
     backends: JSON.parse(row.backends),
     labels: JSON.parse(row.labels),
+    status: row.status as MappingStatus,
     tls: row.tls_mode as TlsMode,
     createTime: new Date(row.create_time),
     updateTime: new Date(row.update_time),
@@ -48,6 +67,10 @@ export function listConditions(tenantId: string, q: ListQuery, labelValue: strin
   if (q.domainContains !== undefined) {
     terms.push("domain LIKE ? ESCAPE '!'");
     params.push(`%${q.domainContains.replace(/[!%_]/g, "!$&")}%`);
+  }
+  if (q.status !== undefined) {
+    terms.push("status = ?");
+    params.push(q.status);
   }
   for (const r of q.labels) {
     // Keys hold only [A-Za-z0-9._-] (checked when parsed), so quoting them in the JSON path is safe.

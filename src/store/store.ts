@@ -8,6 +8,7 @@ export interface MappingRecord {
   domain: string;
   backends: string[];
   labels: Record<string, string>;
+  status: MappingStatus;
   /** "": the operator's default. */
   tls: TlsMode;
   createTime: Date;
@@ -21,6 +22,7 @@ export interface MappingInput {
   domain: string;
   backends: string[];
   labels: Record<string, string>;
+  status: MappingStatus;
   tls: TlsMode;
 }
 
@@ -68,6 +70,9 @@ export interface AcmeStore {
   certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }>;
 }
 
+/** A disabled mapping keeps its state but is not routed (routers answer 503). */
+export type MappingStatus = "enabled" | "disabled";
+
 export interface ListQuery {
   offset: number;
   limit: number;
@@ -79,6 +84,7 @@ export interface ListQuery {
   domainSuffix?: string;
   /** Lower case: matches domains that contain it. */
   domainContains?: string;
+  status?: MappingStatus;
   withTotal: boolean;
 }
 

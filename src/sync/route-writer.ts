@@ -85,7 +85,7 @@ for i = 1, (#KEYS - 1) / 2 do
       local list = cjson.decode(backends)
       if not same_members(frontend, list) then
         redis.call('DEL', frontend)
-        redis.call('SADD', frontend, unpack(list))
+        if #list > 0 then redis.call('SADD', frontend, unpack(list)) end
         repaired = true
       end
     elseif compat and redis.call('DEL', frontend) == 1 then
@@ -105,8 +105,10 @@ for i = 1, (#KEYS - 1) / 2 do
       redis.call('PERSIST', route)
       if wild then redis.call('HSET', index, domain, backends) end
       if compat then
+        -- A disabled route has no backends: dynamicproxy routers then find no set.
         redis.call('DEL', frontend)
-        redis.call('SADD', frontend, unpack(cjson.decode(backends)))
+        local list = cjson.decode(backends)
+        if #list > 0 then redis.call('SADD', frontend, unpack(list)) end
       end
     end
     redis.call('PUBLISH', channel, domain)

@@ -78,6 +78,13 @@ export function MappingForm({ tenant, initial, readOnly = false, refetch }: Prop
         </div>
         <BackendsEditor rows={draft.backends} onChange={(backends) => setDraft({ ...draft, backends })} errors={errors} />
         <LabelsEditor rows={draft.labels} onChange={(labels) => setDraft({ ...draft, labels })} errors={errors} />
+        <div className="field checkbox-field">
+          <input id="mapping-enabled" type="checkbox" checked={draft.enabled} onChange={(e) => setDraft({ ...draft, enabled: e.target.checked })} aria-describedby="mapping-enabled-hint" />
+          <label htmlFor="mapping-enabled">Enabled</label>
+          <p id="mapping-enabled-hint" className="hint">
+            When off, routers answer this domain with 503 “disabled” and keep everything else as it is.
+          </p>
+        </div>
       </fieldset>
       {theirs ? (
         <ConflictPanel mine={base} theirs={theirs} onResolve={resolve} />

@@ -30,7 +30,7 @@ export function MappingEditPage({ domain }: { domain: string | null }) {
         <PageHeading title={domain} />
         {mapping && (
           <p className="meta">
-            <LiveBadge live={mapping.live} /> revision {String(mapping.revision)} · <a href={href("history", { domain })}>History</a>
+            <LiveBadge mapping={mapping} /> revision {String(mapping.revision)} · <a href={href("history", { domain })}>History</a>
           </p>
         )}
       </div>

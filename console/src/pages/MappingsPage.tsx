@@ -17,7 +17,7 @@ const POLL_MS = 1000;
 /** The tenant's mappings: filters, pages by cursor, and each mapping's live state, polled until all are live. */
 export function MappingsPage() {
   const { session } = useSession();
-  const [filters, setFilters] = useState({ domainSuffix: "", labelSelector: "" });
+  const [filters, setFilters] = useState({ domainSuffix: "", labelSelector: "", status: "" });
   const [draft, setDraft] = useState(filters);
   // The page tokens that led here: the last one is this page's, earlier ones the pages before.
   const [tokens, setTokens] = useState([""]);
@@ -34,7 +34,7 @@ export function MappingsPage() {
 
   const search = (e: FormEvent) => {
     e.preventDefault();
-    setFilters({ domainSuffix: draft.domainSuffix.trim(), labelSelector: draft.labelSelector.trim() });
+    setFilters({ domainSuffix: draft.domainSuffix.trim(), labelSelector: draft.labelSelector.trim(), status: draft.status });
     setTokens([""]);
   };
 
@@ -61,6 +61,14 @@ export function MappingsPage() {
           <label htmlFor="filter-labels">Labels</label>
           <input id="filter-labels" type="search" placeholder="env=prod,team=web" value={draft.labelSelector} onChange={(e) => setDraft({ ...draft, labelSelector: e.target.value })} spellCheck={false} {...invalidProps("filter-labels-error", errors.get("label_selector"))} />
           <FieldErrors id="filter-labels-error" messages={errors.get("label_selector")} />
+        </div>
+        <div>
+          <label htmlFor="filter-status">Status</label>
+          <select id="filter-status" value={draft.status} onChange={(e) => setDraft({ ...draft, status: e.target.value })}>
+            <option value="">Any</option>
+            <option value="enabled">Enabled</option>
+            <option value="disabled">Disabled</option>
+          </select>
         </div>
         <button type="submit">Search</button>
       </form>
@@ -106,7 +114,7 @@ export function MappingsPage() {
                       ))}
                     </td>
                     <td data-label="Status">
-                      <LiveBadge live={m.live} />
+                      <LiveBadge mapping={m} />
                     </td>
                     <td data-label="Updated">{formatTime(m.updateTime)}</td>
                     <td>

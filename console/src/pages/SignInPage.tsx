@@ -5,7 +5,7 @@ import { FieldErrors, invalidProps } from "../components/FieldErrors";
 import { PageHeading } from "../components/PageHeading";
 import type { Session } from "../session";
 
-/** Sign in with an API key; a tenant key also names its tenant, an admin may name the tenant to open. */
+/** Sign in with an API key; an admin may name the tenant to open. */
 export function SignInPage({ notice, onSignedIn }: { notice: string; onSignedIn(session: Session): void }) {
   const [key, setKey] = useState("");
   const [tenant, setTenant] = useState("");
@@ -36,7 +36,7 @@ export function SignInPage({ notice, onSignedIn }: { notice: string; onSignedIn(
         <label htmlFor="sign-in-tenant">Tenant</label>
         <input id="sign-in-tenant" autoComplete="off" spellCheck={false} value={tenant} onChange={(e) => setTenant(e.target.value)} aria-describedby="sign-in-tenant-hint" {...invalidProps("sign-in-tenant-error", fieldError("tenant"))} />
         <p id="sign-in-tenant-hint" className="hint">
-          Needed for an editor or viewer key (its tenant); an admin may leave it empty and pick one later.
+          Optional: an editor or viewer key opens its own tenant; an admin may leave it empty and pick one later.
         </p>
         <FieldErrors id="sign-in-tenant-error" messages={fieldError("tenant")} />
         {error !== null && !(error instanceof SignInError) && <ErrorNote error={error} prefix="Could not sign in" />}

@@ -49,7 +49,7 @@ export type AuditEvent = Message<"dynroute.v1.AuditEvent"> & {
 
   /**
    * The key that made the change (see KeyService); configured admin tokens
-   * appear as "token:<first 12 hex digits of the token's SHA-256>".
+   * appear as "token:<12 hex digits>" (a scrypt of the token).
    *
    * @generated from field: string key_id = 4;
    */

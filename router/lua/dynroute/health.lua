@@ -1,6 +1,8 @@
 -- Passive backend health, shared by the workers of one router: a backend
--- address whose try failed (refused, timed out, reset, not HTTP) is marked
--- down for config.down_time seconds. Requests skip marked backends while
+-- whose try failed (refused, timed out, reset, not HTTP) is marked down for
+-- config.down_time seconds. A backend is its address with the scheme and TLS
+-- name used to reach it, so one tenant's route that speaks https to another
+-- tenant's plain-HTTP backend (and fails) cannot mark that backend down. Requests skip marked backends while
 -- others remain, and still try them when none does (never fail closed); after
 -- the interval one request tries again, so a hung backend costs one timeout
 -- per interval instead of one per request.
@@ -11,7 +13,14 @@ local dict = ngx.shared.dynroute_health
 
 local _M = {}
 
--- `key`: the address as nginx logs it, "127.0.0.1:8080" or "[::1]:8080".
+-- The health key of a backend: the scheme, the TLS name for https (plain HTTP
+-- to an address is the same whatever name led there), and the address as
+-- nginx logs it ("127.0.0.1:8080", "[::1]:8080"); made once per backend.
+function _M.key(scheme, sni, addr)
+  if scheme == "http" then return "http||" .. addr end
+  return scheme .. "|" .. sni .. "|" .. addr
+end
+
 function _M.is_down(key)
   return dict:get(key) ~= nil
 end
@@ -31,7 +40,8 @@ function _M.list()
   local list = {}
   for _, key in ipairs(dict:get_keys(0)) do
     local why = dict:get(key)
-    if why then list[#list + 1] = { backend = key, reason = why, seconds_left = dict:ttl(key) } end
+    local scheme, name, addr = key:match("^([^|]*)|([^|]*)|(.*)$")
+    if why and addr then list[#list + 1] = { backend = addr, scheme = scheme, name = name, reason = why, seconds_left = dict:ttl(key) } end
   end
   table.sort(list, function(a, b) return a.backend < b.backend end)
   return list

@@ -40,6 +40,7 @@ function _M.parse(url)
   if is_literal(b.host) then
     b.addr = v6 and "[" .. b.host .. "]" or b.host
     b.key = b.addr .. ":" .. port
+    b.health = health.key(scheme, b.sni, b.key)
   end
   return b
 end
@@ -99,7 +100,8 @@ function _M.route(name, backends)
       if not b.addr or b.scheme ~= list[1].scheme then direct = false end
     end
   end
-  return { name = name, backends = list, direct = direct, turn = 0, checked = -1 }
+  -- No backends at all: the mapping's owner disabled it (a maintenance switch).
+  return { name = name, backends = list, direct = direct, turn = 0, checked = -1, disabled = #backends == 0 }
 end
 
 local function pool_ok(key, owner)
@@ -140,13 +142,13 @@ local function order_of(list, start)
   local down
   for k = 0, n - 1 do
     local b = list[(start - 1 + k) % n + 1]
-    if health.is_down(b.key) then down = true; break end
+    if health.is_down(b.health) then down = true; break end
   end
   if not down then return nil end
   local up, later = {}, {}
   for k = 0, n - 1 do
     local b = list[(start - 1 + k) % n + 1]
-    if health.is_down(b.key) then later[#later + 1] = b else up[#up + 1] = b end
+    if health.is_down(b.health) then later[#later + 1] = b else up[#up + 1] = b end
   end
   for _, b in ipairs(later) do up[#up + 1] = b end
   return up
@@ -189,7 +191,7 @@ function _M.plan(route)
           refused = "backend " .. (b.addr and key or b.host .. " (" .. key .. ")") .. " refused: " .. why
           ngx.log(ngx.WARN, "dynroute: ", route.name, ": ", refused)
         else
-          peers[#peers + 1] = { scheme = b.scheme, host = b.host, port = b.port, path = b.path, sni = b.sni, addr = shown, key = key }
+          peers[#peers + 1] = { scheme = b.scheme, host = b.host, port = b.port, path = b.path, sni = b.sni, addr = shown, key = key, health = health.key(b.scheme, b.sni, key) }
           pooled = pool_ok(key, b.owner) and pooled
         end
       end

@@ -52,6 +52,7 @@ function _M.access()
     if why == "unavailable" then return answer.send(503, "routes are unavailable: Redis cannot be reached and " .. host .. " is not cached") end
     return answer.send(404, "no route for host " .. host)
   end
+  if route.disabled then return answer.send(503, host .. " is disabled by its owner", "disabled") end
   policy.refresh(epoch)
   local plan, err, refused = peers.plan(route)
   if not plan then
@@ -89,7 +90,7 @@ function _M.balance()
   else
     local prev = list[(ctx.start + ctx.tried - 2) % n + 1]
     local state, code = balancer.get_last_failure()
-    if state then health.mark(prev.key, state .. (code and code ~= 0 and " " .. code or "")) end
+    if state then health.mark(prev.health, state .. (code and code ~= 0 and " " .. code or "")) end
   end
   if ctx.tried >= n then return ngx.exit(502) end
   local i = (ctx.start - 1 + ctx.tried) % n + 1
@@ -114,7 +115,7 @@ function _M.header_filter()
   if status == 9 then
     ngx.log(ngx.WARN, "dynroute: backend ", ngx.var.upstream_addr, " answered something that is not HTTP")
     metrics.inc("dynroute_router_upstream_garbage_total")
-    if ctx then health.mark(ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1].key, "not HTTP") end
+    if ctx then health.mark(ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1].health, "not HTTP") end
     status = 502
     ngx.status = status
     ngx.ctx.dynroute_garbage = true
@@ -140,9 +141,10 @@ end
 function _M.error_page()
   local status = ngx.status
   if status == 502 or status == 504 then
+    -- ngx.ctx does not survive the internal redirect here; variables do.
     local addrs = ngx.var.upstream_addr
     local last = addrs and addrs:match("([^%s,:]+:%d+)$") or addrs and addrs:match("(%[[%x:.]+%]:%d+)$")
-    if last then health.mark(last, status == 504 and "timed out" or "failed") end
+    if last then health.mark(health.key(ngx.var.dynroute_scheme, ngx.var.dynroute_sni, last), status == 504 and "timed out" or "failed") end
   end
   return answer.error_page()
 end

@@ -80,7 +80,8 @@ local function cached_index(now, generation)
     local by_parent = {}
     for i = 1, #flat, 2 do
       local backends = cjson.decode(flat[i + 1])
-      if type(backends) == "table" and #backends > 0 then
+      -- An empty list is a disabled wildcard: it still answers for its subtree.
+      if type(backends) == "table" then
         by_parent[flat[i]:sub(3)] = peers.route(flat[i], backends) -- "*.a.b" -> "a.b"
       end
     end
@@ -95,9 +96,10 @@ local function exact_command(host)
 end
 
 -- The backends as a JSON array (kept as text: it also tells whether a parsed copy is current), or false.
+-- "[]" is a disabled mapping: it is routed (to a 503), and no wildcard may answer for it.
 local function exact_value(reply)
   if config.layout == "frontend" then return (type(reply) == "table" and #reply > 0) and cjson.encode(reply) or false end
-  return type(reply) == "string" and reply ~= "[]" and reply or false
+  return type(reply) == "string" and reply or false
 end
 
 -- One round trip: the exact host's backends and/or the whole wildcard index (a flat list).

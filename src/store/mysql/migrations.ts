@@ -107,6 +107,11 @@ export const migrations: Migration[] = [
   },
   {
     version: 4,
+    name: "mapping status",
+    statements: [`ALTER TABLE mappings ADD COLUMN status VARCHAR(8) CHARACTER SET ascii NOT NULL DEFAULT 'enabled' AFTER labels`],
+  },
+  {
+    version: 5,
     name: "certificates and their outbox, TLS mode and ACME state",
     statements: [
       `ALTER TABLE mappings ADD COLUMN tls_mode VARCHAR(16) CHARACTER SET ascii NOT NULL DEFAULT ''`,

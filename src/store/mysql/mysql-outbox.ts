@@ -1,5 +1,5 @@
 import { createConnection, type Connection, type Pool, type RowDataPacket } from "mysql2/promise";
-import { toCertificateChange, type CertificateOutboxRow } from "../sql-shared.js";
+import { rowToRoute, SCAN_ROUTES, toCertificateChange, type CertificateOutboxRow, type MappingRow } from "../sql-shared.js";
 import type { CertificateChange, CertificateRow, OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
 
 // GET_LOCK names are server-wide; scoping them by database lets several
@@ -53,8 +53,8 @@ export async function outboxStats(pool: Pool): Promise<OutboxStats> {
 }
 
 export async function scanRoutes(pool: Pool, afterId: bigint, limit: number): Promise<RouteRow[]> {
-  const [rows] = await pool.query<RowDataPacket[]>("SELECT id, domain, backends, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?", [afterId.toString(), limit]);
-  return rows.map((r) => ({ id: BigInt(r.id), domain: r.domain, backends: JSON.parse(r.backends), revision: BigInt(r.revision) }));
+  const [rows] = await pool.query<RowDataPacket[]>(SCAN_ROUTES, [afterId.toString(), limit]);
+  return rows.map((r) => rowToRoute(r as MappingRow));
 }
 
 export async function mappedDomains(pool: Pool, domains: readonly string[]): Promise<Set<string>> {

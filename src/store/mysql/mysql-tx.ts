@@ -1,5 +1,6 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { domainTaken, type MappingTx } from "../mapping-writes.js";
+import { INSERT_MAPPING, mappingValues, UPDATE_MAPPING } from "../sql-shared.js";
 import {
   CERTIFICATE_COLUMNS,
   CERTIFICATE_INSERT_COLUMNS,
@@ -16,15 +17,7 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
   return {
     async insertMapping(tenantId, input, now) {
       const [res] = await conn
-        .query<ResultSetHeader>("INSERT INTO mappings (tenant_id, domain, backends, labels, tls_mode, revision, create_time, update_time) VALUES (?, ?, ?, ?, ?, 0, ?, ?)", [
-          tenantId,
-          input.domain,
-          JSON.stringify(input.backends),
-          JSON.stringify(input.labels),
-          input.tls,
-          now,
-          now,
-        ])
+        .query<ResultSetHeader>(INSERT_MAPPING, [...mappingValues(input, now), tenantId, now])
         .catch(rethrowDuplicate(input.domain));
       return BigInt(res.insertId);
     },
@@ -34,14 +27,7 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
     },
     async updateMapping(id, next, now) {
       await conn
-        .query("UPDATE mappings SET domain = ?, backends = ?, labels = ?, tls_mode = ?, update_time = ? WHERE id = ?", [
-          next.domain,
-          JSON.stringify(next.backends),
-          JSON.stringify(next.labels),
-          next.tls,
-          now,
-          id.toString(),
-        ])
+        .query(UPDATE_MAPPING, [...mappingValues(next, now), id.toString()])
         .catch(rethrowDuplicate(next.domain));
     },
     async deleteMapping(id) {

@@ -88,6 +88,11 @@ const migrations: Array<{ version: number; name: string; sql: string }> = [
   },
   {
     version: 4,
+    name: "mapping status",
+    sql: `ALTER TABLE mappings ADD COLUMN status TEXT NOT NULL DEFAULT 'enabled';`,
+  },
+  {
+    version: 5,
     name: "certificates and their outbox, TLS mode and ACME state",
     sql: `
       ALTER TABLE mappings ADD COLUMN tls_mode TEXT NOT NULL DEFAULT '';

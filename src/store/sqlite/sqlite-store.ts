@@ -60,6 +60,9 @@ import {
   INSERT_AUDIT,
   INSERT_IDEMPOTENCY,
   INSERT_KEY,
+  INSERT_MAPPING,
+  mappingValues,
+  UPDATE_MAPPING,
   KEY_COLUMNS,
   keyConditions,
   keyValues,
@@ -72,6 +75,8 @@ import {
   rowToRecord,
   rowToSettings,
   rowToTenant,
+  rowToRoute,
+  SCAN_ROUTES,
   SELECT_IDEMPOTENCY,
   SETTLE_IDEMPOTENCY,
   TENANT_COLUMNS,
@@ -329,14 +334,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]> {
-    return this.serial(() =>
-      (this.prepare("SELECT id, domain, backends, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit) as MappingRow[]).map((r) => ({
-        id: BigInt(r.id),
-        domain: r.domain,
-        backends: JSON.parse(r.backends),
-        revision: BigInt(r.revision),
-      })),
-    );
+    return this.serial(() => (this.prepare(SCAN_ROUTES).all(afterId, limit) as MappingRow[]).map(rowToRoute));
   }
 
   mappedDomains(domains: readonly string[]): Promise<Set<string>> {
@@ -415,8 +413,7 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
   return {
     async insertMapping(tenantId, input, now) {
       const res = unique(input.domain, () =>
-        prepare("INSERT INTO mappings (tenant_id, domain, backends, labels, tls_mode, revision, create_time, update_time) VALUES (?, ?, ?, ?, ?, 0, ?, ?)")
-          .run(tenantId, input.domain, JSON.stringify(input.backends), JSON.stringify(input.labels), input.tls, now.getTime(), now.getTime()),
+        prepare(INSERT_MAPPING).run(...mappingValues(input, now.getTime()), tenantId, now.getTime()),
       ) as BetterSqlite3.RunResult;
       return BigInt(res.lastInsertRowid);
     },
@@ -427,14 +424,7 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async updateMapping(id, next, now) {
       unique(next.domain, () =>
-        prepare("UPDATE mappings SET domain = ?, backends = ?, labels = ?, tls_mode = ?, update_time = ? WHERE id = ?").run(
-          next.domain,
-          JSON.stringify(next.backends),
-          JSON.stringify(next.labels),
-          next.tls,
-          now.getTime(),
-          id,
-        ),
+        prepare(UPDATE_MAPPING).run(...mappingValues(next, now.getTime()), id),
       );
     },
     async deleteMapping(id) {
