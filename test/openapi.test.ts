@@ -72,7 +72,7 @@ describe("/v1/openapi.json", () => {
     expect(doc.paths["/v1/{tenant_id}/mapping/{domain}"].delete.responses).toHaveProperty("204");
     expect(doc.paths["/v1/{tenant_id}/mapping/{domain}"].delete.responses).toHaveProperty("412");
     const list = doc.paths["/v1/{tenant_id}/mapping"].get;
-    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(["tenant_id", "offset", "limit", "page_token", "label_selector", "domain_suffix", "total", "q"]);
+    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(["tenant_id", "offset", "limit", "page_token", "label_selector", "domain_suffix", "total", "q", "status"]);
     expect(list.parameters.find((p: { name: string }) => p.name === "limit").schema).toMatchObject({ type: "integer", minimum: 0, maximum: 500 });
 
     const mapping = doc.components.schemas["dynroute.v1.Mapping"];
