@@ -22,7 +22,7 @@ export class CertificateSync {
   /** One batch of the certificate outbox; returns the rows applied. */
   drain(limit: number): Promise<number> {
     return this.store.drainCertificateOutbox(limit, async (changes) => {
-      await this.writer.applyCertificates(changes.map((c) => this.open(c)));
+      await this.writer.applyCertificates(this.openAll(changes));
     });
   }
 
@@ -33,7 +33,7 @@ export class CertificateSync {
       const rows = await this.store.scanCertificates(after, SCAN_BATCH);
       if (rows.length === 0) break;
       after = rows[rows.length - 1]!.id;
-      updated += await this.writer.applyCertificates(rows.map((r) => this.open(r)), stamp);
+      updated += await this.writer.applyCertificates(this.openAll(rows), stamp);
       pushed += rows.length;
     }
     const { redis, layout } = this.writer;
@@ -51,14 +51,26 @@ export class CertificateSync {
     return { pushed, updated, retired };
   }
 
-  /** A key that cannot be opened (DYNROUTE_SECRET_KEY changed or missing) is logged; routers keep what they have. */
-  private open(change: CertificateChange): CertificateState {
-    if (!change.state) return { name: change.name, revision: change.revision, tls: null };
-    try {
-      return { name: change.name, revision: change.revision, tls: { chainPem: change.state.chainPem, keyPem: this.secrets.open(change.state.sealedKey) } };
-    } catch (err) {
-      this.logger.error({ name: change.name, err: (err as Error).message }, "cannot open a certificate's private key; check DYNROUTE_SECRET_KEY");
-      throw err;
+  /**
+   * The changes with their keys opened. A key that cannot be opened
+   * (DYNROUTE_SECRET_KEY changed or missing) is logged and its change left
+   * out, so one bad certificate holds up neither the others nor the routes;
+   * routers keep what they have for that name, and each reconciliation
+   * tries it again.
+   */
+  private openAll(changes: readonly CertificateChange[]): CertificateState[] {
+    const opened: CertificateState[] = [];
+    for (const c of changes) {
+      if (!c.state) {
+        opened.push({ name: c.name, revision: c.revision, tls: null });
+        continue;
+      }
+      try {
+        opened.push({ name: c.name, revision: c.revision, tls: { chainPem: c.state.chainPem, keyPem: this.secrets.open(c.state.sealedKey) } });
+      } catch (err) {
+        this.logger.error({ name: c.name, err: (err as Error).message }, "cannot open a certificate's private key (check DYNROUTE_SECRET_KEY); routers keep their copy");
+      }
     }
+    return opened;
   }
 }
