@@ -8,7 +8,7 @@ import { TestCa } from "./harness/certs.js";
 import { freePort } from "./harness/ports.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
-import { Backend, PrivateRouter } from "./harness/router.js";
+import { Backend, PrivateRouter, request } from "./harness/router.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,12 +37,12 @@ function handshake(port: number, servername: string): Promise<{ fingerprint: str
   });
 }
 
-function httpsGet(port: number, host: string, path = "/"): Promise<{ status: number; json: any }> {
+function httpsGet(port: number, host: string, path = "/"): Promise<{ status: number; json: any; headers: import("node:http").IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: "127.0.0.1", port, path, servername: host, headers: { host }, ca: ca.pem, agent: false }, (res) => {
       let body = "";
       res.on("data", (c: Buffer) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(body) }));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(body), headers: res.headers }));
     });
     req.on("error", reject);
     req.end();
@@ -67,6 +67,8 @@ beforeAll(async () => {
     ROUTER_LISTEN_TLS: `127.0.0.1:${tlsPort}`,
     ROUTER_TLS_DEFAULT_CERT: join(files, "default.pem"),
     ROUTER_TLS_DEFAULT_KEY: join(files, "default.key"),
+    ROUTER_HTTPS_REDIRECT: "certified",
+    ROUTER_HSTS: "max-age=600",
   });
   bareTlsPort = await freePort();
   bare = await PrivateRouter.start(redis.url, "tls:", { ROUTER_CACHE_TTL: "300", ROUTER_LISTEN_TLS: `127.0.0.1:${bareTlsPort}` });
@@ -111,6 +113,23 @@ describe("TLS in the router", () => {
     expect(await handshake(tlsPort, "a.b.apps.acme.example")).toMatchObject({ fingerprint: fingerprintOf(defaultCert.chain) });
     expect(await handshake(tlsPort, "vm1.platform.example")).toMatchObject({ fingerprint: fingerprintOf(defaultCert.chain) });
     expect((await httpsGet(tlsPort, "vm1.platform.example")).json).toMatchObject({ backend: "a" });
+  });
+
+  it("redirects plain HTTP to HTTPS (308) for hosts with a certificate of their own, never the ACME challenge path, and sends HSTS over TLS", async () => {
+    const redirected = await request(router.port, "shop.acme.example", "/cart?item=1", { method: "POST", body: "x" });
+    expect(redirected.status).toBe(308);
+    expect(redirected.headers.location).toBe(`https://shop.acme.example:${tlsPort}/cart?item=1`);
+    expect((await request(router.port, "one.apps.acme.example", "/")).status).toBe(308);
+    // Only the operator's default would cover it: served over plain HTTP as before.
+    const plain = await request(router.port, "vm1.platform.example", "/");
+    expect(plain.json).toMatchObject({ backend: "a" });
+    expect(plain.headers["strict-transport-security"]).toBeUndefined();
+    const challenge = await request(router.port, "shop.acme.example", "/.well-known/acme-challenge/abc");
+    expect(challenge.status).toBe(404);
+    expect(challenge.json).toMatchObject({ code: "not_found" });
+    expect((await httpsGet(tlsPort, "shop.acme.example")).headers["strict-transport-security"]).toBe("max-age=600");
+    // The router without the setting does neither.
+    expect((await request(bare.port, "shop.acme.example", "/")).status).toBe(200);
   });
 
   it("without a certificate and without a default, refuses the handshake cleanly and says so", async () => {

@@ -118,6 +118,11 @@ function _M.certificate()
   return ngx.exit(ngx.ERROR)
 end
 
+-- Whether a name has a certificate of its own (exact or the wildcard one label up), from the same cache.
+function _M.has_certificate(name)
+  return choose(name).cert ~= nil
+end
+
 -- A certificate changed (or messages may have been missed): every cached choice is stale.
 function _M.invalidate()
   certs:incr("gen", 1, 0)
