@@ -22,6 +22,7 @@ let pebble: PrivatePebble;
 let backend: Backend;
 let root: string;
 let tlsPort: number;
+let startDaemon: () => Promise<TestDaemon>;
 
 const api = (method: string, path: string, body?: object) => rest(daemon.baseUrl, method, path, body ? { body } : {});
 const mapping = async (domain: string) => (await api("GET", `/v1/acme/mapping/${domain}`)).json;
@@ -58,7 +59,8 @@ beforeAll(async () => {
   router = await PrivateRouter.start(redis.url, "acme:", { ROUTER_CACHE_TTL: "300", ROUTER_LISTEN_TLS: `127.0.0.1:${tlsPort}` });
   pebble = await PrivatePebble.start(router.port, VALIDITY);
   root = await pebble.root();
-  daemon = await startTestDaemon(await freshStore("sqlite"), {
+  const storeEnv = await freshStore("sqlite");
+  startDaemon = () => startTestDaemon(storeEnv, {
     REDIS_URL: redis.url,
     DYNROUTE_REDIS_PREFIX: "acme:",
     DYNROUTE_SECRET_KEY: "acme test secret key 0123456789",
@@ -69,6 +71,7 @@ beforeAll(async () => {
     DYNROUTE_ACME_POLL_MS: "200",
     DYNROUTE_ACME_RETRY_MS: "500",
   });
+  daemon = await startDaemon();
   await daemon.store.ready;
 }, 60_000);
 afterAll(async () => {
@@ -101,6 +104,19 @@ describe("automatic certificates over ACME", () => {
     expect(metrics).toMatch(/dynroute_acme_orders_total [1-9]/);
     expect(metrics).toMatch(/dynroute_acme_certificates\{state="issued"\} [1-9]/);
   }, 40_000);
+
+  it("orders nothing again after a restart: the certificates and their state survive in the store", async () => {
+    const before = await served("shop.acme.example");
+    await daemon.close();
+    daemon = await startDaemon();
+    await daemon.store.ready;
+    // Ten turns of the new leader (every 200 ms), well before the renewal is due (16 s after issuance).
+    await new Promise((r) => setTimeout(r, 2000));
+    const metrics = await (await fetch(`${daemon.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/dynroute_acme_orders_total 0$/m);
+    expect((await mapping("shop.acme.example")).certificate_status.state).toBe("STATE_ISSUED");
+    expect(await served("shop.acme.example")).toEqual(before);
+  }, 20_000);
 
   it("renews at two thirds of the lifetime, and the router serves the new certificate", async () => {
     const first = await served("shop.acme.example");
