@@ -137,3 +137,36 @@ describe.each(stores)("certificates on %s", (kind) => {
     await expect.poll(() => redis.hget(certKey("web.alpha.example"), "deleted")).toBe("1");
   });
 });
+
+it("a private key sealed with another DYNROUTE_SECRET_KEY holds up neither routes nor other certificates", async () => {
+  const ca = new TestCa();
+  const storeEnv = await freshStore("sqlite");
+  const env = (secret: string) => ({ DYNROUTE_SECRET_KEY: secret, DYNROUTE_REDIS_PREFIX: `sk${Date.now()}:` });
+  const shared = env("the first secret key 0123456789");
+  const redis = new Redis(inject("redisUrl"));
+  const certKey = (name: string) => `${shared.DYNROUTE_REDIS_PREFIX}cert:${name}`;
+  let daemon = await startTestDaemon(storeEnv, shared);
+  try {
+    for (const domain of ["old.keys.example", "new.keys.example"]) {
+      expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/mapping", { body: { domain, backends: ["http://127.0.0.1:9"] } })).status).toBe(201);
+    }
+    const old = ca.issue(["old.keys.example"]);
+    expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/certificates/old.keys.example", { body: { certificate_chain: old.chain, private_key: old.key } })).status).toBe(200);
+    await expect.poll(() => redis.hget(certKey("old.keys.example"), "key")).toContain("PRIVATE KEY");
+    await daemon.close();
+    await redis.del(certKey("old.keys.example"));
+    // Restarted with another key: the old certificate cannot be opened, the rest flows.
+    daemon = await startTestDaemon(storeEnv, { ...shared, DYNROUTE_SECRET_KEY: "a different secret key 98765" });
+    await daemon.store.ready;
+    const fresh = ca.issue(["new.keys.example"]);
+    expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/certificates/new.keys.example", { body: { certificate_chain: fresh.chain, private_key: fresh.key } })).status).toBe(200);
+    expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/mapping", { body: { domain: "later.keys.example", backends: ["http://127.0.0.1:9"] } })).status).toBe(201);
+    await expect.poll(() => redis.hget(certKey("new.keys.example"), "key")).toContain("PRIVATE KEY");
+    await expect.poll(() => redis.hget(`${shared.DYNROUTE_REDIS_PREFIX}route:later.keys.example`, "backends")).toBe('["http://127.0.0.1:9"]');
+    expect(await redis.exists(certKey("old.keys.example"))).toBe(0);
+    expect(daemon.logs.some((l) => l.includes("cannot open a certificate's private key") && l.includes("old.keys.example"))).toBe(true);
+  } finally {
+    redis.disconnect();
+    await daemon.close();
+  }
+});
