@@ -176,6 +176,8 @@ describe("the embedded store", () => {
       const all = (await rest(second.baseUrl, "GET", "/v1/k9/mapping?limit=500")).json.mappings as Array<{ live: boolean }>;
       expect(all.every((m) => m.live)).toBe(true);
     });
+    // Live can come from the killed daemon's last batch, applied but not yet deleted: wait for the restarted relay to drain it.
+    await waitFor("the outbox drained", async () => expect(((await (await fetch(`${second.baseUrl}/readyz`)).json()) as { outbox: { depth: number } }).outbox.depth).toBe(0));
     await stop(second.proc);
 
     // With the daemon gone, compare every Redis key with the file itself.

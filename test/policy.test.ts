@@ -8,7 +8,7 @@ import { validateMessage } from "../src/rpc/validation.js";
 import { InputError, pathText } from "../src/domain/errors.js";
 import { BackendPolicy, canonicalCidr } from "../src/policy/backend-policy.js";
 import { canonicalBackends } from "../src/policy/backend-url.js";
-import { coveringWildcards, inZones, registrableDomain } from "../src/policy/name-rules.js";
+import { ancestorClaims, inZones, registrableDomain } from "../src/policy/name-rules.js";
 
 const defaults = { policy: new BackendPolicy({ deny: [], allow: [] }), pathless: false };
 
@@ -135,9 +135,9 @@ describe("name rules", () => {
     expect(registrableDomain(name, "domain")).toBe(registrable);
   });
 
-  it("list the wildcards covering a name, nearest first", () => {
-    expect(coveringWildcards("a.b.example.org")).toEqual(["*.b.example.org", "*.example.org", "*.org"]);
-    expect(coveringWildcards("*.b.example.org")).toEqual(["*.example.org", "*.org"]);
+  it("list the names whose owner owns a name too, nearest first", () => {
+    expect(ancestorClaims("a.b.example.org")).toEqual(["*.a.b.example.org", "*.b.example.org", "b.example.org", "*.example.org", "example.org", "*.org", "org"]);
+    expect(ancestorClaims("*.b.example.org")).toEqual(["b.example.org", "*.example.org", "example.org", "*.org", "org"]);
   });
 
   it("match zones by whole labels", () => {

@@ -241,6 +241,12 @@ describe.each(stores)("tenant isolation on %s", (kind) => {
       expect(under.status).toBe(409);
       expect(under.json.message).toBe("deep.app.y.claims.example is covered by a wildcard another tenant has mapped");
       expect((await create(editorB.secret, "*.z.y.claims.example")).status).toBe(409);
+      // A name's subtree is its owner's too, and a name and its wildcard go together.
+      const below = await create(editorA.secret, "*.app.x.claims.example");
+      expect(below.json.message).toBe("*.app.x.claims.example is under a name another tenant has mapped");
+      expect((await create(editorA.secret, "deeper.app.x.claims.example")).status).toBe(409);
+      const parent = await create(editorB.secret, "y.claims.example");
+      expect(parent.json.message).toBe("y.claims.example is covered by a wildcard another tenant has mapped");
       // The owner of the wildcard may map names under it, and a rename cannot sneak in either.
       expect((await create(editorA.secret, "exact.y.claims.example")).status).toBe(201);
       const rename = await rest(url, "PUT", "/v1/beta/mapping/app.x.claims.example", { token: editorB.secret, body: { domain: "app.y.claims.example", backends: ["http://a:1"] } });

@@ -25,10 +25,19 @@ export function registrableDomain(domain: string, field: FieldRef): string {
   throw inputError(field, "domain.public_suffix", `${what}; map a name under a domain someone can register, such as app.example.${base.split(".").pop()}`);
 }
 
-/** The wildcards that would cover `domain` (for *.a.b: *.b and up), nearest first. */
-export function coveringWildcards(domain: string): string[] {
+/**
+ * The names whose owner owns `domain` too, nearest first: the wildcards that
+ * would cover it (for *.a.b: *.b and up) and the names above it (a.b's subtree
+ * is its owner's); for a wildcard also the name it stands under, and for a
+ * name the wildcard under it (a name and its wildcard go together).
+ */
+export function ancestorClaims(domain: string): string[] {
   const labels = baseName(domain).split(".");
-  return labels.slice(1).map((_, i) => `*.${labels.slice(i + 1).join(".")}`);
+  const above = labels.slice(1).flatMap((_, i) => {
+    const parent = labels.slice(i + 1).join(".");
+    return [`*.${parent}`, parent];
+  });
+  return [domain.startsWith("*.") ? baseName(domain) : `*.${domain}`, ...above];
 }
 
 /** Whether a normalised mapping domain lies in one of the tenant's zones (none: anywhere). */

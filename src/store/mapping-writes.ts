@@ -1,5 +1,5 @@
 import { inputError } from "../domain/errors.js";
-import { baseName, coveringWildcards, inZones, registrableDomain } from "../policy/name-rules.js";
+import { ancestorClaims, baseName, inZones, registrableDomain } from "../policy/name-rules.js";
 import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
 import { certificateNotFound, notFound, StoreError, type AuditAction, type CertificateInput, type CertificateRecord, type MappingInput, type MappingRecord, type TenantSettings, type WriteContext } from "./store.js";
 
@@ -37,7 +37,7 @@ export interface MappingTx {
    */
   lockNameTree(registrable: string, exclusive: boolean): Promise<void>;
   /** Whether a tenant other than `tenantId` maps one of `names` or, when given, a name under `subtree`. */
-  othersClaim(tenantId: string, names: readonly string[], subtree: string | undefined): Promise<boolean>;
+  othersClaim(tenantId: string, names: readonly string[], subtree: string | undefined): Promise<string | undefined>;
   /** The tenant's settings, locked until the transaction ends (so quota checks cannot race); undefined: none set. */
   lockTenant(tenantId: string): Promise<TenantSettings | undefined>;
   countMappings(tenantId: string): Promise<number>;
@@ -158,8 +158,8 @@ export async function deleteIn(tx: MappingTx, tenantId: string, domain: string, 
 /**
  * The rules of claiming a name: inside the tenant's zones, within its quota
  * (`creating`), and no overlap with another tenant's names: the owner of a
- * wildcard owns its subtree, and the owner of a name owns the wildcards that
- * would cover it. The answer never names the other tenant.
+ * wildcard owns its subtree, the owner of a name owns the names under it and
+ * the wildcards that would cover it. The answer never names the other tenant.
  */
 async function checkClaim(tx: MappingTx, tenantId: string, domain: string, creating: boolean): Promise<void> {
   const settings = await tx.lockTenant(tenantId);
@@ -172,11 +172,10 @@ async function checkClaim(tx: MappingTx, tenantId: string, domain: string, creat
   const subtree = domain.startsWith("*.") ? baseName(domain) : undefined;
   await tx.lockNameTree(registrableDomain(domain, "mapping.domain"), subtree !== undefined);
   // Read after the lock: what the overlapping claims committed is visible now.
-  if (await tx.othersClaim(tenantId, coveringWildcards(domain), subtree)) {
-    throw new StoreError(
-      "already_exists",
-      subtree ? `${domain} would cover names another tenant has mapped` : `${domain} is covered by a wildcard another tenant has mapped`,
-    );
+  const taken = await tx.othersClaim(tenantId, ancestorClaims(domain), subtree);
+  if (taken !== undefined) {
+    const how = subtree && taken.endsWith(`.${subtree}`) ? "would cover names" : taken.startsWith("*.") ? "is covered by a wildcard" : "is under a name";
+    throw new StoreError("already_exists", `${domain} ${how} another tenant has mapped`);
   }
 }
 

@@ -116,7 +116,7 @@ export const TENANT_COLUMNS = "tenant_id, zones, mapping_quota";
 export const LIST_TENANTS = `SELECT ids.tenant_id, t.zones, t.mapping_quota, (SELECT COUNT(*) FROM mappings m WHERE m.tenant_id = ids.tenant_id) AS mapping_count
   FROM (SELECT tenant_id FROM tenants UNION SELECT DISTINCT tenant_id FROM mappings) ids LEFT JOIN tenants t ON t.tenant_id = ids.tenant_id ORDER BY ids.tenant_id`;
 
-/** Whether a tenant other than `tenantId` maps one of `names` or (given) a name under `subtree`. */
+/** A domain a tenant other than `tenantId` maps among `names` or (given) under `subtree`. */
 export function othersClaimQuery(tenantId: string, names: readonly string[], subtree: string | undefined): { sql: string; params: unknown[] } {
   const terms: string[] = [];
   const params: unknown[] = [tenantId];
@@ -130,7 +130,7 @@ export function othersClaimQuery(tenantId: string, names: readonly string[], sub
     params.push(`%.${subtree}`);
   }
   if (terms.length === 0) terms.push("1 = 0");
-  return { sql: `SELECT 1 FROM mappings WHERE tenant_id <> ? AND (${terms.join(" OR ")}) LIMIT 1`, params };
+  return { sql: `SELECT domain FROM mappings WHERE tenant_id <> ? AND (${terms.join(" OR ")}) LIMIT 1`, params };
 }
 
 export interface KeyRow {

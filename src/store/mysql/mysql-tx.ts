@@ -56,7 +56,7 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
     async othersClaim(tenantId, names, subtree) {
       const q = othersClaimQuery(tenantId, names, subtree);
       const [rows] = await conn.query<RowDataPacket[]>(q.sql, q.params);
-      return rows.length > 0;
+      return rows[0]?.domain as string | undefined;
     },
     async lockTenant(tenantId) {
       const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ? FOR UPDATE`, [tenantId]);

@@ -441,7 +441,7 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     async lockNameTree() {},
     async othersClaim(tenantId, names, subtree) {
       const q = othersClaimQuery(tenantId, names, subtree);
-      return db.prepare(q.sql).get(...q.params) !== undefined;
+      return (db.prepare(q.sql).get(...q.params) as { domain: string } | undefined)?.domain;
     },
     async lockTenant(tenantId) {
       const row = prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`).get(tenantId) as TenantRow | undefined;
