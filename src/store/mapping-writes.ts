@@ -191,9 +191,10 @@ async function lockOwned(tx: MappingTx, tenantId: string, domain: string, expect
 
 /**
  * Stores the certificate of a name. A tenant may hold a certificate only for
- * names it owns: the name and every DNS name in the certificate must be a
- * domain the tenant maps or lie under a wildcard it maps (mapping ownership
- * is exclusive across tenants, so certificate names are too).
+ * names it owns, by the same rules as claims (ancestorClaims): the name and
+ * every DNS name in the certificate must be a domain the tenant maps or one
+ * a name it maps owns (under a wildcard, under a name, a name's wildcard).
+ * Ownership is exclusive across tenants, so certificate names are too.
  */
 export async function putCertificateIn(tx: MappingTx, tenantId: string, input: CertificateInput): Promise<CertificateRecord> {
   const unowned = await unownedNames(tx, tenantId, [input.name, ...input.dnsNames]);
@@ -218,17 +219,18 @@ export async function deleteCertificateIn(tx: MappingTx, tenantId: string, name:
   await tx.appendCertificateOutbox(name, null, new Date());
 }
 
-/** Of `names`, those the tenant neither maps nor maps a wildcard above. */
+/** Of `names`, those the tenant does not own: it maps neither them nor a name whose owner owns them (ancestorClaims). */
 async function unownedNames(tx: MappingTx, tenantId: string, names: readonly string[]): Promise<string[]> {
-  const candidates = new Set(names.flatMap((n) => [n, ...coveringWildcards(n)]));
+  const candidates = new Set(names.flatMap((n) => [n, ...ancestorClaims(n)]));
   const mapped = await tx.tenantMaps(tenantId, [...candidates]);
-  return [...new Set(names)].filter((n) => !mapped.has(n) && !coveringWildcards(n).some((w) => mapped.has(w)));
+  return [...new Set(names)].filter((n) => !mapped.has(n) && !ancestorClaims(n).some((a) => mapped.has(a)));
 }
 
 /** After the tenant stopped mapping `domain`: its certificates for names no longer its go, with it. */
 async function dropUnowned(tx: MappingTx, tenantId: string, domain: string, now: Date): Promise<void> {
   const base = baseName(domain);
-  const affected = (await tx.certificateNames(tenantId)).filter((n) => n === domain || (domain.startsWith("*.") && baseName(n).endsWith(`.${base}`)));
+  // The names `domain` may have made the tenant's: itself, its wildcard or name, and its subtree.
+  const affected = (await tx.certificateNames(tenantId)).filter((n) => baseName(n) === base || baseName(n).endsWith(`.${base}`));
   if (affected.length === 0) return;
   for (const name of await unownedNames(tx, tenantId, affected)) {
     await tx.deleteCertificate(name);

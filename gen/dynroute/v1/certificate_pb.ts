@@ -304,7 +304,8 @@ export const DeleteCertificateResponseSchema: GenMessage<DeleteCertificateRespon
  * "*.example.org") and served to clients whose SNI is that name, or, for a
  * wildcard, one label below it. A tenant may store a certificate only for
  * names it owns: every DNS name in the certificate must be a domain the
- * tenant maps or lie under a wildcard it maps. A certificate goes when the
+ * tenant maps or one its mappings own (under a wildcard or a name it maps, or
+ * a mapped name's wildcard). A certificate goes when the
  * mapping that makes its name the tenant's is deleted or renamed.
  *
  * Private keys are write-only: no RPC returns them.
