@@ -43,6 +43,8 @@ describe("canonicalBackends", () => {
     ["http://app.example.org.", "backend.host"],
     ["http://1.2.3.256", "backend.host"],
     ["http://[fe80::1%25eth0]", "backend.host"],
+    ["http://[::127.0.0.1]", "backend.host"],
+    ["http://[64:ff9b::10.0.0.1]", "backend.host"],
     ["http://[::1", "backend.host"],
     ["http://ho st", "backend.host"],
     ["http://bücher.example", "backend.host"],

@@ -386,6 +386,34 @@ describe("the destination policy", () => {
     }
   });
 
+  it("decides every address as the daemon's policy does (asked through the status listener: nothing is connected to)", async () => {
+    // An IPv6 rule over the IPv4-mapped range matches nothing (mapped addresses are checked as IPv4), in both.
+    const policy = new BackendPolicy({ deny: ["10.9.0.0/16", "::ffff:0:0/96"], allow: ["127.0.0.0/8", "::1/128"] });
+    const client = new Redis(redis.url);
+    const checker = await PrivateRouter.start(redis.url, "verdicts:");
+    try {
+      await new RouteWriter(client, { prefix: "verdicts:", compatFrontend: false, tombstoneTtlSeconds: 60 }).writePolicy(policy);
+      const addresses = [
+        ...["127.0.0.1", "127.255.0.9", "10.9.1.1", "10.8.1.1", "192.168.1.1", "8.8.8.8", "0.0.0.0", "169.254.169.254", "100.100.100.200", "168.63.129.16"],
+        ...["192.0.0.192", "224.0.0.1", "255.255.255.255", "::", "::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:8.8.8.8", "::ffff:10.9.0.1"],
+        // IPv4-compatible written in hex: ipaddr.js reads "::127.0.0.1" as IPv4-mapped, RFC 4291 and the router do not.
+        ...["::7f00:1", "::ffff:0:7f00:1", "64:ff9b::7f00:1", "64:ff9b:1::1", "2002:7f00:1::", "fe80::1", "fec0::1", "ff02::1", "fd00:ec2::254"],
+        ...["fd20:ce::254", "fd12::5", "2001:db8::1", "2600::1"],
+      ];
+      await waitFor("the policy", async () => {
+        const res = await fetch(`http://127.0.0.1:${checker.statusPort}/policy?address=127.0.0.1`);
+        expect(await res.json()).toEqual({ address: "127.0.0.1", refused: null });
+      });
+      for (const address of addresses) {
+        const verdict = (await (await fetch(`http://127.0.0.1:${checker.statusPort}/policy?address=${encodeURIComponent(address)}`)).json()) as { refused: string | null };
+        expect(verdict.refused !== null, `${address}: ${verdict.refused}`).toBe(policy.refusal(address) !== undefined);
+      }
+    } finally {
+      await checker.stop();
+      client.disconnect();
+    }
+  });
+
   it("routes to IPv6 literal backends the policy allows", async () => {
     const v6 = await Backend.start("v6", undefined, "::1");
     try {

@@ -57,6 +57,8 @@ function canonicalBackend(backend: string, field: FieldRef, policy: BackendPolic
   let address: string | undefined;
   if (v6 !== undefined) {
     if (v6.includes("%") || !isIPv6(v6)) throw inputError(field, "backend.host", `"[${v6}]" is not an IPv6 address (zone ids are not allowed)`);
+    // Parsers disagree on a dotted quad anywhere but after ::ffff: (ipaddr.js reads ::1.2.3.4 as ::ffff:1.2.3.4).
+    if (v6.includes(".") && !/^::ffff:[\d.]+$/i.test(v6)) throw inputError(field, "backend.host", `"[${v6}]" embeds an IPv4 address: write the IPv4 address itself`);
     address = ipaddr.IPv6.parse(v6).toString();
     host = `[${address}]`;
   } else {

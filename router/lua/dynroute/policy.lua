@@ -89,13 +89,8 @@ local function parse_rule(r)
   if not g then return nil end
   bits = tonumber(bits or 128)
   if bits > 128 then return nil end
-  -- A ::ffff:0:0/96-or-longer rule speaks of IPv4 addresses: checked as such.
-  if bits >= 96 and mapped(g) then
-    local size = 2 ^ (128 - bits)
-    local n4 = mapped(g)
-    local lo = n4 - n4 % size
-    return { v4 = true, lo = lo, hi = lo + size - 1, allow = r.action == "allow", reason = reason }
-  end
+  -- As the daemon's policy (ipaddr.js): an IPv6 rule matches IPv6 addresses only, so never an
+  -- IPv4-mapped one, which is checked as the IPv4 address it carries.
   return { v6 = g, bits = bits, allow = r.action == "allow", reason = reason }
 end
 
