@@ -1,4 +1,7 @@
+import { mkdtempSync } from "node:fs";
 import https from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
@@ -15,6 +18,8 @@ import { Backend, PrivateRouter, request } from "./harness/router.js";
 // certificate outbox. Pebble issues certificates valid for VALIDITY seconds, so renewal (at
 // two thirds of the lifetime) happens within the test.
 const VALIDITY = 24;
+/** The production shape: several replicas share MySQL (the embedded store runs the same write rules; see certificates.test.ts). */
+const STORE = "mysql";
 let redis: PrivateRedis;
 let daemon: TestDaemon;
 let router: PrivateRouter;
@@ -59,8 +64,11 @@ beforeAll(async () => {
   router = await PrivateRouter.start(redis.url, "acme:", { ROUTER_CACHE_TTL: "300", ROUTER_LISTEN_TLS: `127.0.0.1:${tlsPort}` });
   pebble = await PrivatePebble.start(router.port, VALIDITY);
   root = await pebble.root();
-  const storeEnv = await freshStore("sqlite");
+  const storeEnv = await freshStore(STORE);
+  // The ACME account key's home (with MySQL, the data dir holds nothing else).
+  const dataDir = mkdtempSync(join(tmpdir(), "dynroute-acme-data-"));
   startDaemon = () => startTestDaemon(storeEnv, {
+    DYNROUTE_DATA_DIR: dataDir,
     REDIS_URL: redis.url,
     DYNROUTE_REDIS_PREFIX: "acme:",
     DYNROUTE_SECRET_KEY: "acme test secret key 0123456789",

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
 import acme from "acme-client";
@@ -132,6 +132,8 @@ export class AcmeManager {
       accountKey = readFileSync(file);
     } catch {
       accountKey = await acme.crypto.createPrivateEcdsaKey();
+      // With MySQL nothing else needs the data dir, so it may not exist yet.
+      mkdirSync(this.deps.dataDir, { recursive: true });
       writeFileSync(file, accountKey, { mode: 0o600 });
     }
     this.client = new acme.Client({ directoryUrl: this.deps.settings.directoryUrl, accountKey });
