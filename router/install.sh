@@ -3,7 +3,8 @@
 # the NDK and Lua modules, lua-resty-core and lrucache, cjson, and the DNS client.
 # The Redis client is router/lua/dynroute/redis.lua (Debian's needs nginx-extras).
 set -euo pipefail
-packages=(nginx-light libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core lua-resty-lrucache lua-cjson lua-nginx-dns)
+# openssl: dynroute-router makes the placeholder certificate a TLS listener without a default needs.
+packages=(nginx-light libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core lua-resty-lrucache lua-cjson lua-nginx-dns openssl)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then echo "router packages: all installed"; exit 0; fi

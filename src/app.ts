@@ -19,6 +19,7 @@ import { listen, type ListenOptions, type Listener } from "./server/listener.js"
 import { createRpcHandler } from "./server/rpc-handler.js";
 import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
 import { AuditService } from "../gen/dynroute/v1/audit_pb.js";
+import { CertificateService } from "../gen/dynroute/v1/certificate_pb.js";
 import { KeyService } from "../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
 import { TenantService } from "../gen/dynroute/v1/tenant_pb.js";
@@ -28,14 +29,18 @@ import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createAdminService } from "./service/admin-service.js";
 import { startHousekeeping } from "./service/housekeeping.js";
 import { createAuditService } from "./service/audit-service.js";
+import { createCertificateService } from "./service/certificate-service.js";
 import { createKeyService } from "./service/key-service.js";
 import { createTenantService } from "./service/tenant-service.js";
 import { createMappingService } from "./service/mapping-service.js";
 import { createReflectionServices } from "./service/reflection-service.js";
 import type { Store } from "./store/open-store.js";
+import { CertificateSync } from "./sync/certificate-sync.js";
 import { Reconciler } from "./sync/reconciler.js";
 import { OutboxRelay } from "./sync/relay.js";
 import { RouteWriter } from "./sync/route-writer.js";
+import { AcmeManager } from "./tls/acme-manager.js";
+import { SecretBox } from "./tls/secret-box.js";
 
 const API_DESCRIPTION =
   "Map a domain to backends; nginx routes requests by Host to them. JSON over HTTP, transcoded from the dynroute.v1 protobuf API (also served over Connect, gRPC and gRPC-Web). Field names as in the proto (tenant_id); input also takes lowerCamelCase.";
@@ -69,8 +74,10 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const metrics = createMetrics();
   const writer = new RouteWriter(redis, config.redis);
   const backendPolicy = new BackendPolicy(config.backendPolicy);
-  const reconciler = new Reconciler(store, writer, backendPolicy, logger, metrics);
-  const relay = new OutboxRelay(store, writer, reconciler, logger, metrics, config.relay);
+  const secrets = new SecretBox(config.secretKey);
+  const certificates = new CertificateSync(store, writer, secrets, logger);
+  const reconciler = new Reconciler(store, writer, backendPolicy, certificates, logger, metrics);
+  const relay = new OutboxRelay(store, writer, reconciler, certificates, logger, metrics, config.relay);
   store.onCommit(relay.wake);
 
   const authenticator = createAuthenticator({ tokens: tokenChecker(config.tokens), keys: store, logger });
@@ -78,12 +85,13 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const services = [
     createServiceImplSpec<typeof MappingService>(
       MappingService,
-      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains) }),
+      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains), certificateStates: (domains) => store.acmeStates(domains) }),
     ),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
     createServiceImplSpec<typeof KeyService>(KeyService, createKeyService({ keys: store, authenticator })),
     createServiceImplSpec<typeof AuditService>(AuditService, createAuditService({ audit: store })),
     createServiceImplSpec<typeof TenantService>(TenantService, createTenantService({ tenants: store })),
+    createServiceImplSpec<typeof CertificateService>(CertificateService, createCertificateService({ store, secrets })),
   ];
   const reflection = createReflectionServices(services.map((s) => s.service));
   services.push(...reflection);
@@ -111,6 +119,10 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   listener.serve(handler);
   // After migrations: until then every relay turn would only fail (and say so).
   void store.ready.then(() => relay.start());
+  const acme =
+    config.acme &&
+    new AcmeManager({ store, writer, secrets, metrics, logger, isLeader: () => relay.role === "leader", settings: config.acme, tlsDefault: config.tlsDefault, dataDir: config.dataDir });
+  void store.ready.then(() => acme?.start());
   const housekeeping = startHousekeeping({
     store,
     auditRetentionMs: config.auditRetentionDays * 86_400_000,
@@ -126,6 +138,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
     async close() {
       await listener.close(config.shutdownTimeoutMs);
       housekeeping.stop();
+      await acme?.stop();
       await relay.stop();
       await store.close();
       redis.disconnect();

@@ -9,7 +9,7 @@ it("applies each migration once when several replicas start at the same moment",
   const url = await createDatabase(inject("mysqlAdminUrl"));
   const stores = [...Array(4)].map(() => createMysqlStore({ url, logger: pino({ level: "silent" }) }));
   await Promise.all(stores.map((s) => s.ready));
-  await Promise.all(stores.map((s) => s.create("t", { domain: `m${Math.random()}.example.org`.replace("0.", ""), backends: ["http://a:1"], labels: {}, status: "enabled" }, { keyId: "test", requestId: "migrations" })));
+  await Promise.all(stores.map((s) => s.create("t", { domain: `m${Math.random()}.example.org`.replace("0.", ""), backends: ["http://a:1"], labels: {}, status: "enabled", tls: "" }, { keyId: "test", requestId: "migrations" })));
   const conn = await createConnection(url);
   const [rows] = await conn.query<RowDataPacket[]>("SELECT version FROM schema_migrations ORDER BY version");
   const [mappings] = await conn.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM mappings");

@@ -4,6 +4,7 @@ import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../gen/dynroute/v1/admin_pb.js";
 import { AuditService } from "../gen/dynroute/v1/audit_pb.js";
+import { CertificateService } from "../gen/dynroute/v1/certificate_pb.js";
 import { KeyService } from "../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../gen/dynroute/v1/mapping_pb.js";
 import { TenantService } from "../gen/dynroute/v1/tenant_pb.js";
@@ -32,7 +33,7 @@ describe("/v1/openapi.json", () => {
   });
 
   it("describes every google.api.http binding, and nothing else", () => {
-    const expected = httpRoutes([MappingService, AdminService, KeyService, AuditService, TenantService]).map((r) => `${r.httpMethod} ${r.template.source}`);
+    const expected = httpRoutes([MappingService, AdminService, KeyService, AuditService, TenantService, CertificateService]).map((r) => `${r.httpMethod} ${r.template.source}`);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${path}`));
     expect(documented.sort()).toEqual([...expected, "GET /healthz", "GET /readyz", "GET /metrics"].sort());
     expect(expected).toContain("PATCH /v1/{tenant_id}/mapping/{domain}");

@@ -274,7 +274,7 @@ describe("daemon and MySQL faults", () => {
     const [first, second] = [createMysqlStore({ url, logger: quiet }), createMysqlStore({ url, logger: quiet })];
     try {
       await Promise.all([first.ready, second.ready]);
-      await first.create("t", { domain: "fenced.example", backends: ["http://a:1"], labels: {}, status: "enabled" }, { keyId: "test", requestId: "h" });
+      await first.create("t", { domain: "fenced.example", backends: ["http://a:1"], labels: {}, status: "enabled", tls: "" }, { keyId: "test", requestId: "h" });
       const old = (await first.tryAcquireRelayLease(60_000))!;
       expect(old.held()).toBe(true);
       expect(await second.tryAcquireRelayLease(60_000), "held by the first").toBeUndefined();

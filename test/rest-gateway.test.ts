@@ -354,7 +354,7 @@ describe.each(stores)("on the %s store", (kind) => {
     it("accepts the seed's lowercase names, proto names and JSON names; answers with proto names", async () => {
       const res = await call("PUT", "/v1/names/mapping", { body: { tenantId: "names", domain: "names.example.org", backends: ["http://a:1"] } });
       expect(res.status).toBe(201);
-      expect(Object.keys(res.json).sort()).toEqual(["backends", "create_time", "domain", "labels", "live", "revision", "status", "tenant_id", "update_time"]);
+      expect(Object.keys(res.json).sort()).toEqual(["backends", "create_time", "domain", "labels", "live", "revision", "status", "tenant_id", "tls", "update_time"]);
     });
 
     it("normalises the domain in the path like the API does", async () => {

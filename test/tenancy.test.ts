@@ -362,7 +362,8 @@ it("refuses a key revoked on one replica on every other, once their cached copy 
   const storeEnv = await freshStore("mysql");
   const [first, second] = [await startTestDaemon(storeEnv), await startTestDaemon(storeEnv)];
   try {
-    await first.store.ready;
+    // Both: the second replica waits for the first one's migrations, and answers 503 until they are done.
+    await Promise.all([first.store.ready, second.store.ready]);
     const key = await makeKey(first, { tenant_id: "t", role: "viewer" });
     expect((await rest(second.baseUrl, "GET", "/v1/t/mapping", { token: key.secret })).status).toBe(200);
     expect((await rest(first.baseUrl, "DELETE", `/v1/keys/${key.id}`)).status).toBe(204);

@@ -7,12 +7,14 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AdminService } from "../../gen/dynroute/v1/admin_pb.js";
 import { AuditService } from "../../gen/dynroute/v1/audit_pb.js";
+import { CertificateService } from "../../gen/dynroute/v1/certificate_pb.js";
 import { KeyService } from "../../gen/dynroute/v1/key_pb.js";
 import { MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
 import { TenantService } from "../../gen/dynroute/v1/tenant_pb.js";
 
 export * from "../../gen/dynroute/v1/admin_pb.js";
 export * from "../../gen/dynroute/v1/audit_pb.js";
+export * from "../../gen/dynroute/v1/certificate_pb.js";
 export * from "../../gen/dynroute/v1/key_pb.js";
 export * from "../../gen/dynroute/v1/mapping_pb.js";
 export * from "../../gen/dynroute/v1/tenant_pb.js";
@@ -58,6 +60,7 @@ export interface DynrouteClients {
   audit: Client<typeof AuditService>;
   tenants: Client<typeof TenantService>;
   admin: Client<typeof AdminService>;
+  certificates: Client<typeof CertificateService>;
 }
 
 export function createDynrouteClients(opts: DynrouteTransportOptions): DynrouteClients {
@@ -68,5 +71,6 @@ export function createDynrouteClients(opts: DynrouteTransportOptions): DynrouteC
     audit: createClient(AuditService, transport),
     tenants: createClient(TenantService, transport),
     admin: createClient(AdminService, transport),
+    certificates: createClient(CertificateService, transport),
   };
 }

@@ -46,6 +46,22 @@ export interface Config {
   auditRetentionDays: number;
   /** How long a write's Idempotency-Key is remembered. */
   idempotencyTtlSeconds: number;
+  /** DYNROUTE_SECRET_KEY: encrypts certificates' private keys at rest; unset: stored as sent. */
+  secretKey?: string;
+  /** DYNROUTE_TLS_DEFAULT: whether mappings that do not choose get an automatic certificate. */
+  tlsDefault: "automatic" | "manual";
+  /** Automatic certificates over ACME; undefined (no DYNROUTE_ACME_DIRECTORY): none are ordered. */
+  acme?: {
+    directoryUrl: string;
+    email: string;
+    /** PEM CA bundle trusted for the ACME server only (e.g. pebble's). */
+    caFile?: string;
+    /** How often the leader looks for mappings due an order. */
+    pollMs: number;
+    /** First retry delay after a failed order; doubles per failure (jittered) up to maxBackoffMs. */
+    retryMs: number;
+    maxBackoffMs: number;
+  };
 }
 
 /** One Redis server by URL, or the master of a Sentinel group (followed across failovers). */
@@ -104,6 +120,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     readyMaxLagMs: positiveInt("DYNROUTE_READY_MAX_LAG_MS", env.DYNROUTE_READY_MAX_LAG_MS, 60_000),
     backendPolicy: { deny: cidrList("DYNROUTE_BACKEND_DENY", env.DYNROUTE_BACKEND_DENY), allow: cidrList("DYNROUTE_BACKEND_ALLOW", env.DYNROUTE_BACKEND_ALLOW) },
     auditRetentionDays: nonNegativeInt("DYNROUTE_AUDIT_RETENTION_DAYS", env.DYNROUTE_AUDIT_RETENTION_DAYS, 90),
+    ...(env.DYNROUTE_SECRET_KEY ? { secretKey: secretKey(env.DYNROUTE_SECRET_KEY) } : {}),
+    tlsDefault: oneOf("DYNROUTE_TLS_DEFAULT", env.DYNROUTE_TLS_DEFAULT || "manual", ["automatic", "manual"]) as Config["tlsDefault"],
+    ...(env.DYNROUTE_ACME_DIRECTORY ? { acme: parseAcme(env) } : {}),
     idempotencyTtlSeconds: positiveInt("DYNROUTE_IDEMPOTENCY_TTL_S", env.DYNROUTE_IDEMPOTENCY_TTL_S, 86_400),
   };
 }
@@ -265,6 +284,32 @@ function parseTls(env: NodeJS.ProcessEnv): Config["tls"] {
   if (!certFile && !keyFile) return undefined;
   if (!certFile || !keyFile) throw new ConfigError(certFile ? "DYNROUTE_TLS_KEY" : "DYNROUTE_TLS_CERT", "TLS needs both DYNROUTE_TLS_CERT and DYNROUTE_TLS_KEY");
   return { certFile, keyFile };
+}
+
+function parseAcme(env: NodeJS.ProcessEnv): NonNullable<Config["acme"]> {
+  const directoryUrl = env.DYNROUTE_ACME_DIRECTORY!;
+  if (!/^https:\/\//.test(directoryUrl)) throw new ConfigError("DYNROUTE_ACME_DIRECTORY", "must be an https:// URL of an ACME directory");
+  const caFile = env.DYNROUTE_ACME_CA_FILE;
+  if (caFile) {
+    try {
+      readFileSync(caFile);
+    } catch {
+      throw new ConfigError("DYNROUTE_ACME_CA_FILE", `cannot read ${caFile}`);
+    }
+  }
+  return {
+    directoryUrl,
+    email: env.DYNROUTE_ACME_EMAIL ?? "",
+    ...(caFile ? { caFile } : {}),
+    pollMs: positiveInt("DYNROUTE_ACME_POLL_MS", env.DYNROUTE_ACME_POLL_MS, 10_000),
+    retryMs: positiveInt("DYNROUTE_ACME_RETRY_MS", env.DYNROUTE_ACME_RETRY_MS, 60_000),
+    maxBackoffMs: positiveInt("DYNROUTE_ACME_MAX_BACKOFF_MS", env.DYNROUTE_ACME_MAX_BACKOFF_MS, 6 * 3_600_000),
+  };
+}
+
+function secretKey(value: string): string {
+  if (value.length < 16) throw new ConfigError("DYNROUTE_SECRET_KEY", "must be at least 16 characters (e.g. openssl rand -base64 32)");
+  return value;
 }
 
 function oneOf(variable: string, value: string, allowed: string[]): string {

@@ -26,6 +26,10 @@ export function createMetrics() {
     relayErrors: new Counter({ name: "dynroute_relay_errors_total", help: "Relay iterations that failed (the store unreachable, or Redis failing mid-batch).", ...on }),
     relayLeader: new Gauge({ name: "dynroute_relay_leader", help: "1 while this daemon holds the relay lease.", ...on }),
     reconciliations: new Counter({ name: "dynroute_reconciliations_total", help: "Full reconciliations of Redis from MySQL, by reason.", labelNames: ["reason"], ...on }),
+    acmeOrders: new Counter({ name: "dynroute_acme_orders_total", help: "ACME orders started (new certificates and renewals).", ...on }),
+    acmeFailures: new Counter({ name: "dynroute_acme_failures_total", help: "ACME orders that failed (retried after a back-off).", ...on }),
+    acmeCertificates: new Gauge({ name: "dynroute_acme_certificates", help: "Automatic certificates by state (reported by the relay leader).", labelNames: ["state"], ...on }),
+    certificateExpiryDays: new Gauge({ name: "dynroute_certificate_earliest_expiry_days", help: "Days until the earliest expiry of any stored certificate (reported by the relay leader).", ...on }),
     reconcileDuration: new Histogram({
       name: "dynroute_reconcile_duration_seconds",
       help: "Duration of full reconciliations.",

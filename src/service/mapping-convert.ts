@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { MappingSchema, type Mapping } from "../../gen/dynroute/v1/mapping_pb.js";
+import { CertificateStatus_State, CertificateStatusSchema, MappingSchema, TlsMode, type Mapping } from "../../gen/dynroute/v1/mapping_pb.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { canonicalBackends, type BackendRules } from "../policy/backend-url.js";
-import type { MappingInput, MappingRecord } from "../store/store.js";
+import type { AcmeState, MappingInput, MappingRecord, TlsMode as StoredTlsMode } from "../store/store.js";
 
 /**
  * A Mapping message (already checked against its proto rules) as the store
@@ -22,7 +22,34 @@ export function toInput(m: Mapping, tenantId: string, prefix: string, rules: Bac
     labels: { ...m.labels },
     // Empty is the default; an update fills in the current status first.
     status: m.status === "disabled" ? "disabled" : "enabled",
+    tls: storedTls(m.tls, `${prefix}tls`),
   };
+}
+
+function storedTls(mode: TlsMode, field: string): StoredTlsMode {
+  switch (mode) {
+    case TlsMode.UNSPECIFIED:
+      return "";
+    case TlsMode.AUTOMATIC:
+      return "automatic";
+    case TlsMode.MANUAL:
+      return "manual";
+    default:
+      throw inputError(field, "tls.enum", "must be TLS_MODE_UNSPECIFIED, TLS_MODE_AUTOMATIC or TLS_MODE_MANUAL");
+  }
+}
+
+const protoTls = { "": TlsMode.UNSPECIFIED, automatic: TlsMode.AUTOMATIC, manual: TlsMode.MANUAL } as const;
+const protoState = { pending: CertificateStatus_State.PENDING, issued: CertificateStatus_State.ISSUED, failed: CertificateStatus_State.FAILED } as const;
+
+/** A mapping's automatic certificate as the API shows it. */
+export function certificateStatus(a: AcmeState) {
+  return create(CertificateStatusSchema, {
+    state: protoState[a.state],
+    reason: a.reason,
+    nextAttemptTime: timestampFromDate(a.nextAttemptTime),
+    ...(a.expireTime ? { expireTime: timestampFromDate(a.expireTime) } : {}),
+  });
 }
 
 export function toProto(r: MappingRecord): Mapping {
@@ -32,6 +59,7 @@ export function toProto(r: MappingRecord): Mapping {
     backends: r.backends,
     labels: r.labels,
     status: r.status,
+    tls: protoTls[r.tls],
     createTime: timestampFromDate(r.createTime),
     updateTime: timestampFromDate(r.updateTime),
     revision: r.revision,

@@ -11,16 +11,16 @@ import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
-import { StoreError, type MappingRecord, type MappingStatus, type MappingStore, type WriteContext } from "../store/store.js";
+import { StoreError, type AcmeState, type MappingRecord, type MappingStatus, type MappingStore, type WriteContext } from "../store/store.js";
 import { idempotencyOf } from "./idempotency.js";
-import { toInput, toProto } from "./mapping-convert.js";
+import { certificateStatus, toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
 
 /** Who writes, and the call's idempotency key, for the store. */
 const writeContext = (ctx: HandlerContext, req: Message): WriteContext => ({ ...writerOf(ctx), idempotency: idempotencyOf(ctx, req) });
-const MASKABLE = ["domain", "backends", "labels", "status"] as const;
+const MASKABLE = ["domain", "backends", "labels", "status", "tls"] as const;
 // update_mask path of one label: the rest of the path is the key, taken literally (keys may hold '.').
 const LABEL_PATH = "labels.";
 
@@ -30,6 +30,8 @@ export interface MappingServiceDeps {
   backendRules: BackendRules;
   /** Which revision routers serve per domain, for Mapping.live. */
   servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
+  /** The automatic certificates' states by domain, for Mapping.certificate_status. */
+  certificateStates: (domains: readonly string[]) => Promise<Map<string, AcmeState>>;
 }
 
 /**
@@ -37,12 +39,17 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator, backendRules, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
-  /** Marks mappings whose revision Redis serves; unknown (Redis unreachable) counts as not live. */
+export function createMappingService({ store, validator, backendRules, servedRevisions, certificateStates }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+  /** Marks mappings whose revision Redis serves (unknown, Redis unreachable, counts as not live), and adds their certificates' states. */
   async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
     if (mappings.length === 0) return mappings;
-    const served = await servedRevisions(mappings.map((m) => m.domain)).catch(() => undefined);
+    const domains = mappings.map((m) => m.domain);
+    const [served, states] = await Promise.all([servedRevisions(domains).catch(() => undefined), certificateStates(domains)]);
     if (served) mappings.forEach((m, i) => (m.live = served[i]! >= m.revision));
+    for (const m of mappings) {
+      const state = states.get(m.domain);
+      if (state && state.tenantId === m.tenantId) m.certificateStatus = certificateStatus(state);
+    }
     return mappings;
   }
 
@@ -107,6 +114,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
             backends: paths.length === 0 || paths.includes("backends") ? body.backends : current.backends,
             labels: labelsAfter(paths, body.labels, current.labels),
             status: (paths.length === 0 || paths.includes("status")) && body.status !== "" ? body.status : current.status,
+            tls: paths.length === 0 || paths.includes("tls") ? body.tls : toProto(current).tls,
           });
           validateMessage(validator, MappingSchema, merged, "mapping");
           return toInput(merged, req.tenantId, "mapping.", backendRules);
@@ -154,7 +162,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
       req.tenantId,
       normalizeDomain(req.domain, "domain"),
       (current) => {
-        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, status: current.status, ...change(current) });
+        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, status: current.status, tls: toProto(current).tls, ...change(current) });
         validateMessage(validator, MappingSchema, merged);
         return toInput(merged, req.tenantId, "", backendRules);
       },

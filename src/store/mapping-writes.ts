@@ -1,7 +1,7 @@
 import { inputError } from "../domain/errors.js";
 import { ancestorClaims, baseName, inZones, registrableDomain } from "../policy/name-rules.js";
 import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
-import { notFound, StoreError, type AuditAction, type MappingInput, type MappingRecord, type TenantSettings, type WriteContext } from "./store.js";
+import { certificateNotFound, notFound, StoreError, type AuditAction, type CertificateInput, type CertificateRecord, type MappingInput, type MappingRecord, type TenantSettings, type WriteContext } from "./store.js";
 
 /** An audit event as a write records it; the store adds id and time. */
 export interface AuditInput {
@@ -50,6 +50,18 @@ export interface MappingTx {
   claimIdempotency(scope: string, key: string, fingerprint: string, now: Date): Promise<{ fingerprint: string; result: string | null } | undefined>;
   /** Stores the write's result with the key claimed in this transaction. */
   settleIdempotency(scope: string, key: string, result: string | null): Promise<void>;
+  /** The subset of `names` the tenant maps (exactly, as stored). */
+  tenantMaps(tenantId: string, names: readonly string[]): Promise<Set<string>>;
+  /** The certificate of a name, locked until the transaction ends; undefined when there is none. */
+  lockCertificate(name: string): Promise<CertificateRecord | undefined>;
+  /** Inserts or replaces the certificate of input.name, with revision 0 until setCertificateRevision. */
+  putCertificate(tenantId: string, input: CertificateInput, now: Date): Promise<void>;
+  deleteCertificate(name: string): Promise<void>;
+  /** The names of the tenant's certificates. */
+  certificateNames(tenantId: string): Promise<string[]>;
+  /** Appends the full new state of one name's certificate (null: none) and returns the row id. */
+  appendCertificateOutbox(name: string, state: { chainPem: string; sealedKey: string } | null, now: Date): Promise<bigint>;
+  setCertificateRevision(name: string, revision: bigint): Promise<void>;
 }
 
 /** The backends routers get: none for a disabled mapping, which they answer with 503. */
@@ -124,6 +136,7 @@ async function updateOnce(
   if (renamed) await tx.appendOutbox(current.domain, null, now);
   const revision = await tx.appendOutbox(next.domain, routed(next), now);
   await tx.setRevision(current.id, revision);
+  if (renamed) await dropUnowned(tx, tenantId, current.domain, now);
   const record = { ...current, ...next, updateTime: now, revision };
   const action = renamed ? "rename" : "update";
   await tx.appendAudit({ tenantId, action, domain: next.domain, previousDomain: renamed ? current.domain : "", before: current, after: record }, ctx, now);
@@ -136,6 +149,7 @@ export async function deleteIn(tx: MappingTx, tenantId: string, domain: string, 
     const now = new Date();
     await tx.deleteMapping(current.id);
     await tx.appendOutbox(domain, null, now);
+    await dropUnowned(tx, tenantId, domain, now);
     await tx.appendAudit({ tenantId, action: "delete", domain, previousDomain: "", before: current }, ctx, now);
     return undefined;
   });
@@ -173,6 +187,55 @@ async function lockOwned(tx: MappingTx, tenantId: string, domain: string, expect
     throw new StoreError("failed_precondition", `mapping ${current.domain} is at revision ${current.revision}, not ${expectedRevision}`);
   }
   return current;
+}
+
+/**
+ * Stores the certificate of a name. A tenant may hold a certificate only for
+ * names it owns, by the same rules as claims (ancestorClaims): the name and
+ * every DNS name in the certificate must be a domain the tenant maps or one
+ * a name it maps owns (under a wildcard, under a name, a name's wildcard).
+ * Ownership is exclusive across tenants, so certificate names are too.
+ */
+export async function putCertificateIn(tx: MappingTx, tenantId: string, input: CertificateInput): Promise<CertificateRecord> {
+  const unowned = await unownedNames(tx, tenantId, [input.name, ...input.dnsNames]);
+  if (unowned.length > 0) {
+    throw new StoreError("permission_denied", `tenant ${tenantId} may only hold certificates for names it maps (or under a wildcard it maps); not its: ${unowned.join(", ")}`);
+  }
+  const current = await tx.lockCertificate(input.name);
+  // Only reachable in a race with a mapping write that moved the name; the other tenant stays unnamed.
+  if (current && current.tenantId !== tenantId) throw new StoreError("permission_denied", `${input.name} is not a name of tenant ${tenantId}`);
+  const now = new Date();
+  await tx.putCertificate(tenantId, input, now);
+  const revision = await tx.appendCertificateOutbox(input.name, { chainPem: input.chainPem, sealedKey: input.sealedKey }, now);
+  await tx.setCertificateRevision(input.name, revision);
+  return { ...input, tenantId, updateTime: now, revision };
+}
+
+/** Another tenant's certificate is indistinguishable from none. */
+export async function deleteCertificateIn(tx: MappingTx, tenantId: string, name: string): Promise<void> {
+  const current = await tx.lockCertificate(name);
+  if (!current || current.tenantId !== tenantId) throw certificateNotFound(name);
+  await tx.deleteCertificate(name);
+  await tx.appendCertificateOutbox(name, null, new Date());
+}
+
+/** Of `names`, those the tenant does not own: it maps neither them nor a name whose owner owns them (ancestorClaims). */
+async function unownedNames(tx: MappingTx, tenantId: string, names: readonly string[]): Promise<string[]> {
+  const candidates = new Set(names.flatMap((n) => [n, ...ancestorClaims(n)]));
+  const mapped = await tx.tenantMaps(tenantId, [...candidates]);
+  return [...new Set(names)].filter((n) => !mapped.has(n) && !ancestorClaims(n).some((a) => mapped.has(a)));
+}
+
+/** After the tenant stopped mapping `domain`: its certificates for names no longer its go, with it. */
+async function dropUnowned(tx: MappingTx, tenantId: string, domain: string, now: Date): Promise<void> {
+  const base = baseName(domain);
+  // The names `domain` may have made the tenant's: itself, its wildcard or name, and its subtree.
+  const affected = (await tx.certificateNames(tenantId)).filter((n) => baseName(n) === base || baseName(n).endsWith(`.${base}`));
+  if (affected.length === 0) return;
+  for (const name of await unownedNames(tx, tenantId, affected)) {
+    await tx.deleteCertificate(name);
+    await tx.appendCertificateOutbox(name, null, now);
+  }
 }
 
 /** Thrown at the end of a dry run so the store rolls the transaction back; carries what would have been stored. */

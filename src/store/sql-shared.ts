@@ -1,16 +1,16 @@
 import { fromSnapshot, toSnapshot } from "./mapping-snapshot.js";
 import { routed, type AuditInput } from "./mapping-writes.js";
-import type { AuditAction, AuditQuery, AuditRecord, KeyRecord, ListQuery, MappingInput, MappingRecord, MappingStatus, Role, RouteRow, TenantRecord, TenantSettings, WriteContext } from "./store.js";
+import type { AcmeDue, AcmeState, AuditAction, AuditQuery, AuditRecord, CertificateChange, CertificateInput, CertificateRecord, KeyRecord, ListQuery, MappingInput, MappingRecord, MappingStatus, Role, RouteRow, TenantRecord, TenantSettings, TlsMode, WriteContext } from "./store.js";
 
 /** The columns both stores keep for a mapping, in the order both read them. */
-export const MAPPING_COLUMNS = "id, tenant_id, domain, backends, labels, status, revision, create_time, update_time";
+export const MAPPING_COLUMNS = "id, tenant_id, domain, backends, labels, status, tls_mode, revision, create_time, update_time";
 
 /** The writes of a mapping row; bind with mappingValues. */
-export const INSERT_MAPPING = "INSERT INTO mappings (domain, backends, labels, status, update_time, tenant_id, create_time, revision) VALUES (?, ?, ?, ?, ?, ?, ?, 0)";
-export const UPDATE_MAPPING = "UPDATE mappings SET domain = ?, backends = ?, labels = ?, status = ?, update_time = ? WHERE id = ?";
+export const INSERT_MAPPING = "INSERT INTO mappings (domain, backends, labels, status, tls_mode, update_time, tenant_id, create_time, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)";
+export const UPDATE_MAPPING = "UPDATE mappings SET domain = ?, backends = ?, labels = ?, status = ?, tls_mode = ?, update_time = ? WHERE id = ?";
 
 /** The values a mapping row's write sets first (INSERT_MAPPING and UPDATE_MAPPING share them), times as the driver wants. */
-export const mappingValues = (m: MappingInput, time: Date | number): unknown[] => [m.domain, JSON.stringify(m.backends), JSON.stringify(m.labels), m.status, time];
+export const mappingValues = (m: MappingInput, time: Date | number): unknown[] => [m.domain, JSON.stringify(m.backends), JSON.stringify(m.labels), m.status, m.tls, time];
 
 /** Mappings in id order from a position, as rowToRoute turns them into routes. */
 export const SCAN_ROUTES = "SELECT id, domain, backends, status, revision FROM mappings WHERE id > ? ORDER BY id LIMIT ?";
@@ -30,6 +30,7 @@ export interface MappingRow {
   backends: string;
   labels: string;
   status: string;
+  tls_mode: string;
   revision: number | string;
   create_time: Date | number;
   update_time: Date | number;
@@ -43,6 +44,7 @@ export function rowToRecord(row: MappingRow): MappingRecord {
     backends: JSON.parse(row.backends),
     labels: JSON.parse(row.labels),
     status: row.status as MappingStatus,
+    tls: row.tls_mode as TlsMode,
     createTime: new Date(row.create_time),
     updateTime: new Date(row.update_time),
     revision: BigInt(row.revision),
@@ -245,3 +247,115 @@ export function rowToTenant(row: TenantRow): TenantRecord {
 
 export const rowToSettings = (row: TenantRow): TenantSettings => ({ zones: JSON.parse(row.zones ?? "[]"), mappingQuota: Number(row.mapping_quota ?? 0) });
 
+
+/** The columns both stores keep for a certificate, in the order both read them. */
+export const CERTIFICATE_COLUMNS = "id, tenant_id, name, chain_pem, sealed_key, dns_names, issuer, not_before, not_after, fingerprint, revision, update_time";
+
+export interface CertificateRow {
+  id: number | string;
+  tenant_id: string;
+  name: string;
+  chain_pem: string;
+  sealed_key: string;
+  dns_names: string;
+  issuer: string;
+  not_before: Date | number;
+  not_after: Date | number;
+  fingerprint: string;
+  revision: number | string;
+  update_time: Date | number;
+}
+
+export function rowToCertificate(row: CertificateRow): CertificateRecord {
+  return {
+    tenantId: row.tenant_id,
+    name: row.name,
+    chainPem: row.chain_pem,
+    sealedKey: row.sealed_key,
+    dnsNames: JSON.parse(row.dns_names),
+    issuer: row.issuer,
+    notBefore: new Date(row.not_before),
+    notAfter: new Date(row.not_after),
+    fingerprint: row.fingerprint,
+    revision: BigInt(row.revision),
+    updateTime: new Date(row.update_time),
+  };
+}
+
+/** The values of CERTIFICATE_INSERT_COLUMNS, times in the dialect's form. */
+export const certificateValues = <T>(tenantId: string, c: CertificateInput, now: T, time: (d: Date) => T) =>
+  [tenantId, c.name, c.chainPem, c.sealedKey, JSON.stringify(c.dnsNames), c.issuer, time(c.notBefore), time(c.notAfter), c.fingerprint, now] as const;
+export const CERTIFICATE_INSERT_COLUMNS = "tenant_id, name, chain_pem, sealed_key, dns_names, issuer, not_before, not_after, fingerprint, revision, update_time";
+export const CERTIFICATE_INSERT_VALUES = "?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?";
+
+/** A certificate_outbox row as both drivers return it. */
+export interface CertificateOutboxRow {
+  id: number | string;
+  name: string;
+  chain_pem: string | null;
+  sealed_key: string | null;
+}
+
+export const toCertificateChange = (r: CertificateOutboxRow): CertificateChange => ({
+  name: r.name,
+  revision: BigInt(r.id),
+  state: r.chain_pem === null || r.sealed_key === null ? null : { chainPem: r.chain_pem, sealedKey: r.sealed_key },
+});
+
+/** The ACME state columns, in the order both stores read them. */
+export const ACME_COLUMNS = "name, tenant_id, state, reason, expire_time, fingerprint, next_attempt_time, failures";
+
+export interface AcmeRow {
+  name: string;
+  tenant_id: string;
+  state: string;
+  reason: string;
+  expire_time: Date | number | null;
+  fingerprint: string;
+  next_attempt_time: Date | number;
+  failures: number;
+}
+
+export function rowToAcme(r: AcmeRow): AcmeState {
+  return {
+    name: r.name,
+    tenantId: r.tenant_id,
+    state: r.state as AcmeState["state"],
+    reason: r.reason,
+    ...(r.expire_time === null ? {} : { expireTime: new Date(r.expire_time) }),
+    fingerprint: r.fingerprint,
+    nextAttemptTime: new Date(r.next_attempt_time),
+    failures: Number(r.failures),
+  };
+}
+
+export const acmeValues = <T>(a: AcmeState, time: (d: Date) => T) =>
+  [a.name, a.tenantId, a.state, a.reason, a.expireTime ? time(a.expireTime) : null, a.fingerprint, time(a.nextAttemptTime), a.failures] as const;
+
+/**
+ * Mappings due for an order (see AcmeStore.acmeDue), with their state's
+ * columns (NULL when none). Params: default automatic (1/0), now, limit.
+ * Normalised domains hold no LIKE metacharacters.
+ */
+export const ACME_DUE = `SELECT m.tenant_id AS m_tenant_id, m.domain AS m_domain, ${ACME_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")}
+  FROM mappings m
+  LEFT JOIN acme_states a ON a.name = m.domain
+  LEFT JOIN certificates c ON c.name = m.domain
+  WHERE (m.tls_mode = 'automatic' OR (m.tls_mode = '' AND ? = 1))
+    AND m.domain NOT LIKE '*.%'
+    AND (a.name IS NULL OR a.next_attempt_time <= ?)
+    AND (c.name IS NULL OR (a.name IS NOT NULL AND c.fingerprint = a.fingerprint))
+  ORDER BY m.id LIMIT ?`;
+
+/** The due rows of ACME_DUE as both drivers return them. */
+export function rowsToDue(rows: Array<Record<string, unknown>>): AcmeDue[] {
+  return rows.map((r) => ({
+    tenantId: r.m_tenant_id as string,
+    domain: r.m_domain as string,
+    ...(r.name == null ? {} : { state: rowToAcme(r as unknown as AcmeRow) }),
+  }));
+}
+
+export const CERTIFICATE_SUMMARY = "SELECT state, COUNT(*) AS n FROM acme_states GROUP BY state";
+export const EARLIEST_EXPIRY = "SELECT MIN(not_after) AS earliest FROM certificates";
+export const PRUNE_ACME = "DELETE FROM acme_states WHERE name NOT IN (SELECT domain FROM mappings)";

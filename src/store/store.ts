@@ -9,6 +9,8 @@ export interface MappingRecord {
   backends: string[];
   labels: Record<string, string>;
   status: MappingStatus;
+  /** "": the operator's default. */
+  tls: TlsMode;
   createTime: Date;
   updateTime: Date;
   /** The id of the outbox row written with the last change. */
@@ -21,6 +23,51 @@ export interface MappingInput {
   backends: string[];
   labels: Record<string, string>;
   status: MappingStatus;
+  tls: TlsMode;
+}
+
+/** Where a mapping's certificate comes from; "" leaves it to DYNROUTE_TLS_DEFAULT. */
+export type TlsMode = "" | "automatic" | "manual";
+
+/** Where a mapping's automatic certificate stands (kept by the ACME manager). */
+export interface AcmeState {
+  name: string;
+  tenantId: string;
+  state: "pending" | "issued" | "failed";
+  reason: string;
+  /** Of the certificate issued last, if any. */
+  expireTime?: Date;
+  fingerprint: string;
+  /** When to order next: a retry, or the renewal. */
+  nextAttemptTime: Date;
+  /** Failed orders in a row. */
+  failures: number;
+}
+
+/** A mapping that wants an automatic certificate now. */
+export interface AcmeDue {
+  tenantId: string;
+  domain: string;
+  /** Its state so far (failures count on), if any. */
+  state?: AcmeState;
+}
+
+/** What the ACME manager (relay leader only) keeps in the store beside the certificates. */
+export interface AcmeStore {
+  /**
+   * Up to `limit` mappings asking for automatic TLS (or leaving it to the
+   * default, when that is automatic), not wildcards, whose next attempt is
+   * due and whose certificate, if any, is the one ACME issued (an uploaded
+   * one is left alone).
+   */
+  acmeDue(defaultAutomatic: boolean, now: Date, limit: number): Promise<AcmeDue[]>;
+  putAcmeState(state: AcmeState): Promise<void>;
+  /** States by name, for the given names. */
+  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>>;
+  /** Forgets the states of names no longer mapped; returns how many. */
+  pruneAcmeStates(): Promise<number>;
+  /** Counts for metrics: certificates by state, and the earliest expiry of any stored certificate. */
+  certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }>;
 }
 
 /** A disabled mapping keeps its state but is not routed (routers answer 503). */
@@ -174,6 +221,51 @@ export interface TenantStore {
   listTenants(): Promise<TenantRecord[]>;
 }
 
+/** A certificate as a write stores it: parsed and checked, its private key sealed (see SecretBox). */
+export interface CertificateInput {
+  /** The normalised name it is served for (a host or "*.parent"). */
+  name: string;
+  chainPem: string;
+  sealedKey: string;
+  dnsNames: string[];
+  issuer: string;
+  notBefore: Date;
+  notAfter: Date;
+  fingerprint: string;
+}
+
+export interface CertificateRecord extends CertificateInput {
+  tenantId: string;
+  updateTime: Date;
+  /** The id of the certificate outbox row written with the last change. */
+  revision: bigint;
+}
+
+/** Source of truth for certificates; writes go through the same rules and transactions as mappings. */
+export interface CertificateStore {
+  /** Stores or replaces the certificate of a name the tenant owns (every DNS name in it too). */
+  putCertificate(tenantId: string, input: CertificateInput): Promise<CertificateRecord>;
+  getCertificate(tenantId: string, name: string): Promise<CertificateRecord>;
+  /** By name. */
+  listCertificates(tenantId: string): Promise<CertificateRecord[]>;
+  deleteCertificate(tenantId: string, name: string): Promise<void>;
+}
+
+/** One change of one name's certificate, as the certificate outbox carries it: the full new state. */
+export interface CertificateChange {
+  name: string;
+  /** The outbox row id: the name's certificate revision after this change. */
+  revision: bigint;
+  /** null: no certificate for the name any more. */
+  state: { chainPem: string; sealedKey: string } | null;
+}
+
+/** A stored certificate as routers need it, with its row id for resuming a scan. */
+export interface CertificateRow extends CertificateChange {
+  id: bigint;
+  state: { chainPem: string; sealedKey: string };
+}
+
 /** One change of one domain, as the outbox carries it: the full new state. */
 export interface RouteChange {
   domain: string;
@@ -220,6 +312,12 @@ export interface OutboxStore {
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]>;
   /** The subset of `domains` that are mapped now. */
   mappedDomains(domains: readonly string[]): Promise<Set<string>>;
+  /** Like drainOutbox, for the certificate outbox. */
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number>;
+  /** Up to `limit` certificates with row id above `afterId`, in id order. */
+  scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]>;
+  /** The subset of `names` that have a certificate now. */
+  certifiedNames(names: readonly string[]): Promise<Set<string>>;
   /** The relay lease for `ttlMs` (renewed while held) if no one else holds it, else undefined. */
   tryAcquireRelayLease(ttlMs: number): Promise<RelayLease | undefined>;
   /** Calls `listener` after every committed write (the relay drains at once). */
@@ -240,3 +338,4 @@ export class StoreError extends Error {
 }
 
 export const notFound = (domain: string) => new StoreError("not_found", `mapping ${domain} not found`);
+export const certificateNotFound = (name: string) => new StoreError("not_found", `certificate ${name} not found`);

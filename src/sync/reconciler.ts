@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import type { OutboxStore } from "../store/store.js";
+import type { CertificateSync } from "./certificate-sync.js";
 import { frontendKey, routeKey, wildcardIndexKey, type RouteWriter } from "./route-writer.js";
 
 const SCAN_BATCH = 5000;
@@ -14,7 +15,8 @@ const SCAN_BATCH = 5000;
  * derives from routes that are not live (wildcard index entries, and in the
  * compatibility layout `frontend:` sets, e.g. an older system's). Streams in
  * batches, so memory stays flat at any size. Each run also publishes the
- * backend destination policy, so routers get it back after Redis lost it.
+ * backend destination policy, so routers get it back after Redis lost it,
+ * and reconciles certificates alike (see CertificateSync).
  * Safe to run on any replica, concurrently with the relay.
  */
 export class Reconciler {
@@ -22,6 +24,7 @@ export class Reconciler {
     private readonly store: OutboxStore,
     private readonly writer: RouteWriter,
     private readonly policy: BackendPolicy,
+    private readonly certificates: CertificateSync,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
   ) {}
@@ -53,10 +56,11 @@ export class Reconciler {
     const retired = await this.retireOrphans(stamp);
     const retireMs = Math.round(performance.now() - started) - pushMs;
     const pruned = await this.pruneDerived();
+    const certificates = await this.certificates.reconcile(stamp);
     const ms = Math.round(performance.now() - started);
     this.metrics.reconciliations.inc({ reason });
     this.metrics.reconcileDuration.observe(ms / 1000);
-    this.logger.info({ reason, pushed, updated, retired, pruned, ms, pushMs, retireMs }, "reconciliation done");
+    this.logger.info({ reason, pushed, updated, retired, pruned, certificates, ms, pushMs, retireMs }, "reconciliation done");
     return { pushed, updated, retired, pruned, ms };
   }
 

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import type { OutboxStore, RelayLease } from "../store/store.js";
+import type { CertificateSync } from "./certificate-sync.js";
 import type { Reconciler } from "./reconciler.js";
 import type { RouteWriter } from "./route-writer.js";
 
@@ -45,6 +46,7 @@ export class OutboxRelay {
     private readonly store: OutboxStore,
     private readonly writer: RouteWriter,
     private readonly reconciler: Reconciler,
+    private readonly certificates: CertificateSync,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly opts: RelayOptions,
@@ -101,6 +103,7 @@ export class OutboxRelay {
           if (this.reconcileRequested === reason) this.reconcileRequested = undefined;
         }
         await this.drainAll();
+        while (!this.stopped && (await this.certificates.drain(this.opts.batchSize)) === this.opts.batchSize);
         failures = 0;
         await this.sleep(this.opts.pollMs);
       } catch (err) {

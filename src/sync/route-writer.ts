@@ -2,6 +2,14 @@ import type { Redis } from "ioredis";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import type { RouteChange } from "../store/store.js";
 
+/** A certificate change with its key opened, as routers read it. */
+export interface CertificateState {
+  name: string;
+  revision: bigint;
+  /** null: the name has no certificate any more. */
+  tls: { chainPem: string; keyPem: string } | null;
+}
+
 export interface RouteLayout {
   /** Prepended to every key and the channel. */
   prefix: string;
@@ -23,6 +31,16 @@ export const invalidationChannel = (layout: RouteLayout) => `${layout.prefix}rou
 export const wildcardIndexKey = (layout: RouteLayout) => `${layout.prefix}wildcards`;
 /** The backend destination policy routers enforce: JSON `{"rules": [{cidr, action, reason}]}`, first match wins. */
 export const backendPolicyKey = (layout: RouteLayout) => `${layout.prefix}backend-policy`;
+/**
+ * One hash per name with a certificate (`rev`, `chain` and `key` PEM, or
+ * `deleted` for a tombstone), versioned like routes. Routers pick by SNI: the
+ * exact name, else `*.parent` one label up.
+ */
+export const certificateKey = (layout: RouteLayout, name: string) => `${layout.prefix}cert:${name}`;
+/** The key authorization of a pending HTTP-01 challenge, which routers answer at /.well-known/acme-challenge/<token>. */
+export const acmeChallengeKey = (layout: RouteLayout, token: string) => `${layout.prefix}acme:${token}`;
+/** Published on the invalidation channel, followed by the name, when a certificate changes; no domain can look like it. */
+export const CERTIFICATE_CHANGED = "!cert:";
 /** Published on the invalidation channel when the policy changes; no domain can look like it. */
 export const BACKEND_POLICY_CHANGED = "!backend-policy";
 
@@ -169,6 +187,49 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 `;
 
+// Certificates: the same versioned apply as routes (newer revisions only,
+// tombstones that outlive the worst lag, a stamp for reconciliation).
+// KEYS: per name its certificate key. ARGV: TTL s, channel, message prefix, stamp or ""; then per name: revision, chain or "" for a deletion, key, name
+const APPLY_CERT = `
+local ttl, channel, announce, stamp = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local applied = 0
+for i = 1, #KEYS do
+  local key, rev, chain, pem, name = KEYS[i], tonumber(ARGV[4 * i + 1]), ARGV[4 * i + 2], ARGV[4 * i + 3], ARGV[4 * i + 4]
+  if rev > tonumber(redis.call('HGET', key, 'rev') or '0') then
+    if chain == '' then
+      redis.call('HSET', key, 'rev', ARGV[4 * i + 1], 'deleted', '1')
+      redis.call('HDEL', key, 'chain', 'key')
+      redis.call('EXPIRE', key, ttl)
+    else
+      redis.call('HSET', key, 'rev', ARGV[4 * i + 1], 'chain', chain, 'key', pem)
+      redis.call('HDEL', key, 'deleted')
+      redis.call('PERSIST', key)
+    end
+    redis.call('PUBLISH', channel, announce .. name)
+    applied = applied + 1
+  end
+  if stamp ~= '' then redis.call('HSET', key, 'seen', stamp) end
+end
+return applied
+`;
+
+// Tombstones certificates still at the revision the caller saw (reconciliation: names the store no longer has).
+// KEYS: certificate keys. ARGV: TTL s, channel, message prefix; then per key: expected revision, name
+const RETIRE_CERT = `
+local ttl, channel, announce = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local retired = 0
+for i = 1, #KEYS do
+  if redis.call('HGET', KEYS[i], 'rev') == ARGV[2 * i + 2] and redis.call('HEXISTS', KEYS[i], 'deleted') == 0 then
+    redis.call('HSET', KEYS[i], 'deleted', '1')
+    redis.call('HDEL', KEYS[i], 'chain', 'key')
+    redis.call('EXPIRE', KEYS[i], ttl)
+    redis.call('PUBLISH', channel, announce .. ARGV[2 * i + 3])
+    retired = retired + 1
+  end
+end
+return retired
+`;
+
 /** Routes per script call: large enough to amortise a command, small enough to keep each call short. */
 const PER_CALL = 250;
 
@@ -178,6 +239,8 @@ interface RouteCommands {
   dynrouteUnseen(numberOfKeys: number, ...args: string[]): Promise<string[]>;
   dynroutePrune(numberOfKeys: number, ...args: string[]): Promise<number>;
   dynrouteSetPolicy(numberOfKeys: 1, key: string, policy: string, channel: string, message: string): Promise<number>;
+  dynrouteApplyCert(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
+  dynrouteRetireCert(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
 }
 
 type Batch = RouteCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
@@ -200,6 +263,8 @@ export class RouteWriter {
       redis.defineCommand("dynrouteUnseen", { lua: UNSEEN });
       redis.defineCommand("dynroutePrune", { lua: PRUNE });
       redis.defineCommand("dynrouteSetPolicy", { lua: SET_POLICY });
+      redis.defineCommand("dynrouteApplyCert", { lua: APPLY_CERT });
+      redis.defineCommand("dynrouteRetireCert", { lua: RETIRE_CERT });
     }
   }
 
@@ -218,6 +283,43 @@ export class RouteWriter {
       pipeline.dynrouteApply(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", stamp, ...args);
     }
     return countApplied(await pipeline.exec());
+  }
+
+  /** Applies certificate changes like routes (see apply); returns how many were newer than Redis had. */
+  async applyCertificates(changes: readonly CertificateState[], stamp = ""): Promise<number> {
+    if (changes.length === 0) return 0;
+    const { layout } = this;
+    const pipeline = this.redis.pipeline() as unknown as Batch;
+    for (let at = 0; at < changes.length; at += PER_CALL) {
+      const part = changes.slice(at, at + PER_CALL);
+      const keys = part.map((c) => certificateKey(layout, c.name));
+      const args = part.flatMap((c) => [c.revision.toString(), c.tls?.chainPem ?? "", c.tls?.keyPem ?? "", c.name]);
+      pipeline.dynrouteApplyCert(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), CERTIFICATE_CHANGED, stamp, ...args);
+    }
+    return countApplied(await pipeline.exec());
+  }
+
+  /** Tombstones certificates (name → revision seen) that are still at that revision. */
+  async retireCertificates(names: ReadonlyMap<string, string>): Promise<number> {
+    if (names.size === 0) return 0;
+    const { layout } = this;
+    const entries = [...names];
+    const pipeline = this.redis.pipeline() as unknown as Batch;
+    for (let at = 0; at < entries.length; at += PER_CALL) {
+      const part = entries.slice(at, at + PER_CALL);
+      const keys = part.map(([name]) => certificateKey(layout, name));
+      pipeline.dynrouteRetireCert(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), CERTIFICATE_CHANGED, ...part.flatMap(([name, rev]) => [rev, name]));
+    }
+    return countApplied(await pipeline.exec());
+  }
+
+  /** Lets routers answer an HTTP-01 challenge for a while (an order that dies midway leaves nothing behind). */
+  async putChallenge(token: string, keyAuthorization: string, ttlSeconds: number): Promise<void> {
+    await this.redis.set(acmeChallengeKey(this.layout, token), keyAuthorization, "EX", ttlSeconds);
+  }
+
+  async removeChallenge(token: string): Promise<void> {
+    await this.redis.del(acmeChallengeKey(this.layout, token));
   }
 
   /** Publishes the backend destination policy to routers; true when it changed. */
@@ -255,14 +357,13 @@ export class RouteWriter {
     return countApplied(await pipeline.exec());
   }
 
-  /** Of these route keys, the live routes not stamped `stamp`: domain → revision. */
-  async unseen(keys: readonly string[], stamp: string): Promise<Map<string, string>> {
+  /** Of these route (or, with that prefix, certificate) keys, the live ones not stamped `stamp`: domain or name → revision. */
+  async unseen(keys: readonly string[], stamp: string, prefix = routeKey(this.layout, "")): Promise<Map<string, string>> {
     const pipeline = this.redis.pipeline() as unknown as Batch;
     for (let at = 0; at < keys.length; at += PER_CALL) {
       const part = keys.slice(at, at + PER_CALL);
       pipeline.dynrouteUnseen(part.length, ...part, stamp);
     }
-    const prefix = routeKey(this.layout, "");
     const found = new Map<string, string>();
     for (const [err, flat] of (await pipeline.exec()) ?? []) {
       if (err) throw err;

@@ -2,8 +2,8 @@
 // @generated from file dynroute/v1/mapping.proto (package dynroute.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { file_dynroute_v1_access } from "./access_pb.js";
 import { file_dynroute_v1_rest } from "./rest_pb.js";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dynroute/v1/mapping.proto.
  */
 export const file_dynroute_v1_mapping: GenFile = /*@__PURE__*/
-  fileDesc("ChlkeW5yb3V0ZS92MS9tYXBwaW5nLnByb3RvEgtkeW5yb3V0ZS52MSLKBQoHTWFwcGluZxI9Cgl0ZW5hbnRfaWQYASABKAlCKrpIJ3IlMiNeKFtBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSk/JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESyAEKCGJhY2tlbmRzGAMgAygJQrUBukixAZIBrQEIARBAGAEipAG6AZgBChBiYWNrZW5kLmh0dHBfdXJsElFtdXN0IGJlIGFuIGh0dHA6Ly8gb3IgaHR0cHM6Ly8gVVJMIHdpdGggYSBob3N0IGFuZCBubyB1c2VyaW5mbywgcXVlcnkgb3IgZnJhZ21lbnQaMXRoaXMubWF0Y2hlcygnXig/aSlodHRwcz86Ly9bXi8/I0BdKygvW14/I10qKT8kJylyBhiAEIgBARKnAQoGbGFiZWxzGAQgAygLMiAuZHlucm91dGUudjEuTWFwcGluZy5MYWJlbHNFbnRyeUJ1ukhymgFvEEAiM3IxMi9eW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/JCo2cjQyMl4oW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/KT8kEjQKC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEhUKCHJldmlzaW9uGAcgASgEQgPgQQMSEQoEbGl2ZRgIIAEoCEID4EEDEioKBnN0YXR1cxgJIAEoCUIaukgXchVSAFIHZW5hYmxlZFIIZGlzYWJsZWQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKBAQoUQ3JlYXRlTWFwcGluZ1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSLQoHbWFwcGluZxgCIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmdCBrpIA8gBASI+ChVDcmVhdGVNYXBwaW5nUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmciawoRR2V0TWFwcGluZ1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BIjsKEkdldE1hcHBpbmdSZXNwb25zZRIlCgdtYXBwaW5nGAEgASgLMhQuZHlucm91dGUudjEuTWFwcGluZyK2AgoTTGlzdE1hcHBpbmdzUmVxdWVzdBI6Cgl0ZW5hbnRfaWQYASABKAlCJ7pIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9JBIXCgZvZmZzZXQYAiABKAVCB7pIBBoCKAASGQoFbGltaXQYAyABKAVCCrpIBxoFGPQDKAASHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAISIAoObGFiZWxfc2VsZWN0b3IYBSABKAlCCLpIBXIDGIAgEh8KDWRvbWFpbl9zdWZmaXgYBiABKAlCCLpIBXIDGP4BEg0KBXRvdGFsGAcgASgIEhMKAXEYCCABKAlCCLpIBXIDGP4BEioKBnN0YXR1cxgJIAEoCUIaukgXchVSAFIHZW5hYmxlZFIIZGlzYWJsZWQifwoUTGlzdE1hcHBpbmdzUmVzcG9uc2USJgoIbWFwcGluZ3MYASADKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIXCgp0b3RhbF9zaXplGAMgASgFSACIAQFCDQoLX3RvdGFsX3NpemUihAIKFFVwZGF0ZU1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ARItCgdtYXBwaW5nGAMgASgLMhQuZHlucm91dGUudjEuTWFwcGluZ0IGukgD2AEDEi8KC3VwZGF0ZV9tYXNrGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIeChFleHBlY3RlZF9yZXZpc2lvbhgFIAEoBEgAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiI+ChVVcGRhdGVNYXBwaW5nUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmcipAEKFERlbGV0ZU1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ARIeChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoBEgAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiIXChVEZWxldGVNYXBwaW5nUmVzcG9uc2UivgEKElNldEJhY2tlbmRzUmVxdWVzdBI6Cgl0ZW5hbnRfaWQYASABKAlCJ7pIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESGgoIYmFja2VuZHMYAyADKAlCCLpIBZIBAhBAEh4KEWV4cGVjdGVkX3JldmlzaW9uGAQgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIjwKE1NldEJhY2tlbmRzUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmcirgIKD1NldExhYmVsUmVxdWVzdBI6Cgl0ZW5hbnRfaWQYASABKAlCJ7pIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESQwoDa2V5GAMgASgJQja6SDNyMTIvXltBLVphLXowLTldKFtBLVphLXowLTkuXy1dezAsNjF9W0EtWmEtejAtOV0pPyQSSAoFdmFsdWUYBCABKAlCObpINnI0MjJeKFtBLVphLXowLTldKFtBLVphLXowLTkuXy1dezAsNjF9W0EtWmEtejAtOV0pPyk/JBIeChFleHBlY3RlZF9yZXZpc2lvbhgFIAEoBEgAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiI5ChBTZXRMYWJlbFJlc3BvbnNlEiUKB21hcHBpbmcYASABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nIrgBChJEZWxldGVMYWJlbFJlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BEhQKA2tleRgDIAEoCUIHukgEcgIYPxIeChFleHBlY3RlZF9yZXZpc2lvbhgEIAEoBEgAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiI8ChNEZWxldGVMYWJlbFJlc3BvbnNlEiUKB21hcHBpbmcYASABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nMr8NCg5NYXBwaW5nU2VydmljZRLpAQoNQ3JlYXRlTWFwcGluZxIhLmR5bnJvdXRlLnYxLkNyZWF0ZU1hcHBpbmdSZXF1ZXN0GiIuZHlucm91dGUudjEuQ3JlYXRlTWFwcGluZ1Jlc3BvbnNlIpABwvMYRAowL3YxL3ttYXBwaW5nLnRlbmFudF9pZH0vbWFwcGluZy97bWFwcGluZy5kb21haW59EhBtYXBwaW5nLnJldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAis6B21hcHBpbmdiB21hcHBpbmcaFy92MS97dGVuYW50X2lkfS9tYXBwaW5nEq0BCgpHZXRNYXBwaW5nEh4uZHlucm91dGUudjEuR2V0TWFwcGluZ1JlcXVlc3QaHy5keW5yb3V0ZS52MS5HZXRNYXBwaW5nUmVzcG9uc2UiXsLzGBISEG1hcHBpbmcucmV2aXNpb27K8xgTCgZ2aWV3ZXISCXRlbmFudF9pZILT5JMCK2IHbWFwcGluZxIgL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcve2RvbWFpbn0SiwEKDExpc3RNYXBwaW5ncxIgLmR5bnJvdXRlLnYxLkxpc3RNYXBwaW5nc1JlcXVlc3QaIS5keW5yb3V0ZS52MS5MaXN0TWFwcGluZ3NSZXNwb25zZSI2yvMYEwoGdmlld2VyEgl0ZW5hbnRfaWSC0+STAhkSFy92MS97dGVuYW50X2lkfS9tYXBwaW5nEtICCg1VcGRhdGVNYXBwaW5nEiEuZHlucm91dGUudjEuVXBkYXRlTWFwcGluZ1JlcXVlc3QaIi5keW5yb3V0ZS52MS5VcGRhdGVNYXBwaW5nUmVzcG9uc2Ui+QHC8xg3EhBtYXBwaW5nLnJldmlzaW9uGhFleHBlY3RlZF9yZXZpc2lvbiIQbWFwcGluZy5yZXZpc2lvbsrzGBMKBmVkaXRvchIJdGVuYW50X2lkgtPkkwKgAToHbWFwcGluZ1o0OgdtYXBwaW5nYgdtYXBwaW5nIiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufVo0OgdtYXBwaW5nYgdtYXBwaW5nMiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufWIHbWFwcGluZxogL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcve2RvbWFpbn0S1wEKC1NldEJhY2tlbmRzEh8uZHlucm91dGUudjEuU2V0QmFja2VuZHNSZXF1ZXN0GiAuZHlucm91dGUudjEuU2V0QmFja2VuZHNSZXNwb25zZSKEAcLzGCUSEG1hcHBpbmcucmV2aXNpb24aEWV4cGVjdGVkX3JldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAj46CGJhY2tlbmRzYgdtYXBwaW5nGikvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufS9iYWNrZW5kcxLPAQoIU2V0TGFiZWwSHC5keW5yb3V0ZS52MS5TZXRMYWJlbFJlcXVlc3QaHS5keW5yb3V0ZS52MS5TZXRMYWJlbFJlc3BvbnNlIoUBwvMYJRIQbWFwcGluZy5yZXZpc2lvbhoRZXhwZWN0ZWRfcmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCPzoFdmFsdWViB21hcHBpbmcaLS92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59L2xhYmVscy97a2V5fRLQAQoLRGVsZXRlTGFiZWwSHy5keW5yb3V0ZS52MS5EZWxldGVMYWJlbFJlcXVlc3QaIC5keW5yb3V0ZS52MS5EZWxldGVMYWJlbFJlc3BvbnNlIn7C8xglEhBtYXBwaW5nLnJldmlzaW9uGhFleHBlY3RlZF9yZXZpc2lvbsrzGBMKBmVkaXRvchIJdGVuYW50X2lkgtPkkwI4YgdtYXBwaW5nKi0vdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufS9sYWJlbHMve2tleX0SrgEKDURlbGV0ZU1hcHBpbmcSIS5keW5yb3V0ZS52MS5EZWxldGVNYXBwaW5nUmVxdWVzdBoiLmR5bnJvdXRlLnYxLkRlbGV0ZU1hcHBpbmdSZXNwb25zZSJWwvMYExoRZXhwZWN0ZWRfcmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCIiogL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcve2RvbWFpbn1iBnByb3RvMw", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChlkeW5yb3V0ZS92MS9tYXBwaW5nLnByb3RvEgtkeW5yb3V0ZS52MSKuBgoHTWFwcGluZxI9Cgl0ZW5hbnRfaWQYASABKAlCKrpIJ3IlMiNeKFtBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSk/JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESyAEKCGJhY2tlbmRzGAMgAygJQrUBukixAZIBrQEIARBAGAEipAG6AZgBChBiYWNrZW5kLmh0dHBfdXJsElFtdXN0IGJlIGFuIGh0dHA6Ly8gb3IgaHR0cHM6Ly8gVVJMIHdpdGggYSBob3N0IGFuZCBubyB1c2VyaW5mbywgcXVlcnkgb3IgZnJhZ21lbnQaMXRoaXMubWF0Y2hlcygnXig/aSlodHRwcz86Ly9bXi8/I0BdKygvW14/I10qKT8kJylyBhiAEIgBARKnAQoGbGFiZWxzGAQgAygLMiAuZHlucm91dGUudjEuTWFwcGluZy5MYWJlbHNFbnRyeUJ1ukhymgFvEEAiM3IxMi9eW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/JCo2cjQyMl4oW0EtWmEtejAtOV0oW0EtWmEtejAtOS5fLV17MCw2MX1bQS1aYS16MC05XSk/KT8kEjQKC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEhUKCHJldmlzaW9uGAcgASgEQgPgQQMSEQoEbGl2ZRgIIAEoCEID4EEDEioKBnN0YXR1cxgJIAEoCUIaukgXchVSAFIHZW5hYmxlZFIIZGlzYWJsZWQSIQoDdGxzGAogASgOMhQuZHlucm91dGUudjEuVGxzTW9kZRI/ChJjZXJ0aWZpY2F0ZV9zdGF0dXMYCyABKAsyHi5keW5yb3V0ZS52MS5DZXJ0aWZpY2F0ZVN0YXR1c0ID4EEDGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilwIKEUNlcnRpZmljYXRlU3RhdHVzEjMKBXN0YXRlGAEgASgOMiQuZHlucm91dGUudjEuQ2VydGlmaWNhdGVTdGF0dXMuU3RhdGUSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgDIAEoCRI1ChFuZXh0X2F0dGVtcHRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9QRU5ESU5HEAESEAoMU1RBVEVfSVNTVUVEEAISEAoMU1RBVEVfRkFJTEVEEAMigQEKFENyZWF0ZU1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEi0KB21hcHBpbmcYAiABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nQga6SAPIAQEiPgoVQ3JlYXRlTWFwcGluZ1Jlc3BvbnNlEiUKB21hcHBpbmcYASABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nImsKEUdldE1hcHBpbmdSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ASI7ChJHZXRNYXBwaW5nUmVzcG9uc2USJQoHbWFwcGluZxgBIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmcitgIKE0xpc3RNYXBwaW5nc1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSFwoGb2Zmc2V0GAIgASgFQge6SAQaAigAEhkKBWxpbWl0GAMgASgFQgq6SAcaBRj0AygAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIACEiAKDmxhYmVsX3NlbGVjdG9yGAUgASgJQgi6SAVyAxiAIBIfCg1kb21haW5fc3VmZml4GAYgASgJQgi6SAVyAxj+ARINCgV0b3RhbBgHIAEoCBITCgFxGAggASgJQgi6SAVyAxj+ARIqCgZzdGF0dXMYCSABKAlCGrpIF3IVUgBSB2VuYWJsZWRSCGRpc2FibGVkIn8KFExpc3RNYXBwaW5nc1Jlc3BvbnNlEiYKCG1hcHBpbmdzGAEgAygLMhQuZHlucm91dGUudjEuTWFwcGluZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFwoKdG90YWxfc2l6ZRgDIAEoBUgAiAEBQg0KC190b3RhbF9zaXplIoQCChRVcGRhdGVNYXBwaW5nUmVxdWVzdBI6Cgl0ZW5hbnRfaWQYASABKAlCJ7pIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESLQoHbWFwcGluZxgDIAEoCzIULmR5bnJvdXRlLnYxLk1hcHBpbmdCBrpIA9gBAxIvCgt1cGRhdGVfbWFzaxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSHgoRZXhwZWN0ZWRfcmV2aXNpb24YBSABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iPgoVVXBkYXRlTWFwcGluZ1Jlc3BvbnNlEiUKB21hcHBpbmcYASABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nIqQBChREZWxldGVNYXBwaW5nUmVxdWVzdBI6Cgl0ZW5hbnRfaWQYASABKAlCJ7pIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9JBIaCgZkb21haW4YAiABKAlCCrpIB3IFEAEY/gESHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iFwoVRGVsZXRlTWFwcGluZ1Jlc3BvbnNlIr4BChJTZXRCYWNrZW5kc1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BEhoKCGJhY2tlbmRzGAMgAygJQgi6SAWSAQIQQBIeChFleHBlY3RlZF9yZXZpc2lvbhgEIAEoBEgAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiI8ChNTZXRCYWNrZW5kc1Jlc3BvbnNlEiUKB21hcHBpbmcYASABKAsyFC5keW5yb3V0ZS52MS5NYXBwaW5nIq4CCg9TZXRMYWJlbFJlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGgoGZG9tYWluGAIgASgJQgq6SAdyBRABGP4BEkMKA2tleRgDIAEoCUI2ukgzcjEyL15bQS1aYS16MC05XShbQS1aYS16MC05Ll8tXXswLDYxfVtBLVphLXowLTldKT8kEkgKBXZhbHVlGAQgASgJQjm6SDZyNDIyXihbQS1aYS16MC05XShbQS1aYS16MC05Ll8tXXswLDYxfVtBLVphLXowLTldKT8pPyQSHgoRZXhwZWN0ZWRfcmV2aXNpb24YBSABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iOQoQU2V0TGFiZWxSZXNwb25zZRIlCgdtYXBwaW5nGAEgASgLMhQuZHlucm91dGUudjEuTWFwcGluZyK4AQoSRGVsZXRlTGFiZWxSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhoKBmRvbWFpbhgCIAEoCUIKukgHcgUQARj+ARIUCgNrZXkYAyABKAlCB7pIBHICGD8SHgoRZXhwZWN0ZWRfcmV2aXNpb24YBCABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iPAoTRGVsZXRlTGFiZWxSZXNwb25zZRIlCgdtYXBwaW5nGAEgASgLMhQuZHlucm91dGUudjEuTWFwcGluZypQCgdUbHNNb2RlEhgKFFRMU19NT0RFX1VOU1BFQ0lGSUVEEAASFgoSVExTX01PREVfQVVUT01BVElDEAESEwoPVExTX01PREVfTUFOVUFMEAIyvw0KDk1hcHBpbmdTZXJ2aWNlEukBCg1DcmVhdGVNYXBwaW5nEiEuZHlucm91dGUudjEuQ3JlYXRlTWFwcGluZ1JlcXVlc3QaIi5keW5yb3V0ZS52MS5DcmVhdGVNYXBwaW5nUmVzcG9uc2UikAHC8xhECjAvdjEve21hcHBpbmcudGVuYW50X2lkfS9tYXBwaW5nL3ttYXBwaW5nLmRvbWFpbn0SEG1hcHBpbmcucmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCKzoHbWFwcGluZ2IHbWFwcGluZxoXL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcSrQEKCkdldE1hcHBpbmcSHi5keW5yb3V0ZS52MS5HZXRNYXBwaW5nUmVxdWVzdBofLmR5bnJvdXRlLnYxLkdldE1hcHBpbmdSZXNwb25zZSJewvMYEhIQbWFwcGluZy5yZXZpc2lvbsrzGBMKBnZpZXdlchIJdGVuYW50X2lkgtPkkwIrYgdtYXBwaW5nEiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufRKLAQoMTGlzdE1hcHBpbmdzEiAuZHlucm91dGUudjEuTGlzdE1hcHBpbmdzUmVxdWVzdBohLmR5bnJvdXRlLnYxLkxpc3RNYXBwaW5nc1Jlc3BvbnNlIjbK8xgTCgZ2aWV3ZXISCXRlbmFudF9pZILT5JMCGRIXL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcS0gIKDVVwZGF0ZU1hcHBpbmcSIS5keW5yb3V0ZS52MS5VcGRhdGVNYXBwaW5nUmVxdWVzdBoiLmR5bnJvdXRlLnYxLlVwZGF0ZU1hcHBpbmdSZXNwb25zZSL5AcLzGDcSEG1hcHBpbmcucmV2aXNpb24aEWV4cGVjdGVkX3JldmlzaW9uIhBtYXBwaW5nLnJldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAqABOgdtYXBwaW5nWjQ6B21hcHBpbmdiB21hcHBpbmciIC92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59WjQ6B21hcHBpbmdiB21hcHBpbmcyIC92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59YgdtYXBwaW5nGiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufRLXAQoLU2V0QmFja2VuZHMSHy5keW5yb3V0ZS52MS5TZXRCYWNrZW5kc1JlcXVlc3QaIC5keW5yb3V0ZS52MS5TZXRCYWNrZW5kc1Jlc3BvbnNlIoQBwvMYJRIQbWFwcGluZy5yZXZpc2lvbhoRZXhwZWN0ZWRfcmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCPjoIYmFja2VuZHNiB21hcHBpbmcaKS92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59L2JhY2tlbmRzEs8BCghTZXRMYWJlbBIcLmR5bnJvdXRlLnYxLlNldExhYmVsUmVxdWVzdBodLmR5bnJvdXRlLnYxLlNldExhYmVsUmVzcG9uc2UihQHC8xglEhBtYXBwaW5nLnJldmlzaW9uGhFleHBlY3RlZF9yZXZpc2lvbsrzGBMKBmVkaXRvchIJdGVuYW50X2lkgtPkkwI/OgV2YWx1ZWIHbWFwcGluZxotL3YxL3t0ZW5hbnRfaWR9L21hcHBpbmcve2RvbWFpbn0vbGFiZWxzL3trZXl9EtABCgtEZWxldGVMYWJlbBIfLmR5bnJvdXRlLnYxLkRlbGV0ZUxhYmVsUmVxdWVzdBogLmR5bnJvdXRlLnYxLkRlbGV0ZUxhYmVsUmVzcG9uc2UifsLzGCUSEG1hcHBpbmcucmV2aXNpb24aEWV4cGVjdGVkX3JldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAjhiB21hcHBpbmcqLS92MS97dGVuYW50X2lkfS9tYXBwaW5nL3tkb21haW59L2xhYmVscy97a2V5fRKuAQoNRGVsZXRlTWFwcGluZxIhLmR5bnJvdXRlLnYxLkRlbGV0ZU1hcHBpbmdSZXF1ZXN0GiIuZHlucm91dGUudjEuRGVsZXRlTWFwcGluZ1Jlc3BvbnNlIlbC8xgTGhFleHBlY3RlZF9yZXZpc2lvbsrzGBMKBmVkaXRvchIJdGVuYW50X2lkgtPkkwIiKiAvdjEve3RlbmFudF9pZH0vbWFwcGluZy97ZG9tYWlufWIGcHJvdG8z", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A Mapping routes requests for `domain` to `backends`.
@@ -103,6 +103,23 @@ export type Mapping = Message<"dynroute.v1.Mapping"> & {
    * @generated from field: string status = 9;
    */
   status: string;
+
+  /**
+   * How routers get a TLS certificate for this domain. Unspecified: the
+   * operator's default (DYNROUTE_TLS_DEFAULT). AUTOMATIC: the daemon orders
+   * one over ACME (HTTP-01; not for wildcards) and renews it. MANUAL: an
+   * uploaded certificate (CertificateService) or the router's default.
+   *
+   * @generated from field: dynroute.v1.TlsMode tls = 10;
+   */
+  tls: TlsMode;
+
+  /**
+   * The automatic certificate's state; unset for mappings without automatic TLS.
+   *
+   * @generated from field: dynroute.v1.CertificateStatus certificate_status = 11;
+   */
+  certificateStatus?: CertificateStatus | undefined;
 };
 
 /**
@@ -111,6 +128,89 @@ export type Mapping = Message<"dynroute.v1.Mapping"> & {
  */
 export const MappingSchema: GenMessage<Mapping> = /*@__PURE__*/
   messageDesc(file_dynroute_v1_mapping, 0);
+
+/**
+ * The state of a mapping's automatic certificate.
+ *
+ * @generated from message dynroute.v1.CertificateStatus
+ */
+export type CertificateStatus = Message<"dynroute.v1.CertificateStatus"> & {
+  /**
+   * Where the certificate stands.
+   *
+   * @generated from field: dynroute.v1.CertificateStatus.State state = 1;
+   */
+  state: CertificateStatus_State;
+
+  /**
+   * When the issued certificate expires (set once one was issued).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * Why the last order failed (failed only).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * When the daemon orders next: a retry after a failure, or the renewal.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_time = 4;
+   */
+  nextAttemptTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message dynroute.v1.CertificateStatus.
+ * Use `create(CertificateStatusSchema)` to create a new message.
+ */
+export const CertificateStatusSchema: GenMessage<CertificateStatus> = /*@__PURE__*/
+  messageDesc(file_dynroute_v1_mapping, 1);
+
+/**
+ * Where the certificate stands.
+ *
+ * @generated from enum dynroute.v1.CertificateStatus.State
+ */
+export enum CertificateStatus_State {
+  /**
+   * Not reported.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Ordered (or about to be), not issued yet.
+   *
+   * @generated from enum value: STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Issued and handed to routers.
+   *
+   * @generated from enum value: STATE_ISSUED = 2;
+   */
+  ISSUED = 2,
+
+  /**
+   * The last order failed; it is retried at next_attempt_time.
+   *
+   * @generated from enum value: STATE_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum dynroute.v1.CertificateStatus.State.
+ */
+export const CertificateStatus_StateSchema: GenEnum<CertificateStatus_State> = /*@__PURE__*/
+  enumDesc(file_dynroute_v1_mapping, 1, 0);
 
 /**
  * Creates a mapping in a tenant.
@@ -138,7 +238,7 @@ export type CreateMappingRequest = Message<"dynroute.v1.CreateMappingRequest"> &
  * Use `create(CreateMappingRequestSchema)` to create a new message.
  */
 export const CreateMappingRequestSchema: GenMessage<CreateMappingRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 1);
+  messageDesc(file_dynroute_v1_mapping, 2);
 
 /**
  * The created mapping.
@@ -159,7 +259,7 @@ export type CreateMappingResponse = Message<"dynroute.v1.CreateMappingResponse">
  * Use `create(CreateMappingResponseSchema)` to create a new message.
  */
 export const CreateMappingResponseSchema: GenMessage<CreateMappingResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 2);
+  messageDesc(file_dynroute_v1_mapping, 3);
 
 /**
  * Reads one mapping.
@@ -187,7 +287,7 @@ export type GetMappingRequest = Message<"dynroute.v1.GetMappingRequest"> & {
  * Use `create(GetMappingRequestSchema)` to create a new message.
  */
 export const GetMappingRequestSchema: GenMessage<GetMappingRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 3);
+  messageDesc(file_dynroute_v1_mapping, 4);
 
 /**
  * The requested mapping.
@@ -208,7 +308,7 @@ export type GetMappingResponse = Message<"dynroute.v1.GetMappingResponse"> & {
  * Use `create(GetMappingResponseSchema)` to create a new message.
  */
 export const GetMappingResponseSchema: GenMessage<GetMappingResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 4);
+  messageDesc(file_dynroute_v1_mapping, 5);
 
 /**
  * Lists mappings of a tenant in insert order. Page with offset and limit, or
@@ -291,7 +391,7 @@ export type ListMappingsRequest = Message<"dynroute.v1.ListMappingsRequest"> & {
  * Use `create(ListMappingsRequestSchema)` to create a new message.
  */
 export const ListMappingsRequestSchema: GenMessage<ListMappingsRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 5);
+  messageDesc(file_dynroute_v1_mapping, 6);
 
 /**
  * A page of mappings.
@@ -326,7 +426,7 @@ export type ListMappingsResponse = Message<"dynroute.v1.ListMappingsResponse"> &
  * Use `create(ListMappingsResponseSchema)` to create a new message.
  */
 export const ListMappingsResponseSchema: GenMessage<ListMappingsResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 6);
+  messageDesc(file_dynroute_v1_mapping, 7);
 
 /**
  * Replaces a mapping, renaming it when mapping.domain differs from domain.
@@ -382,7 +482,7 @@ export type UpdateMappingRequest = Message<"dynroute.v1.UpdateMappingRequest"> &
  * Use `create(UpdateMappingRequestSchema)` to create a new message.
  */
 export const UpdateMappingRequestSchema: GenMessage<UpdateMappingRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 7);
+  messageDesc(file_dynroute_v1_mapping, 8);
 
 /**
  * The updated mapping.
@@ -403,7 +503,7 @@ export type UpdateMappingResponse = Message<"dynroute.v1.UpdateMappingResponse">
  * Use `create(UpdateMappingResponseSchema)` to create a new message.
  */
 export const UpdateMappingResponseSchema: GenMessage<UpdateMappingResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 8);
+  messageDesc(file_dynroute_v1_mapping, 9);
 
 /**
  * Deletes a mapping.
@@ -438,7 +538,7 @@ export type DeleteMappingRequest = Message<"dynroute.v1.DeleteMappingRequest"> &
  * Use `create(DeleteMappingRequestSchema)` to create a new message.
  */
 export const DeleteMappingRequestSchema: GenMessage<DeleteMappingRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 9);
+  messageDesc(file_dynroute_v1_mapping, 10);
 
 /**
  * Empty on success.
@@ -453,7 +553,7 @@ export type DeleteMappingResponse = Message<"dynroute.v1.DeleteMappingResponse">
  * Use `create(DeleteMappingResponseSchema)` to create a new message.
  */
 export const DeleteMappingResponseSchema: GenMessage<DeleteMappingResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 10);
+  messageDesc(file_dynroute_v1_mapping, 11);
 
 /**
  * Replaces a mapping's backends.
@@ -496,7 +596,7 @@ export type SetBackendsRequest = Message<"dynroute.v1.SetBackendsRequest"> & {
  * Use `create(SetBackendsRequestSchema)` to create a new message.
  */
 export const SetBackendsRequestSchema: GenMessage<SetBackendsRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 11);
+  messageDesc(file_dynroute_v1_mapping, 12);
 
 /**
  * The updated mapping.
@@ -517,7 +617,7 @@ export type SetBackendsResponse = Message<"dynroute.v1.SetBackendsResponse"> & {
  * Use `create(SetBackendsResponseSchema)` to create a new message.
  */
 export const SetBackendsResponseSchema: GenMessage<SetBackendsResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 12);
+  messageDesc(file_dynroute_v1_mapping, 13);
 
 /**
  * Sets one label.
@@ -566,7 +666,7 @@ export type SetLabelRequest = Message<"dynroute.v1.SetLabelRequest"> & {
  * Use `create(SetLabelRequestSchema)` to create a new message.
  */
 export const SetLabelRequestSchema: GenMessage<SetLabelRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 13);
+  messageDesc(file_dynroute_v1_mapping, 14);
 
 /**
  * The updated mapping.
@@ -587,7 +687,7 @@ export type SetLabelResponse = Message<"dynroute.v1.SetLabelResponse"> & {
  * Use `create(SetLabelResponseSchema)` to create a new message.
  */
 export const SetLabelResponseSchema: GenMessage<SetLabelResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 14);
+  messageDesc(file_dynroute_v1_mapping, 15);
 
 /**
  * Removes one label.
@@ -629,7 +729,7 @@ export type DeleteLabelRequest = Message<"dynroute.v1.DeleteLabelRequest"> & {
  * Use `create(DeleteLabelRequestSchema)` to create a new message.
  */
 export const DeleteLabelRequestSchema: GenMessage<DeleteLabelRequest> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 15);
+  messageDesc(file_dynroute_v1_mapping, 16);
 
 /**
  * The updated mapping.
@@ -650,7 +750,41 @@ export type DeleteLabelResponse = Message<"dynroute.v1.DeleteLabelResponse"> & {
  * Use `create(DeleteLabelResponseSchema)` to create a new message.
  */
 export const DeleteLabelResponseSchema: GenMessage<DeleteLabelResponse> = /*@__PURE__*/
-  messageDesc(file_dynroute_v1_mapping, 16);
+  messageDesc(file_dynroute_v1_mapping, 17);
+
+/**
+ * Where a mapping's TLS certificate comes from.
+ *
+ * @generated from enum dynroute.v1.TlsMode
+ */
+export enum TlsMode {
+  /**
+   * The operator's default (DYNROUTE_TLS_DEFAULT: automatic or manual).
+   *
+   * @generated from enum value: TLS_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Ordered and renewed over ACME by the daemon.
+   *
+   * @generated from enum value: TLS_MODE_AUTOMATIC = 1;
+   */
+  AUTOMATIC = 1,
+
+  /**
+   * Uploaded through CertificateService, or the router's default certificate.
+   *
+   * @generated from enum value: TLS_MODE_MANUAL = 2;
+   */
+  MANUAL = 2,
+}
+
+/**
+ * Describes the enum dynroute.v1.TlsMode.
+ */
+export const TlsModeSchema: GenEnum<TlsMode> = /*@__PURE__*/
+  enumDesc(file_dynroute_v1_mapping, 0);
 
 /**
  * MappingService maps a domain to the backends that serve it. nginx routes each

@@ -13,6 +13,10 @@ local _M = {
   dns_negative_ttl = 5,  -- this long a name that did not resolve is not asked again
   backend_host = "client", -- Host sent to backends: "client" (as received) or "backend" (the backend URL's host)
   down_time = 10,        -- seconds a backend that failed is skipped (tried again only when all others are too)
+  https_redirect = "off", -- "certified": plain HTTP to hosts with a certificate of their own gets a 308 to https; "all": to every mapped host
+  https_port_suffix = "", -- ":8443" when the TLS listener is not on 443, for redirect targets
+  hsts = nil,            -- Strict-Transport-Security value sent on TLS answers, e.g. "max-age=31536000"
+  tls_default = false,   -- an operator's default certificate is configured (ROUTER_TLS_DEFAULT_CERT): served when SNI finds none
   hosts = {},            -- /etc/hosts, name -> address (the DNS client does not read it)
 }
 

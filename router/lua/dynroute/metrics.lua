@@ -19,6 +19,8 @@ local help = {
   dynroute_router_backends_marked_down_total = "Times a backend was marked down after a failed try.",
   dynroute_router_backend_refused_total = "Backend addresses refused by the destination policy.",
   dynroute_router_upstream_garbage_total = "Backend answers that were not HTTP (answered 502).",
+  dynroute_router_tls_handshakes_total = "TLS handshakes by the certificate served: own (by SNI), default, none (refused).",
+  dynroute_router_tls_cache_total = "Certificate lookups answered from the worker's cache (hit) or from Redis (miss).",
   dynroute_router_lua_memory_bytes = "Lua memory in use, per worker.",
   dynroute_router_backend_down = "Backends skipped after a failure (1 while marked down).",
 }

@@ -16,6 +16,7 @@ local metrics = require "dynroute.metrics"
 local peers = require "dynroute.peers"
 local policy = require "dynroute.policy"
 local routes = require "dynroute.routes"
+local tls = require "dynroute.tls"
 local balancer = require "ngx.balancer"
 local lrucache = require "resty.lrucache"
 
@@ -51,6 +52,10 @@ function _M.access()
     if why == "invalid" then return answer.send(400, "the request names no valid host") end
     if why == "unavailable" then return answer.send(503, "routes are unavailable: Redis cannot be reached and " .. host .. " is not cached") end
     return answer.send(404, "no route for host " .. host)
+  end
+  if config.https_redirect ~= "off" and ngx.var.https ~= "on" and (config.https_redirect == "all" or tls.has_certificate(host)) then
+    -- 308: the method and body are kept. The ACME challenge path has a location of its own (nginx.conf).
+    return ngx.redirect("https://" .. host .. config.https_port_suffix .. ngx.var.request_uri, 308)
   end
   if route.disabled then return answer.send(503, host .. " is disabled by its owner", "disabled") end
   policy.refresh(epoch)
@@ -121,6 +126,7 @@ function _M.header_filter()
     ngx.ctx.dynroute_garbage = true
   end
   metrics.request(status, ctx and ctx.tried > 0 and ngx.var.upstream_header_time or nil)
+  if config.hsts and ngx.var.https == "on" then ngx.header["Strict-Transport-Security"] = config.hsts end
 end
 
 function _M.body_filter()

@@ -2,12 +2,14 @@
 -- <prefix>route-invalidate per nginx instance (worker 0), since the cache is
 -- shared by all workers. After a reconnect, messages may have been missed:
 -- every entry turns stale (refreshed on use, still served if Redis fails).
--- "!backend-policy" announces a new destination policy: every worker re-reads it.
+-- "!backend-policy" announces a new destination policy: every worker re-reads it;
+-- "!cert:<name>" a changed certificate (see tls.lua).
 local config = require "dynroute.config"
 local metrics = require "dynroute.metrics"
 local policy = require "dynroute.policy"
 local redis = require "dynroute.redis"
 local routes = require "dynroute.routes"
+local tls = require "dynroute.tls"
 
 local _M = {}
 
@@ -18,6 +20,7 @@ local function listen()
   local ok, serr = red:command("SUBSCRIBE", channel)
   if not ok then red:close(); return nil, serr end
   routes.invalidate_all()
+  tls.invalidate()
   policy.changed()
   ngx.log(ngx.NOTICE, "dynroute: subscribed to ", channel)
   red:settimeout(5000)
@@ -29,6 +32,8 @@ local function listen()
         if msg[3] == "!backend-policy" then
           policy.changed()
           routes.bump_epoch()
+        elseif msg[3]:sub(1, 6) == "!cert:" then
+          tls.invalidate()
         else
           routes.invalidate(msg[3])
         end

@@ -112,6 +112,53 @@ export const migrations: Migration[] = [
   },
   {
     version: 5,
+    name: "certificates and their outbox, TLS mode and ACME state",
+    statements: [
+      `ALTER TABLE mappings ADD COLUMN tls_mode VARCHAR(16) CHARACTER SET ascii NOT NULL DEFAULT ''`,
+      // Where each automatic certificate stands; the ACME manager (relay leader) keeps it.
+      `CREATE TABLE acme_states (
+        name VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        tenant_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        state VARCHAR(16) CHARACTER SET ascii NOT NULL,
+        reason VARCHAR(1024) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        expire_time DATETIME(3) NULL,
+        fingerprint VARCHAR(128) CHARACTER SET ascii NOT NULL,
+        next_attempt_time DATETIME(3) NOT NULL,
+        failures INT UNSIGNED NOT NULL,
+        PRIMARY KEY (name),
+        KEY acme_states_next (next_attempt_time)
+      ) ENGINE=InnoDB`,
+      // One certificate per name a tenant owns; the key sealed (see SecretBox).
+      `CREATE TABLE certificates (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+        tenant_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        name VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        chain_pem MEDIUMTEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        sealed_key TEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        dns_names TEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        issuer VARCHAR(1024) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        not_before DATETIME(3) NOT NULL,
+        not_after DATETIME(3) NOT NULL,
+        fingerprint VARCHAR(128) CHARACTER SET ascii NOT NULL,
+        revision BIGINT UNSIGNED NOT NULL,
+        update_time DATETIME(3) NOT NULL,
+        PRIMARY KEY (id),
+        UNIQUE KEY certificates_name (name),
+        KEY certificates_tenant (tenant_id, name)
+      ) ENGINE=InnoDB`,
+      // Like outbox, for certificates: the full new state of one name; its id is the name's certificate revision.
+      `CREATE TABLE certificate_outbox (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+        name VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        chain_pem MEDIUMTEXT CHARACTER SET ascii COLLATE ascii_bin NULL,
+        sealed_key TEXT CHARACTER SET ascii COLLATE ascii_bin NULL,
+        created_at DATETIME(3) NOT NULL,
+        PRIMARY KEY (id)
+      ) ENGINE=InnoDB`,
+    ],
+  },
+  {
+    version: 6,
     name: "relay lease row",
     statements: [
       // The relay lease: who holds it, until when (by the database's clock), and a fencing number

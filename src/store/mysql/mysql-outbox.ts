@@ -1,8 +1,35 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
-import { rowToRoute, SCAN_ROUTES, type MappingRow } from "../sql-shared.js";
-import type { OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
+import { rowToRoute, SCAN_ROUTES, toCertificateChange, type CertificateOutboxRow, type MappingRow } from "../sql-shared.js";
+import type { CertificateChange, CertificateRow, OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
 
-export async function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
+export function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
+  return drainRows(
+    pool,
+    "outbox",
+    "id, domain, backends, created_at",
+    limit,
+    (rows) =>
+      apply(
+        rows.map((r) => ({
+          domain: r.domain,
+          revision: BigInt(r.id),
+          backends: r.backends === null ? null : JSON.parse(r.backends),
+          committedAt: r.created_at,
+        })),
+      ),
+    lease,
+  );
+}
+
+export function drainCertificateOutbox(pool: Pool, limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+  return drainRows(pool, "certificate_outbox", "id, name, chain_pem, sealed_key", limit, (rows) => apply(rows.map((r) => toCertificateChange(r as CertificateOutboxRow))));
+}
+
+/**
+ * In one transaction: lock up to `limit` of a table's oldest rows (skipping rows another relay holds), apply them,
+ * delete them. With `lease`, its fence is checked first.
+ */
+async function drainRows(pool: Pool, table: string, columns: string, limit: number, apply: (rows: RowDataPacket[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
   const conn = await pool.getConnection();
   try {
     // READ COMMITTED: lock only the rows read, no gap locks that would block writers.
@@ -11,17 +38,10 @@ export async function drainOutbox(pool: Pool, limit: number, apply: (changes: Ro
     try {
       // The fence: first in the transaction, so the lease row stays locked until the batch commits.
       if (lease && !(await lease.renew(conn))) throw new Error("the relay lease was taken over; not applying");
-      const [rows] = await conn.query<RowDataPacket[]>("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", [limit]);
+      const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${columns} FROM ${table} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, [limit]);
       if (rows.length > 0) {
-        await apply(
-          rows.map((r) => ({
-            domain: r.domain,
-            revision: BigInt(r.id),
-            backends: r.backends === null ? null : JSON.parse(r.backends),
-            committedAt: r.created_at,
-          })),
-        );
-        await conn.query("DELETE FROM outbox WHERE id IN (?)", [rows.map((r) => r.id)]);
+        await apply(rows);
+        await conn.query(`DELETE FROM ${table} WHERE id IN (?)`, [rows.map((r) => r.id)]);
       }
       await conn.commit();
       return rows.length;
@@ -48,6 +68,17 @@ export async function mappedDomains(pool: Pool, domains: readonly string[]): Pro
   if (domains.length === 0) return new Set();
   const [rows] = await pool.query<RowDataPacket[]>("SELECT domain FROM mappings WHERE domain IN (?)", [domains]);
   return new Set(rows.map((r) => r.domain as string));
+}
+
+export async function scanCertificates(pool: Pool, afterId: bigint, limit: number): Promise<CertificateRow[]> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT id, name, chain_pem, sealed_key, revision FROM certificates WHERE id > ? ORDER BY id LIMIT ?", [afterId.toString(), limit]);
+  return rows.map((r) => ({ id: BigInt(r.id), name: r.name, revision: BigInt(r.revision), state: { chainPem: r.chain_pem, sealedKey: r.sealed_key } }));
+}
+
+export async function certifiedNames(pool: Pool, names: readonly string[]): Promise<Set<string>> {
+  if (names.length === 0) return new Set();
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT name FROM certificates WHERE name IN (?)", [names]);
+  return new Set(rows.map((r) => r.name as string));
 }
 
 /**

@@ -2,10 +2,33 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import type { Logger } from "pino";
-import { createAllIn, createIn, deleteIn, dryRunResult, updateIn, type MappingTx } from "../mapping-writes.js";
+import { createAllIn, createIn, deleteCertificateIn, deleteIn, dryRunResult, putCertificateIn, updateIn, type MappingTx } from "../mapping-writes.js";
 import {
+  ACME_COLUMNS,
+  ACME_DUE,
+  acmeValues,
+  CERTIFICATE_COLUMNS,
+  CERTIFICATE_SUMMARY,
+  EARLIEST_EXPIRY,
+  PRUNE_ACME,
+  rowToAcme,
+  rowToCertificate,
+  rowsToDue,
+  type AcmeRow,
+  type CertificateRow as CertificateSqlRow,
+} from "../sql-shared.js";
+import {
+  certificateNotFound,
   notFound,
   StoreError,
+  type AcmeDue,
+  type AcmeState,
+  type AcmeStore,
+  type CertificateChange,
+  type CertificateInput,
+  type CertificateRecord,
+  type CertificateRow,
+  type CertificateStore,
   type ListQuery,
   type ListResult,
   type MappingInput,
@@ -77,7 +100,7 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
   return new MysqlStore(pool, opts);
 }
 
-export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
+export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
   private migrated = false;
   private closed = false;
   /** Settles once the schema is current (or the store is closed). */
@@ -200,6 +223,71 @@ export class MysqlStore implements MappingStore, OutboxStore, KeyStore, AuditSto
   async scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
     const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`, [afterId.toString(), limit]));
     return rows.map((r) => rowToRecord(r as MappingRow));
+  }
+
+  putCertificate(tenantId: string, input: CertificateInput): Promise<CertificateRecord> {
+    return this.transaction((tx) => putCertificateIn(tx, tenantId, input));
+  }
+
+  async getCertificate(tenantId: string, name: string): Promise<CertificateRecord> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`, [name, tenantId]));
+    if (!rows[0]) throw certificateNotFound(name);
+    return rowToCertificate(rows[0] as CertificateSqlRow);
+  }
+
+  async listCertificates(tenantId: string): Promise<CertificateRecord[]> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE tenant_id = ? ORDER BY name`, [tenantId]));
+    return rows.map((r) => rowToCertificate(r as CertificateSqlRow));
+  }
+
+  deleteCertificate(tenantId: string, name: string): Promise<void> {
+    return this.transaction((tx) => deleteCertificateIn(tx, tenantId, name));
+  }
+
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+    this.assertReady();
+    return outbox.drainCertificateOutbox(this.pool, limit, apply).catch(toStoreError);
+  }
+
+  scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]> {
+    return this.read(() => outbox.scanCertificates(this.pool, afterId, limit));
+  }
+
+  async acmeDue(defaultAutomatic: boolean, now: Date, limit: number): Promise<AcmeDue[]> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(ACME_DUE, [defaultAutomatic ? 1 : 0, now, limit]));
+    return rowsToDue(rows);
+  }
+
+  async putAcmeState(state: AcmeState): Promise<void> {
+    await this.read(() =>
+      this.pool.query(
+        `INSERT INTO acme_states (${ACME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE tenant_id = VALUES(tenant_id), state = VALUES(state), reason = VALUES(reason), expire_time = VALUES(expire_time), fingerprint = VALUES(fingerprint), next_attempt_time = VALUES(next_attempt_time), failures = VALUES(failures)`,
+        [...acmeValues(state, (d) => d)],
+      ),
+    );
+  }
+
+  async acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
+    if (names.length === 0) return new Map();
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (?)`, [names]));
+    return new Map(rows.map((r) => [r.name as string, rowToAcme(r as AcmeRow)]));
+  }
+
+  async pruneAcmeStates(): Promise<number> {
+    const [res] = await this.read(() => this.pool.query<ResultSetHeader>(PRUNE_ACME));
+    return res.affectedRows;
+  }
+
+  async certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }> {
+    const [[states], [[expiry]]] = await Promise.all([
+      this.read(() => this.pool.query<RowDataPacket[]>(CERTIFICATE_SUMMARY)),
+      this.read(() => this.pool.query<RowDataPacket[]>(EARLIEST_EXPIRY)),
+    ]);
+    return { byState: Object.fromEntries(states.map((r) => [r.state, Number(r.n)])), earliestExpiry: expiry?.earliest ?? null };
+  }
+
+  certifiedNames(names: readonly string[]): Promise<Set<string>> {
+    return this.read(() => outbox.certifiedNames(this.pool, names));
   }
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {

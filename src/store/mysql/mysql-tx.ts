@@ -1,6 +1,14 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { domainTaken, type MappingTx } from "../mapping-writes.js";
 import { INSERT_MAPPING, mappingValues, UPDATE_MAPPING } from "../sql-shared.js";
+import {
+  CERTIFICATE_COLUMNS,
+  CERTIFICATE_INSERT_COLUMNS,
+  CERTIFICATE_INSERT_VALUES,
+  certificateValues,
+  rowToCertificate,
+  type CertificateRow,
+} from "../sql-shared.js";
 import { auditValues, INSERT_AUDIT, INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY, SETTLE_IDEMPOTENCY, MAPPING_COLUMNS, othersClaimQuery, rowToRecord, rowToSettings, TENANT_COLUMNS, type MappingRow, type TenantRow } from "../sql-shared.js";
 import { isDuplicate } from "./mysql-errors.js";
 
@@ -75,6 +83,42 @@ export function mysqlTx(conn: PoolConnection): MappingTx {
     },
     async settleIdempotency(scope, key, result) {
       await conn.query(SETTLE_IDEMPOTENCY, [result, scope, key]);
+    },
+    async tenantMaps(tenantId, names) {
+      if (names.length === 0) return new Set();
+      // Shared locks: a mapping that makes a name the tenant's cannot go before this write commits.
+      const [rows] = await conn.query<RowDataPacket[]>("SELECT domain FROM mappings WHERE tenant_id = ? AND domain IN (?) LOCK IN SHARE MODE", [tenantId, names]);
+      return new Set(rows.map((r) => r.domain as string));
+    },
+    async lockCertificate(name) {
+      const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? FOR UPDATE`, [name]);
+      return rows[0] && rowToCertificate(rows[0] as CertificateRow);
+    },
+    async putCertificate(tenantId, input, now) {
+      await conn.query(
+        `INSERT INTO certificates (${CERTIFICATE_INSERT_COLUMNS}) VALUES (${CERTIFICATE_INSERT_VALUES}) ON DUPLICATE KEY UPDATE tenant_id = VALUES(tenant_id), chain_pem = VALUES(chain_pem), sealed_key = VALUES(sealed_key), dns_names = VALUES(dns_names), issuer = VALUES(issuer), not_before = VALUES(not_before), not_after = VALUES(not_after), fingerprint = VALUES(fingerprint), update_time = VALUES(update_time)`,
+        [...certificateValues(tenantId, input, now, (d) => d)],
+      );
+    },
+    async deleteCertificate(name) {
+      await conn.query("DELETE FROM certificates WHERE name = ?", [name]);
+    },
+    async certificateNames(tenantId) {
+      // A locking read: sees certificates committed since the transaction's snapshot.
+      const [rows] = await conn.query<RowDataPacket[]>("SELECT name FROM certificates WHERE tenant_id = ? FOR UPDATE", [tenantId]);
+      return rows.map((r) => r.name as string);
+    },
+    async appendCertificateOutbox(name, state, now) {
+      const [res] = await conn.query<ResultSetHeader>("INSERT INTO certificate_outbox (name, chain_pem, sealed_key, created_at) VALUES (?, ?, ?, ?)", [
+        name,
+        state?.chainPem ?? null,
+        state?.sealedKey ?? null,
+        now,
+      ]);
+      return BigInt(res.insertId);
+    },
+    async setCertificateRevision(name, revision) {
+      await conn.query("UPDATE certificates SET revision = ? WHERE name = ?", [revision.toString(), name]);
     },
   };
 }

@@ -91,6 +91,44 @@ const migrations: Array<{ version: number; name: string; sql: string }> = [
     name: "mapping status",
     sql: `ALTER TABLE mappings ADD COLUMN status TEXT NOT NULL DEFAULT 'enabled';`,
   },
+  {
+    version: 5,
+    name: "certificates and their outbox, TLS mode and ACME state",
+    sql: `
+      ALTER TABLE mappings ADD COLUMN tls_mode TEXT NOT NULL DEFAULT '';
+      CREATE TABLE acme_states (
+        name TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        expire_time INTEGER,
+        fingerprint TEXT NOT NULL,
+        next_attempt_time INTEGER NOT NULL,
+        failures INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE certificates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL UNIQUE,
+        chain_pem TEXT NOT NULL,
+        sealed_key TEXT NOT NULL,
+        dns_names TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        update_time INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX certificates_tenant ON certificates (tenant_id, name);
+      CREATE TABLE certificate_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        chain_pem TEXT,
+        sealed_key TEXT,
+        created_at INTEGER NOT NULL
+      ) STRICT;`,
+  },
 ];
 
 export function migrateSqlite(db: Database, logger: Logger): void {

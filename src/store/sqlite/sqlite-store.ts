@@ -2,10 +2,19 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
 import type { Logger } from "pino";
-import { createAllIn, createIn, deleteIn, domainTaken, dryRunResult, updateIn, type MappingTx } from "../mapping-writes.js";
+import { createAllIn, createIn, deleteCertificateIn, deleteIn, domainTaken, dryRunResult, putCertificateIn, updateIn, type MappingTx } from "../mapping-writes.js";
 import {
+  certificateNotFound,
   notFound,
   StoreError,
+  type AcmeDue,
+  type AcmeState,
+  type AcmeStore,
+  type CertificateChange,
+  type CertificateInput,
+  type CertificateRecord,
+  type CertificateRow as CertificateScanRow,
+  type CertificateStore,
   type ListQuery,
   type ListResult,
   type MappingInput,
@@ -30,6 +39,23 @@ import {
 import {
   AUDIT_COLUMNS,
   auditConditions,
+  ACME_COLUMNS,
+  ACME_DUE,
+  acmeValues,
+  CERTIFICATE_SUMMARY,
+  EARLIEST_EXPIRY,
+  PRUNE_ACME,
+  rowToAcme,
+  rowsToDue,
+  type AcmeRow,
+  CERTIFICATE_COLUMNS,
+  CERTIFICATE_INSERT_COLUMNS,
+  CERTIFICATE_INSERT_VALUES,
+  certificateValues,
+  rowToCertificate,
+  toCertificateChange,
+  type CertificateOutboxRow,
+  type CertificateRow,
   auditValues,
   INSERT_AUDIT,
   INSERT_IDEMPOTENCY,
@@ -100,7 +126,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(db);
 }
 
-export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
+export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
   /** Opened and migrated synchronously; kept for symmetry with the MySQL store. */
   readonly ready = Promise.resolve();
   private queue: Promise<unknown> = Promise.resolve();
@@ -145,6 +171,26 @@ export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditSt
 
   createMany(tenantId: string, inputs: readonly MappingInput[], { dryRun, ctx }: { dryRun: boolean; ctx: WriteContext }): Promise<MappingRecord[]> {
     return this.transaction((tx) => createAllIn(tx, tenantId, inputs, dryRun, ctx)).catch(dryRunResult);
+  }
+
+  putCertificate(tenantId: string, input: CertificateInput): Promise<CertificateRecord> {
+    return this.transaction((tx) => putCertificateIn(tx, tenantId, input));
+  }
+
+  getCertificate(tenantId: string, name: string): Promise<CertificateRecord> {
+    return this.serial(() => {
+      const row = this.prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`).get(name, tenantId) as CertificateRow | undefined;
+      if (!row) throw certificateNotFound(name);
+      return rowToCertificate(row);
+    });
+  }
+
+  listCertificates(tenantId: string): Promise<CertificateRecord[]> {
+    return this.serial(() => (this.prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE tenant_id = ? ORDER BY name`).all(tenantId) as CertificateRow[]).map(rowToCertificate));
+  }
+
+  deleteCertificate(tenantId: string, name: string): Promise<void> {
+    return this.transaction((tx) => deleteCertificateIn(tx, tenantId, name));
   }
 
   insertKey(key: KeyRecord): Promise<void> {
@@ -221,6 +267,63 @@ export class SqliteStore implements MappingStore, OutboxStore, KeyStore, AuditSt
     await apply(rows.map((r) => ({ domain: r.domain, revision: BigInt(r.id), backends: r.backends === null ? null : JSON.parse(r.backends), committedAt: new Date(r.created_at) })));
     await this.serial(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
     return rows.length;
+  }
+
+  async drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+    const rows = await this.serial(() => this.prepare("SELECT id, name, chain_pem, sealed_key FROM certificate_outbox ORDER BY id LIMIT ?").all(limit) as CertificateOutboxRow[]);
+    if (rows.length === 0) return 0;
+    await apply(rows.map(toCertificateChange));
+    await this.serial(() => this.db.prepare(`DELETE FROM certificate_outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    return rows.length;
+  }
+
+  scanCertificates(afterId: bigint, limit: number): Promise<CertificateScanRow[]> {
+    return this.serial(() =>
+      (this.prepare("SELECT id, name, chain_pem, sealed_key, revision FROM certificates WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit) as CertificateRow[]).map((r) => ({
+        id: BigInt(r.id),
+        name: r.name,
+        revision: BigInt(r.revision),
+        state: { chainPem: r.chain_pem, sealedKey: r.sealed_key },
+      })),
+    );
+  }
+
+  acmeDue(defaultAutomatic: boolean, now: Date, limit: number): Promise<AcmeDue[]> {
+    return this.serial(() => rowsToDue(this.prepare(ACME_DUE).all(defaultAutomatic ? 1 : 0, now.getTime(), limit) as Array<Record<string, unknown>>));
+  }
+
+  putAcmeState(state: AcmeState): Promise<void> {
+    return this.serial(
+      () =>
+        void this.prepare(
+          `INSERT INTO acme_states (${ACME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, state = excluded.state, reason = excluded.reason, expire_time = excluded.expire_time, fingerprint = excluded.fingerprint, next_attempt_time = excluded.next_attempt_time, failures = excluded.failures`,
+        ).run(...acmeValues(state, (d) => d.getTime())),
+    );
+  }
+
+  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
+    if (names.length === 0) return Promise.resolve(new Map());
+    return this.serial(() => {
+      const rows = this.db.prepare(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
+      return new Map(rows.map((r) => [r.name, rowToAcme(r)]));
+    });
+  }
+
+  pruneAcmeStates(): Promise<number> {
+    return this.serial(() => this.prepare(PRUNE_ACME).run().changes);
+  }
+
+  certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }> {
+    return this.serial(() => {
+      const byState = Object.fromEntries((this.prepare(CERTIFICATE_SUMMARY).all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n]));
+      const { earliest } = this.prepare(EARLIEST_EXPIRY).get() as { earliest: number | null };
+      return { byState, earliestExpiry: earliest === null ? null : new Date(earliest) };
+    });
+  }
+
+  certifiedNames(names: readonly string[]): Promise<Set<string>> {
+    if (names.length === 0) return Promise.resolve(new Set());
+    return this.serial(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -357,6 +460,33 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async settleIdempotency(scope, key, result) {
       prepare(SETTLE_IDEMPOTENCY).run(result, scope, key);
+    },
+    async tenantMaps(tenantId, names) {
+      if (names.length === 0) return new Set();
+      const rows = db.prepare(`SELECT domain FROM mappings WHERE tenant_id = ? AND domain IN (${names.map(() => "?").join(",")})`).all(tenantId, ...names) as MappingRow[];
+      return new Set(rows.map((r) => r.domain));
+    },
+    async lockCertificate(name) {
+      const row = prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`).get(name) as CertificateRow | undefined;
+      return row && rowToCertificate(row);
+    },
+    async putCertificate(tenantId, input, now) {
+      prepare(
+        `INSERT INTO certificates (${CERTIFICATE_INSERT_COLUMNS}) VALUES (${CERTIFICATE_INSERT_VALUES}) ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, chain_pem = excluded.chain_pem, sealed_key = excluded.sealed_key, dns_names = excluded.dns_names, issuer = excluded.issuer, not_before = excluded.not_before, not_after = excluded.not_after, fingerprint = excluded.fingerprint, update_time = excluded.update_time`,
+      ).run(...certificateValues(tenantId, input, now.getTime(), (d) => d.getTime()));
+    },
+    async deleteCertificate(name) {
+      prepare("DELETE FROM certificates WHERE name = ?").run(name);
+    },
+    async certificateNames(tenantId) {
+      return (prepare("SELECT name FROM certificates WHERE tenant_id = ?").all(tenantId) as Array<{ name: string }>).map((r) => r.name);
+    },
+    async appendCertificateOutbox(name, state, now) {
+      const res = prepare("INSERT INTO certificate_outbox (name, chain_pem, sealed_key, created_at) VALUES (?, ?, ?, ?)").run(name, state?.chainPem ?? null, state?.sealedKey ?? null, now.getTime());
+      return BigInt(res.lastInsertRowid);
+    },
+    async setCertificateRevision(name, revision) {
+      prepare("UPDATE certificates SET revision = ? WHERE name = ?").run(revision, name);
     },
   };
 }

@@ -1,0 +1,151 @@
+import { X509Certificate } from "node:crypto";
+import http2 from "node:http2";
+import https from "node:https";
+import tls from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshStore, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
+import { TestCa } from "./harness/certs.js";
+import { freePort } from "./harness/ports.js";
+import { PrivateRedis } from "./harness/redis.js";
+import { rest } from "./harness/rest.js";
+import { Backend, PrivateRouter, request } from "./harness/router.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+// The router's TLS listener end to end: certificates uploaded through the API reach the router
+// through the outbox and Redis, and are picked by SNI at handshake time. The cache TTL is long,
+// so a changed certificate seen within the waits below arrived by invalidation.
+const ca = new TestCa();
+let redis: PrivateRedis;
+let daemon: TestDaemon;
+let router: PrivateRouter;
+let bare: PrivateRouter;
+let backend: Backend;
+let tlsPort: number;
+let bareTlsPort: number;
+const defaultCert = ca.issue(["*.platform.example"]);
+
+/** The handshake for `servername`: the leaf's fingerprint and the protocol ALPN chose, or the error. The chain is verified, the name not (the default certificate is for other names). */
+function handshake(port: number, servername: string): Promise<{ fingerprint: string; alpn: string | false | null } | { error: string }> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, servername, ca: ca.pem, checkServerIdentity: () => undefined, ALPNProtocols: ["h2", "http/1.1"] }, () => {
+      resolve({ fingerprint: socket.getPeerCertificate().fingerprint256, alpn: socket.alpnProtocol });
+      socket.end();
+    });
+    socket.on("error", (err) => resolve({ error: err.message }));
+  });
+}
+
+function httpsGet(port: number, host: string, path = "/"): Promise<{ status: number; json: any; headers: import("node:http").IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: "127.0.0.1", port, path, servername: host, headers: { host }, ca: ca.pem, agent: false }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(body), headers: res.headers }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256;
+const api = (method: string, path: string, body?: object) => rest(daemon.baseUrl, method, path, body ? { body } : {});
+const upload = (name: string, leaf: { chain: string; key: string }) => api("PUT", `/v1/acme/certificates/${name}`, { certificate_chain: leaf.chain + ca.pem, private_key: leaf.key });
+
+beforeAll(async () => {
+  redis = await PrivateRedis.start();
+  daemon = await startTestDaemon(await freshStore("sqlite"), { REDIS_URL: redis.url, DYNROUTE_REDIS_PREFIX: "tls:" });
+  await daemon.store.ready;
+  backend = await Backend.start("a");
+  const files = mkdtempSync(join(tmpdir(), "dynroute-default-cert-"));
+  writeFileSync(join(files, "default.pem"), defaultCert.chain + ca.pem);
+  writeFileSync(join(files, "default.key"), defaultCert.key);
+  tlsPort = await freePort();
+  router = await PrivateRouter.start(redis.url, "tls:", {
+    ROUTER_CACHE_TTL: "300",
+    ROUTER_LISTEN_TLS: `127.0.0.1:${tlsPort}`,
+    ROUTER_TLS_DEFAULT_CERT: join(files, "default.pem"),
+    ROUTER_TLS_DEFAULT_KEY: join(files, "default.key"),
+    ROUTER_HTTPS_REDIRECT: "certified",
+    ROUTER_HSTS: "max-age=600",
+  });
+  bareTlsPort = await freePort();
+  bare = await PrivateRouter.start(redis.url, "tls:", { ROUTER_CACHE_TTL: "300", ROUTER_LISTEN_TLS: `127.0.0.1:${bareTlsPort}` });
+  for (const domain of ["shop.acme.example", "*.apps.acme.example", "vm1.platform.example"]) {
+    expect((await api("PUT", "/v1/acme/mapping", { domain, backends: [backend.url] })).status).toBe(201);
+  }
+});
+afterAll(async () => {
+  await router?.stop();
+  await bare?.stop();
+  await daemon?.close();
+  await backend?.stop();
+  await redis?.destroy();
+});
+
+describe("TLS in the router", () => {
+  it("serves an uploaded certificate by SNI over HTTP/2 and HTTP/1.1, and proxies the request", async () => {
+    const leaf = ca.issue(["shop.acme.example"]);
+    expect((await upload("shop.acme.example", leaf)).status).toBe(200);
+    await expect.poll(async () => (await handshake(tlsPort, "shop.acme.example")) as object).toEqual({ fingerprint: fingerprintOf(leaf.chain), alpn: "h2" });
+    const res = await httpsGet(tlsPort, "shop.acme.example", "/hello");
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ backend: "a", url: "/hello" });
+    expect(res.json.headers["x-forwarded-proto"]).toBe("https");
+    // HTTP/2 end to end.
+    const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: "shop.acme.example", ca: ca.pem });
+    const stream = session.request({ ":path": "/h2", ":authority": "shop.acme.example" });
+    let body = "";
+    stream.on("data", (c: Buffer) => (body += c));
+    const [headers] = (await new Promise((resolve) => stream.on("response", (h) => resolve([h])))) as [http2.IncomingHttpHeaders];
+    await new Promise((resolve) => stream.on("end", resolve));
+    session.close();
+    expect(headers[":status"]).toBe(200);
+    expect(JSON.parse(body)).toMatchObject({ backend: "a", url: "/h2" });
+  });
+
+  it("falls back to a wildcard certificate one label up, then to the operator's default", async () => {
+    const wild = ca.issue(["*.apps.acme.example"]);
+    expect((await upload("*.apps.acme.example", wild)).status).toBe(200);
+    await expect.poll(async () => ((await handshake(tlsPort, "one.apps.acme.example")) as { fingerprint?: string }).fingerprint).toBe(fingerprintOf(wild.chain));
+    // Two labels down, a TLS wildcard does not match: the default it is.
+    expect(await handshake(tlsPort, "a.b.apps.acme.example")).toMatchObject({ fingerprint: fingerprintOf(defaultCert.chain) });
+    expect(await handshake(tlsPort, "vm1.platform.example")).toMatchObject({ fingerprint: fingerprintOf(defaultCert.chain) });
+    expect((await httpsGet(tlsPort, "vm1.platform.example")).json).toMatchObject({ backend: "a" });
+  });
+
+  it("redirects plain HTTP to HTTPS (308) for hosts with a certificate of their own, never the ACME challenge path, and sends HSTS over TLS", async () => {
+    const redirected = await request(router.port, "shop.acme.example", "/cart?item=1", { method: "POST", body: "x" });
+    expect(redirected.status).toBe(308);
+    expect(redirected.headers.location).toBe(`https://shop.acme.example:${tlsPort}/cart?item=1`);
+    expect((await request(router.port, "one.apps.acme.example", "/")).status).toBe(308);
+    // Only the operator's default would cover it: served over plain HTTP as before.
+    const plain = await request(router.port, "vm1.platform.example", "/");
+    expect(plain.json).toMatchObject({ backend: "a" });
+    expect(plain.headers["strict-transport-security"]).toBeUndefined();
+    const challenge = await request(router.port, "shop.acme.example", "/.well-known/acme-challenge/abc");
+    expect(challenge.status).toBe(404);
+    expect(challenge.json).toMatchObject({ code: "not_found" });
+    expect((await httpsGet(tlsPort, "shop.acme.example")).headers["strict-transport-security"]).toBe("max-age=600");
+    // The router without the setting does neither.
+    expect((await request(bare.port, "shop.acme.example", "/")).status).toBe(200);
+  });
+
+  it("without a certificate and without a default, refuses the handshake cleanly and says so", async () => {
+    const res = await handshake(bareTlsPort, "vm1.platform.example");
+    expect(res).toHaveProperty("error");
+    // The router keeps serving names it has certificates for.
+    await expect.poll(async () => ((await handshake(bareTlsPort, "shop.acme.example")) as { fingerprint?: string }).fingerprint).toBeDefined();
+    await expect.poll(async () => (await bare.metrics()).get('dynroute_router_tls_handshakes_total{certificate="none"}')).toBeGreaterThanOrEqual(1);
+  });
+
+  it("serves a replaced certificate at once (invalidation) and stops serving a deleted one", async () => {
+    const next = ca.issue(["shop.acme.example"]);
+    expect((await upload("shop.acme.example", next)).status).toBe(200);
+    await expect.poll(async () => ((await handshake(tlsPort, "shop.acme.example")) as { fingerprint?: string }).fingerprint, { timeout: 3000 }).toBe(fingerprintOf(next.chain));
+    expect((await api("DELETE", "/v1/acme/certificates/shop.acme.example")).status).toBe(204);
+    await expect.poll(async () => ((await handshake(tlsPort, "shop.acme.example")) as { fingerprint?: string }).fingerprint, { timeout: 3000 }).toBe(fingerprintOf(defaultCert.chain));
+    await expect.poll(async () => "error" in (await handshake(bareTlsPort, "shop.acme.example")), { timeout: 3000 }).toBe(true);
+  });
+});
