@@ -29,21 +29,26 @@ export function parsePathTemplate(source: string): PathTemplate {
   return { source, segments };
 }
 
+/** A request path (still percent-encoded) as matchPath takes it: split once per request, not once per route. */
+export const pathParts = (path: string): string[] => path.slice(1).split("/");
+
 /**
- * Matches a request path (still percent-encoded) against a template and
+ * Matches a request path's parts (see pathParts) against a template and
  * returns the decoded variables, or undefined when it does not match.
  * Throws URIError for malformed percent-encoding.
  */
-export function matchPath(template: PathTemplate, path: string): Map<string, string> | undefined {
-  const parts = path.slice(1).split("/");
+export function matchPath(template: PathTemplate, parts: readonly string[]): Map<string, string> | undefined {
   const { segments } = template;
+  if (parts.length < segments.length) return undefined;
+  // Literals first: most routes fail on one, before any variable is decoded.
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i]!;
+    if ("literal" in seg && parts[i] !== seg.literal) return undefined;
+  }
   const vars = new Map<string, string>();
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
-    if ("literal" in seg) {
-      if (parts[i] !== seg.literal) return undefined;
-      continue;
-    }
+    if ("literal" in seg) continue;
     const value = seg.rest ? parts.slice(i).join("/") : parts[i];
     if (value === undefined || value === "") return undefined;
     vars.set(seg.variable, seg.rest ? value.split("/").map(decodeURIComponent).join("/") : decodeURIComponent(value));

@@ -7,7 +7,7 @@ import type { PlainRequest, PlainResponse, PlainRoute } from "../server/listener
 import { noneMatch, parseEntityTags, strongRevisions, type EntityTag } from "./entity-tags.js";
 import { errorAnswer, httpError, type ErrorAnswer } from "./error-body.js";
 import type { FieldPath, HttpRoute } from "./http-routes.js";
-import { expandPath, matchPath } from "./path-template.js";
+import { expandPath, matchPath, pathParts } from "./path-template.js";
 import { decodeRequest } from "./request-decoder.js";
 
 export interface RestGatewayOptions {
@@ -43,9 +43,10 @@ export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
     const q = target.indexOf("?");
     const url = { pathname: q < 0 ? target : target.slice(0, q), searchParams: new URLSearchParams(q < 0 ? "" : target.slice(q + 1)), target };
     let matches: Array<{ route: HttpRoute; vars: Map<string, string> }>;
+    const parts = pathParts(url.pathname);
     try {
       matches = routes.flatMap((route) => {
-        const vars = matchPath(route.template, url.pathname);
+        const vars = matchPath(route.template, parts);
         return vars ? [{ route, vars }] : [];
       });
     } catch {
