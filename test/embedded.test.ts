@@ -110,6 +110,24 @@ describe("the README's start command", () => {
     expect((await rest(second.baseUrl, "GET", "/v1/demo/mapping/demo.example.org", { token: token! })).json).toMatchObject({ domain: "demo.example.org", revision: created.json.revision });
     await interrupt(second);
   });
+
+  it("stops the daemon when a service manager sends SIGTERM to npm alone: it drains, exits 0 and leaves no process behind", async () => {
+    const dir = checkoutCopy();
+    const started = await npmStart(dir, { DYNROUTE_ADDR: `127.0.0.1:${await freePort()}`, REDIS_URL: inject("redisUrl"), DYNROUTE_REDIS_PREFIX: "sigterm:" });
+    const exited = once(started.proc, "close"); // after its output is read
+    started.proc.kill("SIGTERM"); // to npm's pid only, as systemd's KillMode=mixed or a supervisor does
+    const [code] = await exited;
+    expect(code).toBe(0);
+    expect(started.stdout.join("\n")).toContain('"signal":"SIGTERM"');
+    await waitFor("npm start's group to be gone", async () => {
+      try {
+        process.kill(-started.proc.pid!, 0);
+      } catch {
+        return;
+      }
+      throw new Error("a process of npm start still runs");
+    });
+  });
 });
 
 describe("the embedded store", () => {
