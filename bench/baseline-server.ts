@@ -3,7 +3,7 @@
 //   same-io  node:http doing the I/O a GET must do (one SELECT by domain, one Redis HGET)
 //            with no framework, routing, auth, validation or logging: what our own code adds shows
 //            as the distance to it.
-// Both parse a request body when there is one. Env: MODE, PORT, MAPPING (JSON), MYSQL_URL, REDIS_URL.
+// Both parse a request body when there is one. Env: MODE, PORT, MAPPING (JSON), MYSQL_URL, REDIS_URL, ROUTE_PREFIX.
 import http from "node:http";
 import { Redis } from "ioredis";
 import { createPool, type RowDataPacket } from "mysql2/promise";
@@ -18,7 +18,7 @@ if (process.env.MODE === "static") {
   const redis = new Redis(process.env.REDIS_URL!);
   serve(async () => {
     const [rows] = await pool.query<RowDataPacket[]>("SELECT * FROM mappings WHERE domain = ?", [mapping.domain]);
-    const rev = await redis.hget(`route:${mapping.domain}`, "rev");
+    const rev = await redis.hget(`${process.env.ROUTE_PREFIX ?? ""}route:${mapping.domain}`, "rev");
     return { ...rows[0], backends: JSON.parse(rows[0]!.backends), live: rev !== null };
   });
 }
