@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { freshStore, protocols, startTestDaemon, stores, type TestDaemon } from "./harness/daemon.js";
+import { freshStore, protocols, startTestDaemon, stores, TOKEN, type TestDaemon } from "./harness/daemon.js";
 
 describe.each(stores)("on the %s store", (kind) => {
   let daemon: TestDaemon;
@@ -19,6 +19,22 @@ describe.each(stores)("on the %s store", (kind) => {
     }
     throw new Error("call succeeded but should have failed");
   }
+
+  it("answers side-effect-free calls over Connect GET (cacheable URLs), and only those", async () => {
+    const domain = "connect-get.example.org";
+    await daemon.client("connect").createMapping({ tenantId: "t-get", mapping: { domain, backends: ["http://a:1"] } });
+    const connectGet = (method: string, message: object) =>
+      fetch(`${daemon.baseUrl}/dynroute.v1.MappingService/${method}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(message))}`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+    const got = await connectGet("GetMapping", { tenantId: "t-get", domain });
+    expect(got.status).toBe(200);
+    expect(await got.json()).toMatchObject({ mapping: { domain, backends: ["http://a:1"] } });
+    const listed = await connectGet("ListMappings", { tenantId: "t-get" });
+    expect(((await listed.json()) as { mappings: Array<{ domain: string }> }).mappings.map((m) => m.domain)).toEqual([domain]);
+    // Writes stay POST-only.
+    expect((await connectGet("DeleteMapping", { tenantId: "t-get", domain })).status).toBe(405);
+  });
 
   describe.each(protocols)("MappingService over %s", (protocol) => {
     const tenant = `t-${protocol}`;
