@@ -51,7 +51,7 @@ async function main() {
       let peer: number | undefined;
       for (const t of targets) {
         progress(`${w.name}: ${t.name}`);
-        const r: WrkResult = await wrk(w.url(t), { dir, name: `${w.name} ${t.name}`, script: w.script(), seconds: SECONDS, connections: CONNECTIONS });
+        const r: WrkResult = await wrk(w.url(t), { dir, name: `${w.name} ${t.name}`, script: w.script(), seconds: SECONDS, connections: CONNECTIONS, timeoutSeconds: 30 });
         const rate = r.rps * w.per(t);
         peer ??= rate;
         rows.push({
