@@ -28,9 +28,10 @@ function run(script: string): Promise<Outcome> {
   const err: Buffer[] = [];
   child.stdout.on("data", (c: Buffer) => (out.push(c), process.stdout.write(c)));
   child.stderr.on("data", (c: Buffer) => (err.push(c), process.stderr.write(c)));
+  // On exit, not on close: a benchmark that dies leaves its daemon holding the pipes open.
   return new Promise((resolve) =>
-    child.once("close", (code) =>
-      resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), seconds: (performance.now() - started) / 1000 }),
+    child.once("exit", (code) =>
+      setTimeout(() => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), seconds: (performance.now() - started) / 1000 }), 200),
     ),
   );
 }
