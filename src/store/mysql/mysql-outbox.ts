@@ -1,4 +1,4 @@
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { createConnection, type Connection, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import { rowToRoute, SCAN_ROUTES, toCertificateChange, type CertificateOutboxRow, type MappingRow } from "../sql-shared.js";
 import type { CertificateChange, CertificateRow, OutboxStats, RelayLease, RouteChange, RouteRow } from "../store.js";
 
@@ -89,7 +89,7 @@ export async function certifiedNames(pool: Pool, names: readonly string[]): Prom
  * database itself is: a primary with replicas, Group Replication, Galera (two
  * nodes taking it at once conflict on the row, and one of them fails).
  */
-export async function tryAcquireRelayLease(pool: Pool, holder: string, ttlMs: number): Promise<RelayLease | undefined> {
+export async function tryAcquireRelayLease(pool: Pool, url: string, holder: string, ttlMs: number): Promise<RelayLease | undefined> {
   const sentAt = performance.now();
   // LAST_INSERT_ID(expr) hands the new fencing number back with the UPDATE's result.
   const [res] = await pool.query<ResultSetHeader>(
@@ -97,7 +97,7 @@ export async function tryAcquireRelayLease(pool: Pool, holder: string, ttlMs: nu
     [holder, ttlMs * 1000],
   );
   if (res.affectedRows !== 1) return undefined;
-  return new MysqlRelayLease(pool, holder, BigInt(res.insertId), ttlMs, sentAt);
+  return new MysqlRelayLease(pool, url, holder, BigInt(res.insertId), ttlMs, sentAt);
 }
 
 export class MysqlRelayLease implements RelayLease {
@@ -105,16 +105,19 @@ export class MysqlRelayLease implements RelayLease {
   /** Local clock: until when the database surely still has us as the holder. */
   private validUntil: number;
   private readonly heartbeat: NodeJS.Timeout;
+  // Renewals run on a connection of their own: API writes filling the pool must not starve them into expiry.
+  private own: Promise<Connection> | undefined;
 
   constructor(
     private readonly pool: Pool,
+    private readonly url: string,
     readonly holder: string,
     readonly fence: bigint,
     private readonly ttlMs: number,
     sentAt: number,
   ) {
     this.validUntil = this.deadline(sentAt);
-    this.heartbeat = setInterval(() => void this.renew(this.pool).catch(() => undefined), Math.max(50, Math.floor(ttlMs / 3)));
+    this.heartbeat = setInterval(() => void this.beat(), Math.max(50, Math.floor(ttlMs / 3)));
     this.heartbeat.unref();
   }
 
@@ -128,7 +131,7 @@ export class MysqlRelayLease implements RelayLease {
    * drain transaction, this also takes the row lock, so a takeover waits for
    * the batch to commit and a fenced-out relay applies nothing.
    */
-  async renew(conn: Pool | PoolConnection): Promise<boolean> {
+  async renew(conn: Pool | PoolConnection | Connection): Promise<boolean> {
     if (this.lost) return false;
     const sentAt = performance.now();
     const [res] = await conn.query<ResultSetHeader>(
@@ -157,8 +160,26 @@ export class MysqlRelayLease implements RelayLease {
     return sentAt + this.ttlMs - this.ttlMs / 10;
   }
 
+  private async beat(): Promise<void> {
+    try {
+      this.own ??= createConnection({ uri: this.url, connectTimeout: 3000, enableKeepAlive: true });
+      const conn = await this.own;
+      conn.on("error", () => undefined); // noticed by the next query, which drops it
+      await this.renew(conn);
+    } catch {
+      this.drop(); // a new connection next beat; the lease lapses if none works in time
+    }
+  }
+
+  private drop(): void {
+    const own = this.own;
+    this.own = undefined;
+    void own?.then((c) => c.destroy(), () => undefined);
+  }
+
   private stop(): void {
     this.lost = true;
     clearInterval(this.heartbeat);
+    this.drop();
   }
 }

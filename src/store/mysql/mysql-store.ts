@@ -310,7 +310,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   tryAcquireRelayLease(ttlMs: number): Promise<RelayLease | undefined> {
     this.assertReady();
-    return outbox.tryAcquireRelayLease(this.pool, this.leaseHolder, ttlMs).catch(toStoreError);
+    return outbox.tryAcquireRelayLease(this.pool, this.opts.url, this.leaseHolder, ttlMs).catch(toStoreError);
   }
 
   onCommit(listener: () => void): void {
