@@ -8,13 +8,14 @@
 // BENCH_TTL_CHANGES, BENCH_FLOOD_HOSTS)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { Redis } from "ioredis";
 import { PrivateRouter, request } from "../test/harness/router.js";
+import { startStaticNginx } from "./static-nginx.js";
 import { percentile, table } from "./table.js";
 import { assertWrk, wrk, type WrkResult } from "./wrk.js";
 
@@ -180,24 +181,12 @@ async function luaMemory(router: PrivateRouter): Promise<number[]> {
 }
 
 /** Backends x and y (static "x"/"y") and the baseline keepalive proxy to x, in one nginx without Lua. */
-async function plainNginx(dir: string, xPort: number, yPort: number, basePort: number): Promise<ChildProcess> {
-  const prefix = join(dir, "plain");
-  for (const d of ["logs", "tmp"]) mkdirSync(join(prefix, d), { recursive: true });
-  writeFileSync(
-    join(prefix, "nginx.conf"),
-    `${process.getuid?.() === 0 ? "user root;" : ""}
-worker_processes 2; # as the router under test (ROUTER_WORKERS in the harness)
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${prefix}/tmp; proxy_temp_path ${prefix}/tmp; fastcgi_temp_path ${prefix}/tmp; uwsgi_temp_path ${prefix}/tmp; scgi_temp_path ${prefix}/tmp;
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:${xPort}; location / { return 200 "x"; } }
-  server { listen 127.0.0.1:${yPort}; location / { return 200 "y"; } }
+function plainNginx(dir: string, xPort: number, yPort: number, basePort: number): Promise<ChildProcess> {
+  return startStaticNginx(
+    dir,
+    xPort,
+    `  server { listen 127.0.0.1:${yPort}; location / { return 200 "y"; } }
   # The baseline proxies as the router does (router/nginx.conf.template), only to a fixed upstream.
-  upstream x { server 127.0.0.1:${xPort}; keepalive 64; }
   map $http_upgrade $connection_upgrade { default upgrade; "" ""; }
   server {
     listen 127.0.0.1:${basePort} reuseport;
@@ -214,15 +203,8 @@ http {
       proxy_buffering off;
       proxy_next_upstream error timeout;
     }
-  }
-}
-`,
+  }`,
   );
-  const proc = spawn("nginx", ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "logs", "error.log"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "inherit"] });
-  await waitFor("the backends", async () => {
-    if ((await request(xPort, "x")).body !== "x") throw new Error("not up");
-  });
-  return proc;
 }
 
 await main();

@@ -6,7 +6,7 @@
 // Run: npm run bench:tls   (needs wrk and the router packages; BENCH_SECONDS, BENCH_ROUNDS, BENCH_CHANGES)
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -15,6 +15,7 @@ import { TestCa } from "../test/harness/certs.js";
 import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { PrivateRouter, request } from "../test/harness/router.js";
+import { startStaticNginx } from "./static-nginx.js";
 import { percentile, table } from "./table.js";
 import { assertWrk, wrk, type WrkResult } from "./wrk.js";
 
@@ -176,23 +177,11 @@ async function main() {
 }
 
 /** One static backend answering "x", and the baseline: a TLS keepalive proxy to it with the same certificate, set up as the router's TLS listener is. */
-async function plainNginx(dir: string, backendPort: number, basePort: number): Promise<ChildProcess> {
-  const prefix = join(dir, "plain");
-  for (const d of ["logs", "tmp"]) mkdirSync(join(prefix, d), { recursive: true });
-  writeFileSync(
-    join(prefix, "nginx.conf"),
-    `${process.getuid?.() === 0 ? "user root;" : ""}
-worker_processes 2; # as the router under test (ROUTER_WORKERS in the harness)
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${prefix}/tmp; proxy_temp_path ${prefix}/tmp; fastcgi_temp_path ${prefix}/tmp; uwsgi_temp_path ${prefix}/tmp; scgi_temp_path ${prefix}/tmp;
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:${backendPort}; location / { return 200 "x"; } }
-  upstream x { server 127.0.0.1:${backendPort}; keepalive 64; }
-  server {
+function plainNginx(dir: string, backendPort: number, basePort: number): Promise<ChildProcess> {
+  return startStaticNginx(
+    dir,
+    backendPort,
+    `  server {
     listen 127.0.0.1:${basePort} ssl http2 reuseport;
     ssl_certificate ${dir}/cert.pem;
     ssl_certificate_key ${dir}/key.pem;
@@ -206,15 +195,8 @@ http {
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_buffering off;
     }
-  }
-}
-`,
+  }`,
   );
-  const proc = spawn("nginx", ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "logs", "error.log"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "inherit"] });
-  await waitFor("the backend", async () => {
-    if ((await request(backendPort, "x")).body !== "x") throw new Error("not up");
-  });
-  return proc;
 }
 
 await main();
