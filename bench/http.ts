@@ -19,6 +19,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 /** The issue's goal for large pages is stated at 50 connections. */
 const PAGE_CONNECTIONS = 50;
 const PAGE = 500;
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, "i") : undefined;
 const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
 
 interface Result {
@@ -38,6 +39,7 @@ async function main() {
   const procs: ChildProcess[] = [];
   const results: Result[] = [];
   const run = async (scenario: string, kind: Result["kind"], url: string, script: string, connections = CONNECTIONS) => {
+    if (ONLY && kind !== "ceiling-get" && kind !== "same-io" && !ONLY.test(scenario)) return;
     progress(scenario);
     // Pages take long at 50 connections on 2 cores: a generous timeout keeps their tail in the figures.
     const timeoutSeconds = kind === "page" ? 30 : undefined;
@@ -99,7 +101,7 @@ async function main() {
 }
 
 function printTable(results: Result[]) {
-  const of = (kind: Result["kind"]) => results.find((r) => r.kind === kind)!.rps;
+  const of = (kind: Result["kind"]) => results.find((r) => r.kind === kind)?.rps ?? Number.NaN;
   const rows = results.map((r) => {
     const ceiling = r.kind === "create" || r.kind === "ceiling-put" ? of("ceiling-put") : of("ceiling-get");
     const baseline = r.kind.startsWith("ceiling");
