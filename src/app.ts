@@ -85,7 +85,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const services = [
     createServiceImplSpec<typeof MappingService>(
       MappingService,
-      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains), certificateStates: (domains) => store.acmeStates(domains) }),
+      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains) }),
     ),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
     createServiceImplSpec<typeof KeyService>(KeyService, createKeyService({ keys: store, authenticator })),

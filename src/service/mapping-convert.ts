@@ -4,7 +4,7 @@ import { CertificateStatus_State, CertificateStatusSchema, MappingSchema, TlsMod
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 import { canonicalBackends, type BackendRules } from "../policy/backend-url.js";
-import type { AcmeState, MappingInput, MappingRecord, TlsMode as StoredTlsMode } from "../store/store.js";
+import type { CertificateProgress, MappingInput, MappingView, TlsMode as StoredTlsMode } from "../store/store.js";
 
 /**
  * A Mapping message (already checked against its proto rules) as the store
@@ -43,7 +43,7 @@ const protoTls = { "": TlsMode.UNSPECIFIED, automatic: TlsMode.AUTOMATIC, manual
 const protoState = { pending: CertificateStatus_State.PENDING, issued: CertificateStatus_State.ISSUED, failed: CertificateStatus_State.FAILED } as const;
 
 /** A mapping's automatic certificate as the API shows it. */
-export function certificateStatus(a: AcmeState) {
+function certificateStatus(a: CertificateProgress) {
   return create(CertificateStatusSchema, {
     state: protoState[a.state],
     reason: a.reason,
@@ -52,7 +52,7 @@ export function certificateStatus(a: AcmeState) {
   });
 }
 
-export function toProto(r: MappingRecord): Mapping {
+export function toProto(r: MappingView): Mapping {
   return create(MappingSchema, {
     tenantId: r.tenantId,
     domain: r.domain,
@@ -63,5 +63,6 @@ export function toProto(r: MappingRecord): Mapping {
     createTime: timestampFromDate(r.createTime),
     updateTime: timestampFromDate(r.updateTime),
     revision: r.revision,
+    ...(r.certificate ? { certificateStatus: certificateStatus(r.certificate) } : {}),
   });
 }

@@ -11,9 +11,9 @@ import { checkNewTenantId } from "../domain/tenant-id.js";
 import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
-import { StoreError, type AcmeState, type MappingRecord, type MappingStatus, type MappingStore, type WriteContext } from "../store/store.js";
+import { StoreError, type MappingRecord, type MappingStatus, type MappingStore, type WriteContext } from "../store/store.js";
 import { idempotencyOf } from "./idempotency.js";
-import { certificateStatus, toInput, toProto } from "./mapping-convert.js";
+import { toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -30,8 +30,6 @@ export interface MappingServiceDeps {
   backendRules: BackendRules;
   /** Which revision routers serve per domain, for Mapping.live. */
   servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
-  /** The automatic certificates' states by domain, for Mapping.certificate_status. */
-  certificateStates: (domains: readonly string[]) => Promise<Map<string, AcmeState>>;
 }
 
 /**
@@ -39,17 +37,12 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator, backendRules, servedRevisions, certificateStates }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
-  /** Marks mappings whose revision Redis serves (unknown, Redis unreachable, counts as not live), and adds their certificates' states. */
+export function createMappingService({ store, validator, backendRules, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+  /** Marks mappings whose revision Redis serves (unknown, Redis unreachable, counts as not live). */
   async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
     if (mappings.length === 0) return mappings;
-    const domains = mappings.map((m) => m.domain);
-    const [served, states] = await Promise.all([servedRevisions(domains).catch(() => undefined), certificateStates(domains)]);
+    const served = await servedRevisions(mappings.map((m) => m.domain)).catch(() => undefined);
     if (served) mappings.forEach((m, i) => (m.live = served[i]! >= m.revision));
-    for (const m of mappings) {
-      const state = states.get(m.domain);
-      if (state && state.tenantId === m.tenantId) m.certificateStatus = certificateStatus(state);
-    }
     return mappings;
   }
 

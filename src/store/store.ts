@@ -17,6 +17,14 @@ export interface MappingRecord {
   revision: bigint;
 }
 
+/** A mapping as reads return it: with where its automatic certificate stands, when the ACME manager keeps a state for it. */
+export interface MappingView extends MappingRecord {
+  certificate?: CertificateProgress;
+}
+
+/** The part of an ACME state the API shows with a mapping. */
+export type CertificateProgress = Pick<AcmeState, "state" | "reason" | "expireTime" | "nextAttemptTime">;
+
 /** The user-settable part of a mapping, already normalised and validated. */
 export interface MappingInput {
   domain: string;
@@ -62,8 +70,6 @@ export interface AcmeStore {
    */
   acmeDue(defaultAutomatic: boolean, now: Date, limit: number): Promise<AcmeDue[]>;
   putAcmeState(state: AcmeState): Promise<void>;
-  /** States by name, for the given names. */
-  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>>;
   /** Forgets the states of names no longer mapped; returns how many. */
   pruneAcmeStates(): Promise<number>;
   /** Counts for metrics: certificates by state, and the earliest expiry of any stored certificate. */
@@ -89,7 +95,7 @@ export interface ListQuery {
 }
 
 export interface ListResult {
-  records: MappingRecord[];
+  records: MappingView[];
   /** More rows match after the last one returned. */
   hasMore: boolean;
   total?: number;
@@ -102,7 +108,7 @@ export interface ListResult {
  */
 export interface MappingStore {
   create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord>;
-  get(tenantId: string, domain: string): Promise<MappingRecord>;
+  get(tenantId: string, domain: string): Promise<MappingView>;
   list(tenantId: string, query: ListQuery): Promise<ListResult>;
   /**
    * Replaces the mapping with what `change` returns for the current state,

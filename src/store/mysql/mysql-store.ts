@@ -11,10 +11,8 @@ import {
   CERTIFICATE_SUMMARY,
   EARLIEST_EXPIRY,
   PRUNE_ACME,
-  rowToAcme,
   rowToCertificate,
   rowsToDue,
-  type AcmeRow,
   type CertificateRow as CertificateSqlRow,
 } from "../sql-shared.js";
 import {
@@ -34,6 +32,7 @@ import {
   type MappingInput,
   type MappingRecord,
   type MappingStore,
+  type MappingView,
   type OutboxStats,
   type OutboxStore,
   type RelayLease,
@@ -63,7 +62,11 @@ import {
   keyValues,
   LIST_TENANTS,
   listConditions,
+  JOIN_ACME,
   MAPPING_COLUMNS,
+  rowToView,
+  SELECT_VIEW,
+  type MappingViewRow,
   rowToAudit,
   rowToKey,
   rowToRecord,
@@ -123,19 +126,23 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     return this.transaction((tx) => createIn(tx, tenantId, input, ctx));
   }
 
-  async get(tenantId: string, domain: string): Promise<MappingRecord> {
-    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`, [domain, tenantId]));
+  async get(tenantId: string, domain: string): Promise<MappingView> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`, [domain, tenantId]));
     const row = rows[0];
     if (!row) throw notFound(domain);
-    return rowToRecord(row as MappingRow);
+    return rowToView(row as MappingViewRow);
   }
 
   async list(tenantId: string, q: ListQuery): Promise<ListResult> {
     const { filter, page } = listConditions(tenantId, q, "JSON_UNQUOTE(JSON_EXTRACT(labels, ?))");
     const [rows] = await this.read(() =>
-      this.pool.query<RowDataPacket[]>(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?`, [...page.params, q.limit + 1, q.offset]),
+      this.pool.query<RowDataPacket[]>(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`, [
+        ...page.params,
+        q.limit + 1,
+        q.offset,
+      ]),
     );
-    const result: ListResult = { records: rows.slice(0, q.limit).map((r) => rowToRecord(r as MappingRow)), hasMore: rows.length > q.limit };
+    const result: ListResult = { records: rows.slice(0, q.limit).map((r) => rowToView(r as MappingViewRow)), hasMore: rows.length > q.limit };
     if (q.withTotal) {
       const [[count]] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`, filter.params));
       result.total = Number(count?.n ?? 0);
@@ -265,12 +272,6 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
         [...acmeValues(state, (d) => d)],
       ),
     );
-  }
-
-  async acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
-    if (names.length === 0) return new Map();
-    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (?)`, [names]));
-    return new Map(rows.map((r) => [r.name as string, rowToAcme(r as AcmeRow)]));
   }
 
   async pruneAcmeStates(): Promise<number> {

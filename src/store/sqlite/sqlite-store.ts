@@ -20,6 +20,7 @@ import {
   type MappingInput,
   type MappingRecord,
   type MappingStore,
+  type MappingView,
   type OutboxStats,
   type OutboxStore,
   type RelayLease,
@@ -45,9 +46,7 @@ import {
   CERTIFICATE_SUMMARY,
   EARLIEST_EXPIRY,
   PRUNE_ACME,
-  rowToAcme,
   rowsToDue,
-  type AcmeRow,
   CERTIFICATE_COLUMNS,
   CERTIFICATE_INSERT_COLUMNS,
   CERTIFICATE_INSERT_VALUES,
@@ -68,7 +67,11 @@ import {
   keyValues,
   LIST_TENANTS,
   listConditions,
+  JOIN_ACME,
   MAPPING_COLUMNS,
+  rowToView,
+  SELECT_VIEW,
+  type MappingViewRow,
   othersClaimQuery,
   rowToAudit,
   rowToKey,
@@ -143,19 +146,21 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     return this.transaction((tx) => createIn(tx, tenantId, input, ctx));
   }
 
-  get(tenantId: string, domain: string): Promise<MappingRecord> {
+  get(tenantId: string, domain: string): Promise<MappingView> {
     return this.serial(() => {
-      const row = this.prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ? AND tenant_id = ?`).get(domain, tenantId) as MappingRow | undefined;
+      const row = this.prepare(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`).get(domain, tenantId) as MappingViewRow | undefined;
       if (!row) throw notFound(domain);
-      return rowToRecord(row);
+      return rowToView(row);
     });
   }
 
   list(tenantId: string, q: ListQuery): Promise<ListResult> {
     return this.serial(() => {
       const { filter, page } = listConditions(tenantId, q, "json_extract(labels, ?)");
-      const rows = this.db.prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?`).all(...page.params, q.limit + 1, q.offset) as MappingRow[];
-      const result: ListResult = { records: rows.slice(0, q.limit).map(rowToRecord), hasMore: rows.length > q.limit };
+      const rows = this.db
+        .prepare(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`)
+        .all(...page.params, q.limit + 1, q.offset) as MappingViewRow[];
+      const result: ListResult = { records: rows.slice(0, q.limit).map(rowToView), hasMore: rows.length > q.limit };
       if (q.withTotal) result.total = (this.db.prepare(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`).get(...filter.params) as { n: number }).n;
       return result;
     });
@@ -299,14 +304,6 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
           `INSERT INTO acme_states (${ACME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, state = excluded.state, reason = excluded.reason, expire_time = excluded.expire_time, fingerprint = excluded.fingerprint, next_attempt_time = excluded.next_attempt_time, failures = excluded.failures`,
         ).run(...acmeValues(state, (d) => d.getTime())),
     );
-  }
-
-  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
-    if (names.length === 0) return Promise.resolve(new Map());
-    return this.serial(() => {
-      const rows = this.db.prepare(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
-      return new Map(rows.map((r) => [r.name, rowToAcme(r)]));
-    });
   }
 
   pruneAcmeStates(): Promise<number> {
