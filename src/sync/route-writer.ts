@@ -178,6 +178,14 @@ end
 return found
 `;
 
+// The revision of each route key, tombstones included (nil when none): a page's Mapping.live in one call, not a command per key.
+// KEYS: route keys. Returns one revision or nil per key.
+const REVISIONS = `
+local revs = {}
+for i = 1, #KEYS do revs[i] = redis.call('HGET', KEYS[i], 'rev') end
+return revs
+`;
+
 // Replaces the policy and tells routers, only when it changed (each reconciliation writes it).
 // KEYS: policy key. ARGV: policy JSON, channel, message.
 const SET_POLICY = `
@@ -238,6 +246,7 @@ interface RouteCommands {
   dynrouteRetire(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
   dynrouteUnseen(numberOfKeys: number, ...args: string[]): Promise<string[]>;
   dynroutePrune(numberOfKeys: number, ...args: string[]): Promise<number>;
+  dynrouteRevisions(numberOfKeys: number, ...keys: string[]): Promise<Array<string | null>>;
   dynrouteSetPolicy(numberOfKeys: 1, key: string, policy: string, channel: string, message: string): Promise<number>;
   dynrouteApplyCert(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
   dynrouteRetireCert(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
@@ -262,6 +271,7 @@ export class RouteWriter {
       redis.defineCommand("dynrouteRetire", { lua: RETIRE });
       redis.defineCommand("dynrouteUnseen", { lua: UNSEEN });
       redis.defineCommand("dynroutePrune", { lua: PRUNE });
+      redis.defineCommand("dynrouteRevisions", { lua: REVISIONS });
       redis.defineCommand("dynrouteSetPolicy", { lua: SET_POLICY });
       redis.defineCommand("dynrouteApplyCert", { lua: APPLY_CERT });
       redis.defineCommand("dynrouteRetireCert", { lua: RETIRE_CERT });
@@ -375,15 +385,21 @@ export class RouteWriter {
 
   /** The revision Redis holds for each domain (0 when none), tombstones included. */
   async revisions(domains: readonly string[]): Promise<bigint[]> {
-    const pipeline = this.redis.pipeline();
-    for (const d of domains) pipeline.hget(routeKey(this.layout, d), "rev");
-    const results = (await pipeline.exec()) ?? [];
-    return domains.map((_, i) => {
-      const [err, rev] = results[i] ?? [];
-      if (err) throw err;
-      return BigInt((rev as string | null) ?? "0");
-    });
+    const keys = domains.map((d) => routeKey(this.layout, d));
+    const commands = this.redis as unknown as RouteCommands;
+    // One domain (a GET) is one HGET; a page, one script call per PER_CALL keys.
+    const revs =
+      keys.length === 1
+        ? [await this.redis.hget(keys[0]!, "rev")]
+        : (await Promise.all(chunks(keys, PER_CALL).map((part) => commands.dynrouteRevisions(part.length, ...part)))).flat();
+    return revs.map((rev) => BigInt(rev ?? "0"));
   }
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let at = 0; at < items.length; at += size) out.push(items.slice(at, at + size));
+  return out;
 }
 
 function countApplied(results: Array<[Error | null, unknown]> | null): number {
