@@ -4,6 +4,7 @@ import { inputError } from "../domain/errors.js";
 import { invokeUnary, type UnaryImplSpec } from "../rpc/invoke-unary.js";
 import { sendJson } from "../server/json-response.js";
 import type { PlainRequest, PlainResponse, PlainRoute } from "../server/listener.js";
+import { nodeHeaders, webHeaders } from "../server/web-headers.js";
 import { noneMatch, parseEntityTags, strongRevisions, type EntityTag } from "./entity-tags.js";
 import { errorAnswer, httpError, type ErrorAnswer } from "./error-body.js";
 import type { FieldPath, HttpRoute } from "./http-routes.js";
@@ -101,8 +102,7 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
     rawBody = body.length === 0 ? undefined : body.toString("utf8");
   }
   const conditions = readConditions(route, req.headers);
-  const header = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !name.startsWith(":")) header.set(name, Array.isArray(value) ? value.join(", ") : value);
+  const header = webHeaders(req.headers);
   let decoded: object | undefined;
   // Decoding runs after auth, so callers without a token learn nothing about the request's shape.
   const decode: Interceptor = (next) => (call) => {
@@ -235,8 +235,7 @@ async function readBody(req: PlainRequest, limit: number): Promise<Buffer | "too
 }
 
 function send(req: PlainRequest, res: PlainResponse, answer: Answer): void {
-  const headers: Record<string, string> = {};
-  answer.headers.forEach((value, name) => (headers[name] = value));
+  const headers = nodeHeaders(answer.headers);
   if (answer.body === undefined) {
     res.writeHead(answer.status, headers);
     res.end();

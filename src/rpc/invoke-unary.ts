@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { createContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { createContextValues, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 
 export type UnaryImplSpec = Extract<MethodImplSpec, { kind: "unary" }>;
 type Next = Parameters<Interceptor>[0];
@@ -11,6 +11,8 @@ export interface InProcessCall {
   url: string;
   header: Headers;
   signal: AbortSignal;
+  /** Values the call starts with (e.g. its parsed message, see deferMessage). */
+  contextValues?: ContextValues;
 }
 
 /**
@@ -35,7 +37,7 @@ export async function invokeUnary(spec: UnaryImplSpec, interceptors: Interceptor
     requestHeader: call.header,
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
-    values: createContextValues(),
+    values: call.contextValues ?? createContextValues(),
   };
   const handler: Next = async (req) => ({
     stream: false,

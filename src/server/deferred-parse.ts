@@ -1,5 +1,5 @@
 import { fromBinary, fromJsonString, type DescMessage, type Message } from "@bufbuild/protobuf";
-import { createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { createContextKey, createContextValues, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { compressedFlag, encodeEnvelope, type Compression, type UniversalHandler, type UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { inputError } from "../domain/errors.js";
 
@@ -66,7 +66,7 @@ export function deferParsing(handler: UniversalHandler, readMaxBytes: number, co
     }
 
     const contextValues = req.contextValues ?? createContextValues();
-    contextValues.set(parsed, parse(input, payload, json));
+    deferMessage(contextValues, input, payload, json);
     // An empty message in the request's own framing, uncompressed.
     const body = EMPTY[grpc ? "grpc" : "connect"][json ? "json" : "binary"];
     if (compressed && !grpc) req.header.delete("content-encoding");
@@ -81,6 +81,11 @@ export function deferParsing(handler: UniversalHandler, readMaxBytes: number, co
     allowedMethods: handler.allowedMethods,
     supportedContentType: handler.supportedContentType,
   });
+}
+
+/** Parses a request message as connect would and keeps it (or why it did not parse) for decodeInterceptor. */
+export function deferMessage(values: ContextValues, schema: DescMessage, bytes: Uint8Array, json: boolean): void {
+  values.set(parsed, parse(schema, bytes, json));
 }
 
 /** Hands the handler the message deferParsing read, or answers why it did not parse; place it after authentication. */
@@ -113,7 +118,7 @@ const isByteStream = (body: UniversalServerRequest["body"]): body is AsyncIterab
  * the rest of the stream (or the error reading it failed with), so the
  * handler sees the body as sent either way.
  */
-async function readUpTo(body: AsyncIterable<Uint8Array>, limit: number): Promise<{ complete: boolean; bytes: Uint8Array; replay: () => AsyncIterable<Uint8Array> }> {
+export async function readUpTo(body: AsyncIterable<Uint8Array>, limit: number): Promise<{ complete: boolean; bytes: Uint8Array; replay: () => AsyncIterable<Uint8Array> }> {
   const it = body[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let size = 0;
