@@ -127,7 +127,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   }
 
   async get(tenantId: string, domain: string): Promise<MappingView> {
-    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`, [domain, tenantId]));
+    const [rows] = await this.read(() => this.pool.execute<RowDataPacket[]>(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`, [domain, tenantId]));
     const row = rows[0];
     if (!row) throw notFound(domain);
     return rowToView(row as MappingViewRow);
