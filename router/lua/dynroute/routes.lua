@@ -56,9 +56,11 @@ local function release(lock, token)
   if token and locks:get(lock) == token then locks:delete(lock) end
 end
 
+-- At most 100 ms, looking every millisecond (nginx's timer resolution): right after an invalidation
+-- every request for the host but one waits here, and each step is latency they all add.
 local function wait(lock)
-  for _ = 1, 50 do
-    ngx.sleep(0.002)
+  for _ = 1, 100 do
+    ngx.sleep(0.001)
     if not locks:get(lock) then return end
   end
 end
