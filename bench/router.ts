@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { Redis } from "ioredis";
-import { PrivateRouter, request } from "../test/harness/router.js";
+import { PrivateRouter, request, workersCpuSeconds } from "../test/harness/router.js";
 import { startStaticNginx } from "./static-nginx.js";
 import { percentile, table } from "./table.js";
 import { assertWrk, wrk, type WrkResult } from "./wrk.js";
@@ -49,7 +49,8 @@ async function main() {
     // Two static backends ("x", "y") in one plain nginx without Lua; the baseline proxy in another, as the router is.
     const [xPort, yPort, basePort] = [await freePort(), await freePort(), await freePort()];
     procs.push(await startStaticNginx(join(dir, "backends"), xPort, `  server { listen 127.0.0.1:${yPort}; location / { return 200 "y"; } }`));
-    procs.push(await baselineNginx(join(dir, "baseline"), xPort, basePort));
+    const baseline = await baselineNginx(join(dir, "baseline"), xPort, basePort);
+    procs.push(baseline);
     const daemonPort = await freePort();
     procs.push(
       spawn(process.execPath, ["dist/src/main.js"], {
@@ -78,13 +79,13 @@ async function main() {
     const ttlOnly = await start({ ROUTER_CACHE_TTL: "1", ROUTER_INVALIDATION: "off" });
 
     const scenarios = [
-      { name: "baseline: static nginx keepalive proxy", port: basePort },
-      { name: "router, cached (invalidation on)", port: cached.port },
-      { name: "router, no cache (Redis per request)", port: uncached.port },
+      { name: "baseline: static nginx keepalive proxy", port: basePort, cpu: () => workersCpuSeconds(baseline.pid!) },
+      { name: "router, cached (invalidation on)", port: cached.port, cpu: () => cached.workersCpuSeconds() },
+      { name: "router, no cache (Redis per request)", port: uncached.port, cpu: () => uncached.workersCpuSeconds() },
     ];
     if (PARTS.has("throughput")) {
       const rounds = await alternate(scenarios, "throughput", (sc) => ({ dir, name: sc.name, seconds: SECONDS, connections: CONNECTIONS, headers: { Host: HOST } }));
-      console.log(`\nthroughput: ${ROUNDS} alternating rounds of ${SECONDS} s, ${CONNECTIONS} connections, 2 wrk threads, Host: ${HOST}, backend: static nginx, all on this machine\n`);
+      console.log(`\nthroughput: ${ROUNDS} alternating rounds of ${SECONDS} s, ${CONNECTIONS} connections, 2 wrk threads, Host: ${HOST}, backend: static nginx, all on this machine; CPU: the proxy's own workers (the router's or the baseline's; Redis not counted)\n`);
       const rows = scenarios.map((sc, i) => {
         const rs = rounds[i]!;
         return {
@@ -95,6 +96,7 @@ async function main() {
           "p99 ms": median(rs.map((r) => r.p99)).toFixed(2),
           "× baseline (median of rounds)": i === 0 ? "1.00" : median(rs.map((r, k) => r.rps / rounds[0]![k]!.rps)).toFixed(2),
           "× baseline per round": rs.map((r, k) => (r.rps / rounds[0]![k]!.rps).toFixed(2)).join(" / "),
+          "proxy CPU µs/req (median)": median(rs.map((r) => r.cpuUs)).toFixed(1),
           "non-2xx/errors": String(rs.reduce((sum, r) => sum + r.errors, 0)),
         };
       });
@@ -157,13 +159,20 @@ async function main() {
 
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 
-/** ROUNDS rounds of wrk against each scenario in turn, so drift on this shared machine hits each alike: results per scenario, per round. */
-async function alternate<S extends { name: string; port: number }>(scenarios: S[], what: string, opts: (sc: S) => Parameters<typeof wrk>[1]): Promise<WrkResult[][]> {
-  const rounds: WrkResult[][] = scenarios.map(() => []);
+type Round = WrkResult & { /** CPU time of the proxy's (the router's or the baseline's) workers per request. */ cpuUs: number };
+
+/**
+ * ROUNDS rounds of wrk against each scenario in turn, so drift on this shared machine hits each alike: results per
+ * scenario, per round. The CPU time per request says what throughput on a busy machine cannot: what each costs.
+ */
+async function alternate<S extends { name: string; port: number; cpu: () => number }>(scenarios: S[], what: string, opts: (sc: S) => Parameters<typeof wrk>[1]): Promise<Round[][]> {
+  const rounds: Round[][] = scenarios.map(() => []);
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [i, sc] of scenarios.entries()) {
       progress(`${what}: ${sc.name}, round ${round}/${ROUNDS}`);
-      rounds[i]!.push(await wrk(`http://127.0.0.1:${sc.port}/`, opts(sc)));
+      const before = sc.cpu();
+      const r = await wrk(`http://127.0.0.1:${sc.port}/`, opts(sc));
+      rounds[i]!.push({ ...r, cpuUs: ((sc.cpu() - before) * 1e6) / r.requests });
     }
   }
   return rounds;
@@ -182,6 +191,7 @@ async function propagation(name: string, router: PrivateRouter, changes: number,
   });
   await subscriber.subscribe("route-invalidate");
   const total: number[] = [];
+  const polls: number[] = []; // each request of the polling: what one look through the router costs the bench
   const toPublish: number[] = [];
   const toServe: number[] = [];
   try {
@@ -189,7 +199,13 @@ async function propagation(name: string, router: PrivateRouter, changes: number,
       const sent = performance.now();
       const target = await change(i);
       const acked = performance.now();
-      while ((await request(router.port, HOST)).body !== target) await new Promise((r) => setImmediate(r));
+      for (;;) {
+        const asked = performance.now();
+        const body = (await request(router.port, HOST)).body;
+        polls.push(performance.now() - asked);
+        if (body === target) break;
+        await new Promise((r) => setImmediate(r));
+      }
       const served = performance.now();
       total.push(served - acked);
       // The publish can come before the acknowledgement reaches the bench: that part is then 0.
@@ -210,6 +226,7 @@ async function propagation(name: string, router: PrivateRouter, changes: number,
     "max ms": ms(total, 100),
     "ack → published p50 / p99 / max": toPublish.length ? `${ms(toPublish, 50)} / ${ms(toPublish, 99)} / ${ms(toPublish, 100)}` : "",
     "published → served p50 / p99 / max": toServe.length ? `${ms(toServe, 50)} / ${ms(toServe, 99)} / ${ms(toServe, 100)}` : "",
+    "one poll p50 / p99 / max": `${ms(polls, 50)} / ${ms(polls, 99)} / ${ms(polls, 100)}`,
   };
 }
 
