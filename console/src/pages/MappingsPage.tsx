@@ -6,6 +6,7 @@ import { ErrorNote } from "../components/ErrorNote";
 import { FieldErrors, invalidProps } from "../components/FieldErrors";
 import { LiveBadge } from "../components/LiveBadge";
 import { PageHeading } from "../components/PageHeading";
+import { TlsSummary } from "../components/TlsSummary";
 import { fieldViolations } from "../errors";
 import { formatTime } from "../format";
 import { href } from "../route";
@@ -87,6 +88,7 @@ export function MappingsPage() {
                   <th scope="col">Backends</th>
                   <th scope="col">Labels</th>
                   <th scope="col">Status</th>
+                  <th scope="col">TLS</th>
                   <th scope="col">Updated</th>
                   <th scope="col">
                     <span className="sr-only">Actions</span>
@@ -115,6 +117,9 @@ export function MappingsPage() {
                     </td>
                     <td data-label="Status">
                       <LiveBadge mapping={m} />
+                    </td>
+                    <td data-label="TLS">
+                      <TlsSummary mapping={m} />
                     </td>
                     <td data-label="Updated">{formatTime(m.updateTime)}</td>
                     <td>
