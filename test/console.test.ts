@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import axe from "axe-core";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -597,6 +598,37 @@ describe("console", () => {
     expect((await api().getMapping({ tenantId: TENANT, domain: "tls-mode.example.org" })).mapping!.tls).toBe(TlsMode.MANUAL);
     await showOnly(page, "tls-mode.example.org");
     await row(page, "tls-mode.example.org").getByText("Manual (uploaded)").waitFor();
+    await finish(page);
+  });
+
+  it("tells a certificate the daemon issued over ACME from an uploaded one, and shows an automatic certificate's state on its mapping", async () => {
+    const ca = new TestCa();
+    const domain = "auto.example.org";
+    await api().createMapping({ tenantId: TENANT, mapping: { domain, backends: ["http://a:1"], tls: TlsMode.AUTOMATIC } });
+    // The ACME manager's two writes (issuance itself, with pebble, is the HTTPS suite's): the certificate, then its state.
+    const issued = ca.issue([domain], { to: new Date(Date.now() + 45 * DAY_MS) });
+    const { certificate } = await certificatesApi().putCertificate({ tenantId: TENANT, name: domain, certificateChain: issued.chain, privateKey: issued.key });
+    const acme = { name: domain, tenantId: TENANT, expireTime: timestampDate(certificate!.expireTime!), fingerprint: certificate!.fingerprintSha256, failures: 0 };
+    await daemon.store.putAcmeState({ ...acme, state: "issued", reason: "", nextAttemptTime: new Date(Date.now() + 30 * DAY_MS) });
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await showOnly(page, domain);
+    await row(page, domain).getByText("Certificate issued").waitFor();
+    await row(page, domain).getByText("expires in 44 days").waitFor();
+    await page.getByRole("link", { name: "Certificates" }).click();
+    await row(page, domain).getByText("Automatic (ACME)", { exact: true }).waitFor();
+
+    // Someone uploads one over it: the daemon leaves that one alone, and so does the page.
+    const uploaded = ca.issue([domain], { to: new Date(Date.now() + 20 * DAY_MS) });
+    await certificatesApi().putCertificate({ tenantId: TENANT, name: domain, certificateChain: uploaded.chain, privateKey: uploaded.key });
+    await page.reload();
+    await row(page, domain).getByText("Uploaded", { exact: true }).waitFor();
+
+    await daemon.store.putAcmeState({ ...acme, state: "failed", reason: "HTTP-01 challenge failed: connection refused", nextAttemptTime: new Date(Date.now() + 3_600_000), failures: 1 });
+    await page.getByRole("link", { name: "Mappings" }).click();
+    await showOnly(page, domain);
+    await row(page, domain).getByText("Certificate failed").waitFor();
+    await row(page, domain).getByText(/HTTP-01 challenge failed: connection refused · next try/).waitFor();
     await finish(page);
   });
 

@@ -5,7 +5,7 @@ import { AuditService } from "../../../gen/dynroute/v1/audit_pb.js";
 import { MappingService, type Mapping } from "../../../gen/dynroute/v1/mapping_pb.js";
 import { draftOf, mappingOf } from "../draft";
 import { fieldViolations, hasCode } from "../errors";
-import { navigate } from "../route";
+import { href, navigate } from "../route";
 import { useInvalidate } from "../useInvalidate";
 import { BackendsEditor } from "./BackendsEditor";
 import { ConfirmButton } from "./ConfirmButton";
@@ -91,7 +91,7 @@ export function MappingForm({ tenant, initial, readOnly = false, refetch }: Prop
             ))}
           </select>
           <p id="mapping-tls-hint" className="hint">
-            Automatic: the daemon orders and renews one over ACME (not for wildcards). Manual: upload one on the Certificates page.
+            Automatic: the daemon orders and renews one over ACME (not for wildcards). Manual: upload one on the <a href={href("certificates")}>Certificates</a> page.
           </p>
           <FieldErrors id="mapping-tls-error" messages={errors.get("tls")} />
         </div>

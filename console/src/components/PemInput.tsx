@@ -12,7 +12,12 @@ interface Props {
 
 /** PEM text, pasted or read from a file (in the browser: the file goes nowhere but into the field). */
 export function PemInput({ id, label, hint, value, onChange, messages }: Props) {
-  const read = async (file: File | undefined) => file && onChange(await file.text());
+  const read = async (input: HTMLInputElement) => {
+    const file = input.files?.[0];
+    // The text is in the field now; forget the file, so the same one can be read again after an edit.
+    input.value = "";
+    if (file) onChange(await file.text());
+  };
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>
@@ -23,7 +28,7 @@ export function PemInput({ id, label, hint, value, onChange, messages }: Props) 
       <label htmlFor={`${id}-file`} className="inline-label">
         Or read {label.toLowerCase()} from a file
       </label>
-      <input id={`${id}-file`} type="file" accept=".pem,.crt,.cer,.key,text/plain" onChange={(e) => read(e.target.files?.[0])} />
+      <input id={`${id}-file`} type="file" accept=".pem,.crt,.cer,.key,text/plain" onChange={(e) => read(e.target)} />
       <FieldErrors id={`${id}-error`} messages={messages} />
     </div>
   );
