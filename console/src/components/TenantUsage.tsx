@@ -5,11 +5,11 @@ export function TenantUsage({ tenant }: { tenant: Pick<Tenant, "mappingCount" | 
   const { mappingCount: count, mappingQuota: quota } = tenant;
   const mappings = `${count} mapping${count === 1 ? "" : "s"}`;
   if (quota === 0) return <>{mappings} (no limit)</>;
-  // optimum and high: browsers draw a nearly full quota in warning colours.
+  // optimum, low and high: browsers draw a filling quota amber, a nearly full one red.
   return (
     <span className={count >= quota ? "usage usage-full" : "usage"}>
       {count} of {quota} mappings{count >= quota && " · full: creating more fails"}{" "}
-      <meter min={0} max={quota} value={count} optimum={0} high={quota * 0.9} aria-label={`${count} of ${quota} mappings used`} />
+      <meter min={0} max={quota} value={count} optimum={0} low={quota * 0.75} high={quota * 0.9} aria-label={`${count} of ${quota} mappings used`} />
     </span>
   );
 }
