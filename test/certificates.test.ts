@@ -48,6 +48,7 @@ describe.each(stores)("certificates on %s", (kind) => {
     const got = await rest(daemon.baseUrl, "GET", "/v1/alpha/certificates/www.alpha.example", { token: alpha });
     const listed = await rest(daemon.baseUrl, "GET", "/v1/alpha/certificates", { token: alpha });
     expect(listed.json.certificates.map((c: { name: string }) => c.name)).toEqual(["www.alpha.example"]);
+    for (const shown of [res.json, got.json, listed.json.certificates[0]]) expect(shown.source).toBe("CERTIFICATE_SOURCE_UPLOADED");
     const keyBody = leaf.key.split("\n")[1]!;
     for (const answer of [res, got, listed]) expect(answer.text).not.toMatch(/PRIVATE KEY/);
     // At rest the key is ciphertext: nothing of the PEM (or its PKCS#8 re-encoding) is in the store.
