@@ -1,5 +1,6 @@
 import type { Tenant } from "../../../gen/dynroute/v1/tenant_pb.js";
 import { TenantUsage } from "./TenantUsage";
+import { PlainList } from "./PlainList";
 
 /** A tenant's settings and usage, to read. */
 export function TenantSettings({ tenant }: { tenant: Tenant }) {
@@ -10,11 +11,7 @@ export function TenantSettings({ tenant }: { tenant: Tenant }) {
         {tenant.zones.length === 0 ? (
           "Any name the global rules allow"
         ) : (
-          <ul className="plain">
-            {tenant.zones.map((z) => (
-              <li key={z}>{z}</li>
-            ))}
-          </ul>
+          <PlainList items={tenant.zones} />
         )}
       </dd>
       <dt>Mapping quota</dt>

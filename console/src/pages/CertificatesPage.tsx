@@ -10,6 +10,7 @@ import { PageHeading } from "../components/PageHeading";
 import { formatTime } from "../format";
 import { canEdit, useSession } from "../session";
 import { useInvalidate } from "../useInvalidate";
+import { PlainList } from "../components/PlainList";
 
 /** The tenant's TLS certificates with their expiry; editors upload, replace and delete them. */
 export function CertificatesPage() {
@@ -54,11 +55,7 @@ export function CertificatesPage() {
                   {c.name}
                 </th>
                 <td data-label="DNS names">
-                  <ul className="plain">
-                    {c.dnsNames.map((n) => (
-                      <li key={n}>{n}</li>
-                    ))}
-                  </ul>
+                  <PlainList items={c.dnsNames} />
                 </td>
                 <td data-label="Issuer">
                   {c.issuer}

@@ -11,6 +11,7 @@ import { fieldViolations } from "../errors";
 import { formatTime } from "../format";
 import { href } from "../route";
 import { canEdit, useSession } from "../session";
+import { PlainList } from "../components/PlainList";
 
 const PAGE_SIZE = 25;
 const POLL_MS = 1000;
@@ -102,11 +103,7 @@ export function MappingsPage() {
                       <a href={href("mapping", { domain: m.domain })}>{m.domain}</a>
                     </th>
                     <td data-label="Backends">
-                      <ul className="plain">
-                        {m.backends.map((b) => (
-                          <li key={b}>{b}</li>
-                        ))}
-                      </ul>
+                      <PlainList items={m.backends} />
                     </td>
                     <td data-label="Labels">
                       {Object.entries(m.labels).map(([k, v]) => (
