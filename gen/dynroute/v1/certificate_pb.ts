@@ -347,8 +347,13 @@ export const CertificateSourceSchema: GenEnum<CertificateSource> = /*@__PURE__*/
  * wildcard, one label below it. A tenant may store a certificate only for
  * names it owns: every DNS name in the certificate must be a domain the
  * tenant maps or one its mappings own (under a wildcard or a name it maps, or
- * a mapped name's wildcard). A certificate goes when the
- * mapping that makes its name the tenant's is deleted or renamed.
+ * a mapped name's wildcard), where the closest mapping over the name decides:
+ * a parent name gives none of the names another tenant maps under it. A
+ * certificate goes when the mapping that makes its name the tenant's is
+ * deleted or renamed. Certificates count against the tenant's mapping quota.
+ *
+ * Keys are RSA of 2048 to 4096 bits or ECDSA on P-256 or P-384: routers sign
+ * every full handshake with them, in workers every tenant shares.
  *
  * Private keys are write-only: no RPC returns them.
  *
@@ -360,8 +365,9 @@ export const CertificateService: GenService<{
    * first; the key is a PEM private key matching the leaf. Refused with
    * INVALID_ARGUMENT (naming the field) when the chain does not parse, the
    * key does not match, the leaf is expired or not yet valid, or it does not
-   * cover `name`; with PERMISSION_DENIED when a DNS name in it is not the
-   * tenant's.
+   * cover `name`, or the key is of another kind or size; with
+   * PERMISSION_DENIED when a DNS name in it is not the tenant's; with
+   * RESOURCE_EXHAUSTED when a new one would exceed the tenant's quota.
    *
    * @generated from rpc dynroute.v1.CertificateService.PutCertificate
    */
