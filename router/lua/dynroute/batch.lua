@@ -59,7 +59,8 @@ function _M.read(command, key)
     batch.slots[key] = slot
   end
   local timeout_ms = config.redis.connect_timeout + config.redis.read_timeout
-  -- A leader that never finished (it cannot, but a Lua error is not ruled out) must not stop the worker's reads.
+  -- Defensive: a round trip is bounded by the Redis timeouts (and errors are caught), but were a leader's
+  -- request ever torn down mid-way, the worker's reads must not wait for it for good.
   if busy and ngx.now() - busy_since > 2 * timeout_ms / 1000 then busy = false end
   if not busy then
     busy = true
