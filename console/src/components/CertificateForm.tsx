@@ -3,10 +3,10 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { CertificateService } from "../../../gen/dynroute/v1/certificate_pb.js";
 import { fieldViolations } from "../errors";
 import { useInvalidate } from "../useInvalidate";
-import { ErrorNote } from "./ErrorNote";
 import { Expiry } from "./Expiry";
 import { FieldErrors, invalidProps } from "./FieldErrors";
 import { PemInput } from "./PemInput";
+import { SubmitError } from "./SubmitError";
 
 /** Uploads the certificate of a name, or replaces the one stored (`name` given: the form opens for it, focused). */
 export function CertificateForm({ tenant, name: replacing }: { tenant: string; name: string }) {
@@ -57,13 +57,7 @@ export function CertificateForm({ tenant, name: replacing }: { tenant: string; n
           messages={errors.get("private_key")}
         />
       </fieldset>
-      {errors.size > 0 ? (
-        <p className="error-note" role="alert">
-          Not stored: correct the marked fields.
-        </p>
-      ) : (
-        <ErrorNote error={put.error} prefix="Not stored" />
-      )}
+      <SubmitError fieldErrors={errors.size} error={put.error} prefix="Not stored" />
       {stored && (
         <p role="status">
           Stored the certificate of {stored.name}, revision {String(stored.revision)}; {stored.expireTime && <Expiry time={stored.expireTime} />}.

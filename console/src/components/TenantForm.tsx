@@ -3,9 +3,9 @@ import { useState, type FormEvent } from "react";
 import { TenantService, type Tenant } from "../../../gen/dynroute/v1/tenant_pb.js";
 import { fieldViolations } from "../errors";
 import { useInvalidate } from "../useInvalidate";
-import { ErrorNote } from "./ErrorNote";
 import { FieldErrors, invalidProps } from "./FieldErrors";
 import { TenantUsage } from "./TenantUsage";
+import { SubmitError } from "./SubmitError";
 
 const UINT32_MAX = 4_294_967_295;
 
@@ -68,18 +68,12 @@ export function TenantForm({ tenant }: { tenant: Tenant }) {
           <label htmlFor="tenant-quota">Mapping quota</label>
           <input id="tenant-quota" type="number" inputMode="numeric" min={0} max={UINT32_MAX} step={1} value={quota} onChange={(e) => setQuota(e.target.value)} aria-describedby="tenant-quota-hint" {...invalidProps("tenant-quota-error", quotaMessages)} />
           <p id="tenant-quota-hint" className="hint">
-            The most mappings it may have; 0: no limit. Mappings it has beyond a new quota or outside new zones stay; the rules apply to later writes.
+            The most mappings it may have, and the most certificates; 0: no limit. Mappings it has beyond a new quota or outside new zones stay; the rules apply to later writes.
           </p>
           <FieldErrors id="tenant-quota-error" messages={quotaMessages} />
         </div>
       </fieldset>
-      {errors.size > 0 ? (
-        <p className="error-note" role="alert">
-          Not saved: correct the marked fields.
-        </p>
-      ) : (
-        <ErrorNote error={update.error} prefix="Not saved" />
-      )}
+      <SubmitError fieldErrors={errors.size} error={update.error} prefix="Not saved" />
       {update.isSuccess && <p role="status">Saved.</p>}
       <button type="submit" className="primary" disabled={update.isPending}>
         {update.isPending ? "Saving…" : "Save settings"}
