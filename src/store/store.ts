@@ -70,6 +70,8 @@ export interface AcmeStore {
    */
   acmeDue(defaultAutomatic: boolean, now: Date, limit: number): Promise<AcmeDue[]>;
   putAcmeState(state: AcmeState): Promise<void>;
+  /** States by name, for the given names. */
+  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>>;
   /** Forgets the states of names no longer mapped; returns how many. */
   pruneAcmeStates(): Promise<number>;
   /** Counts for metrics: certificates by state, and the earliest expiry of any stored certificate. */

@@ -7,6 +7,8 @@ import {
   ACME_COLUMNS,
   ACME_DUE,
   acmeValues,
+  rowToAcme,
+  type AcmeRow,
   CERTIFICATE_COLUMNS,
   CERTIFICATE_SUMMARY,
   EARLIEST_EXPIRY,
@@ -272,6 +274,12 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
         [...acmeValues(state, (d) => d)],
       ),
     );
+  }
+
+  async acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
+    if (names.length === 0) return new Map();
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (?)`, [names]));
+    return new Map(rows.map((r) => [r.name as string, rowToAcme(r as AcmeRow)]));
   }
 
   async pruneAcmeStates(): Promise<number> {

@@ -43,6 +43,8 @@ import {
   ACME_COLUMNS,
   ACME_DUE,
   acmeValues,
+  rowToAcme,
+  type AcmeRow,
   CERTIFICATE_SUMMARY,
   EARLIEST_EXPIRY,
   PRUNE_ACME,
@@ -304,6 +306,14 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
           `INSERT INTO acme_states (${ACME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, state = excluded.state, reason = excluded.reason, expire_time = excluded.expire_time, fingerprint = excluded.fingerprint, next_attempt_time = excluded.next_attempt_time, failures = excluded.failures`,
         ).run(...acmeValues(state, (d) => d.getTime())),
     );
+  }
+
+  acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
+    if (names.length === 0) return Promise.resolve(new Map());
+    return this.serial(() => {
+      const rows = this.db.prepare(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
+      return new Map(rows.map((r) => [r.name, rowToAcme(r)]));
+    });
   }
 
   pruneAcmeStates(): Promise<number> {
