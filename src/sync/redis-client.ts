@@ -3,9 +3,49 @@ import type { Logger } from "pino";
 import type { RedisTarget } from "../config/config.js";
 
 /**
+ * The daemon's two connections to Redis: the relay's (outbox drains and
+ * reconciliation) and one for everything else (the API's `live` lookups,
+ * readiness, ACME challenges), so that drains never queue behind other
+ * traffic. Closed together.
+ */
+export interface RedisClients {
+  relay: Redis;
+  api: Redis;
+  close(): void;
+}
+
+/** Bound on each API command: a read answers "not live" rather than waiting through a failover. */
+const API_COMMAND_TIMEOUT_MS = 2000;
+/** Delay before reviving a client that ioredis ended by itself. */
+const REVIVE_MS = 100;
+
+/**
+ * `leaseTtlMs` bounds each relay command: a drain holds its batch's rows and
+ * the lease row in a database transaction while it waits for Redis (the
+ * lease's heartbeat waits for that lock), so the wait must end well inside the
+ * lease's time to live.
+ */
+export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtlMs: number): RedisClients {
+  let closing = false;
+  const connect = (name: string, commandTimeout: number) => createRedis(target, logger.child({ redis: name }), commandTimeout, () => closing);
+  const clients = { relay: connect("relay", leaseTtlMs / 4), api: connect("api", API_COMMAND_TIMEOUT_MS) };
+  return {
+    ...clients,
+    close() {
+      closing = true;
+      clients.relay.disconnect();
+      clients.api.disconnect();
+    },
+  };
+}
+
+/**
  * A Redis client that fails fast while Redis is unreachable (no offline
  * queue), so the relay rolls back and backs off instead of hanging, and
- * reconnects by itself. Logs only when reachability changes.
+ * reconnects by itself. Each command is bounded by `commandTimeout`: ioredis
+ * holds commands in flight when a connection drops and resends them only once
+ * it is ready again, which after a failover can take seconds or never come.
+ * Logs only when reachability changes.
  *
  * With a Sentinel target it asks the sentinels for the master on every
  * (re)connection, checks the server it reaches is a master, and drops the
@@ -13,11 +53,12 @@ import type { RedisTarget } from "../config/config.js";
  * refused as READONLY (a demoted master), so it follows failovers; the relay
  * then sees a new run_id and reconciles.
  */
-export function createRedis(target: RedisTarget, logger: Logger): Redis {
+function createRedis(target: RedisTarget, logger: Logger, commandTimeout: number, closing: () => boolean): Redis {
   const common: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
+    commandTimeout,
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
   };
   const redis =
@@ -47,6 +88,14 @@ export function createRedis(target: RedisTarget, logger: Logger): Redis {
   redis.on("error", (err: Error) => {
     if (up !== false) logger.warn({ err: err.message }, "redis unreachable; changes wait in the outbox");
     up = false;
+  });
+  // ioredis gives a client up for good when a reconnection is cut short: its failover detector,
+  // left subscribed from a connection that died with the old master, fires on +switch-master while
+  // the client is asking the sentinels again. Without this the daemon would never write Redis again.
+  redis.on("end", () => {
+    if (closing()) return;
+    logger.warn("redis client gave up reconnecting; starting it again");
+    setTimeout(() => void redis.connect().catch(() => undefined), REVIVE_MS).unref();
   });
   return redis;
 }
