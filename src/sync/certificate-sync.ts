@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { CertificateChange, OutboxStore } from "../store/store.js";
+import type { CertificateChange, OutboxStore, RelayLease } from "../store/store.js";
 import type { SecretBox } from "../tls/secret-box.js";
 import { certificateKey, type CertificateState, type RouteWriter } from "./route-writer.js";
 
@@ -19,11 +19,15 @@ export class CertificateSync {
     private readonly logger: Logger,
   ) {}
 
-  /** One batch of the certificate outbox; returns the rows applied. */
-  drain(limit: number): Promise<number> {
-    return this.store.drainCertificateOutbox(limit, async (changes) => {
-      await this.writer.applyCertificates(this.openAll(changes));
-    });
+  /** One batch of the certificate outbox, fenced by the relay's lease like route batches; returns the rows applied. */
+  drain(limit: number, lease: RelayLease | undefined): Promise<number> {
+    return this.store.drainCertificateOutbox(
+      limit,
+      async (changes) => {
+        await this.writer.applyCertificates(this.openAll(changes));
+      },
+      lease,
+    );
   }
 
   async reconcile(stamp: string): Promise<{ pushed: number; updated: number; retired: number }> {

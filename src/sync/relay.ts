@@ -103,7 +103,7 @@ export class OutboxRelay {
           if (this.reconcileRequested === reason) this.reconcileRequested = undefined;
         }
         await this.drainAll();
-        while (!this.stopped && (await this.certificates.drain(this.opts.batchSize)) === this.opts.batchSize);
+        while (!this.stopped && (await this.certificates.drain(this.opts.batchSize, this.lease)) === this.opts.batchSize);
         failures = 0;
         await this.sleep(this.opts.pollMs);
       } catch (err) {

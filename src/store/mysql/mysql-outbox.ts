@@ -21,8 +21,8 @@ export function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteCha
   );
 }
 
-export function drainCertificateOutbox(pool: Pool, limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
-  return drainRows(pool, "certificate_outbox", "id, name, chain_pem, sealed_key", limit, (rows) => apply(rows.map((r) => toCertificateChange(r as CertificateOutboxRow))));
+export function drainCertificateOutbox(pool: Pool, limit: number, apply: (changes: CertificateChange[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
+  return drainRows(pool, "certificate_outbox", "id, name, chain_pem, sealed_key", limit, (rows) => apply(rows.map((r) => toCertificateChange(r as CertificateOutboxRow))), lease);
 }
 
 /**

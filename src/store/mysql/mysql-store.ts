@@ -244,9 +244,9 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     return this.transaction((tx) => deleteCertificateIn(tx, tenantId, name));
   }
 
-  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {
     this.assertReady();
-    return outbox.drainCertificateOutbox(this.pool, limit, apply).catch(toStoreError);
+    return outbox.drainCertificateOutbox(this.pool, limit, apply, this.ownLease(lease)).catch(toStoreError);
   }
 
   scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]> {
@@ -292,8 +292,12 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {
     this.assertReady();
+    return outbox.drainOutbox(this.pool, limit, apply, this.ownLease(lease)).catch(toStoreError);
+  }
+
+  private ownLease(lease: RelayLease | undefined): outbox.MysqlRelayLease | undefined {
     if (lease && !(lease instanceof outbox.MysqlRelayLease)) throw new TypeError("not a lease of this store");
-    return outbox.drainOutbox(this.pool, limit, apply, lease).catch(toStoreError);
+    return lease;
   }
 
   outboxStats(): Promise<OutboxStats> {
