@@ -54,32 +54,17 @@ export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtl
  * then sees a new run_id and reconciles.
  */
 function createRedis(target: RedisTarget, logger: Logger, commandTimeout: number, closing: () => boolean): Redis {
-  const common: RedisOptions = {
+  const redis = openRedis(target, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
     commandTimeout,
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
-  };
-  const redis =
-    target.kind === "direct"
-      ? new Redis(target.url, common)
-      : new Redis({
-          ...common,
-          sentinels: target.sentinels,
-          name: target.name,
-          db: target.db,
-          ...(target.username ? { username: target.username } : {}),
-          ...(target.password ? { password: target.password } : {}),
-          ...(target.sentinelUsername ? { sentinelUsername: target.sentinelUsername } : {}),
-          ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
-          ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
-          ...(target.sentinelTls ? { sentinelTLS: {} } : {}),
-          sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-          failoverDetector: true,
-          // Reconnect (through the sentinels) without resending: the relay retries the batch itself.
-          reconnectOnError: (err) => err.message.startsWith("READONLY"),
-        });
+    sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+    failoverDetector: true,
+    // Reconnect (through the sentinels) without resending: the relay retries the batch itself.
+    reconnectOnError: (err) => err.message.startsWith("READONLY"),
+  });
   let up: boolean | undefined;
   redis.on("ready", () => {
     if (up !== true) logger.info(target.kind === "sentinel" ? { master: `${redis.stream.remoteAddress}:${redis.stream.remotePort}` } : {}, "redis connected");
@@ -98,4 +83,21 @@ function createRedis(target: RedisTarget, logger: Logger, commandTimeout: number
     setTimeout(() => void redis.connect().catch(() => undefined), REVIVE_MS).unref();
   });
   return redis;
+}
+
+/** A client of `target` (a Redis, or the master its sentinels name) with `options` for its behaviour. */
+export function openRedis(target: RedisTarget, options: RedisOptions): Redis {
+  if (target.kind === "direct") return new Redis(target.url, options);
+  return new Redis({
+    ...options,
+    sentinels: target.sentinels,
+    name: target.name,
+    db: target.db,
+    ...(target.username ? { username: target.username } : {}),
+    ...(target.password ? { password: target.password } : {}),
+    ...(target.sentinelUsername ? { sentinelUsername: target.sentinelUsername } : {}),
+    ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
+    ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+    ...(target.sentinelTls ? { sentinelTLS: {} } : {}),
+  });
 }
