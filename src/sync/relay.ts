@@ -20,8 +20,6 @@ export interface RelayOptions {
 
 export type RelayRole = "leader" | "standby" | "stopped";
 
-const SENTINEL = "dynroute:sentinel";
-
 /**
  * Applies the outbox to Redis. One relay across all replicas holds the lease
  * and drains; the others stand by and take over when it is released or
@@ -92,7 +90,7 @@ export class OutboxRelay {
           continue;
         }
         // Not connected (yet, or again): nothing to try; the client logs reachability itself.
-        if (this.writer.redis.status !== "ready") {
+        if (!this.writer.ready) {
           await this.sleep(this.opts.pollMs, false);
           continue;
         }
@@ -134,16 +132,14 @@ export class OutboxRelay {
 
   private async reconcileReason(): Promise<string | undefined> {
     if (this.reconcileRequested) return this.reconcileRequested;
-    const [sentinel, info] = await Promise.all([this.writer.redis.get(this.sentinelKey()), this.writer.redis.info("server")]);
-    if (sentinel !== runId(info)) return sentinel === null ? "redis lost its data" : "redis restarted";
+    const sentinel = await this.writer.sentinel();
+    if (sentinel !== "intact") return sentinel === "missing" ? "redis lost its data" : "redis restarted";
     if (this.opts.reconcileIntervalMs > 0 && Date.now() >= this.nextReconcileAt) return "periodic";
     return undefined;
   }
 
   private async reconcile(reason: string): Promise<void> {
-    // The sentinel goes first: if Redis is emptied during the run, it is
-    // missing afterwards and the next turn reconciles again.
-    await this.writer.redis.set(this.sentinelKey(), runId(await this.writer.redis.info("server")));
+    await this.writer.setSentinel();
     await this.reconciler.run(reason, this.drainAll);
     this.nextReconcileAt = Date.now() + this.opts.reconcileIntervalMs;
   }
@@ -181,10 +177,4 @@ export class OutboxRelay {
       };
     });
   }
-
-  private sentinelKey(): string {
-    return `${this.writer.layout.prefix}${SENTINEL}`;
-  }
 }
-
-const runId = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? "unknown";
