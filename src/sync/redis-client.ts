@@ -20,15 +20,15 @@ const API_COMMAND_TIMEOUT_MS = 2000;
 const REVIVE_MS = 100;
 
 /**
- * `leaseTtlMs` bounds each relay command: a drain holds its batch's rows and
- * the lease row in a database transaction while it waits for Redis (the
- * lease's heartbeat waits for that lock), so the wait must end well inside the
- * lease's time to live.
+ * `leaseTtlMs` bounds each relay command, for a server that stops answering
+ * on an open connection: a drain holds its batch's rows and the lease row in
+ * a database transaction while it waits for Redis (the lease's heartbeat
+ * waits for that lock). A lost connection fails its commands at once anyway.
  */
 export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtlMs: number): RedisClients {
   let closing = false;
   const connect = (name: string, commandTimeout: number) => createRedis(target, logger.child({ redis: name }), commandTimeout, () => closing);
-  const clients = { relay: connect("relay", leaseTtlMs / 4), api: connect("api", API_COMMAND_TIMEOUT_MS) };
+  const clients = { relay: connect("relay", leaseTtlMs), api: connect("api", API_COMMAND_TIMEOUT_MS) };
   return {
     ...clients,
     close() {
@@ -42,10 +42,10 @@ export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtl
 /**
  * A Redis client that fails fast while Redis is unreachable (no offline
  * queue), so the relay rolls back and backs off instead of hanging, and
- * reconnects by itself. Each command is bounded by `commandTimeout`: ioredis
- * holds commands in flight when a connection drops and resends them only once
- * it is ready again, which after a failover can take seconds or never come.
- * Logs only when reachability changes.
+ * reconnects by itself. Commands in flight when the connection drops fail at
+ * once too (no retry): ioredis would otherwise hold them until it is ready
+ * again and resend them, which after a failover takes seconds, or never comes.
+ * `commandTimeout` bounds the rest. Logs only when reachability changes.
  *
  * With a Sentinel target it asks the sentinels for the master on every
  * (re)connection, checks the server it reaches is a master, and drops the
@@ -56,7 +56,7 @@ export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtl
 function createRedis(target: RedisTarget, logger: Logger, commandTimeout: number, closing: () => boolean): Redis {
   const redis = openRedis(target, {
     enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
+    maxRetriesPerRequest: 0,
     connectTimeout: 2000,
     commandTimeout,
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
