@@ -38,6 +38,7 @@ export class OutboxRelay {
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private nextReconcileAt = 0;
+  private nextSentinelCheckAt = 0;
   private reconcileRequested: string | undefined;
 
   constructor(
@@ -91,6 +92,7 @@ export class OutboxRelay {
         }
         // Not connected (yet, or again): nothing to try; the client logs reachability itself.
         if (!this.writer.ready) {
+          this.nextSentinelCheckAt = 0; // connected again: to the same server, or another
           await this.sleep(this.opts.pollMs, false);
           continue;
         }
@@ -106,6 +108,7 @@ export class OutboxRelay {
         await this.sleep(this.opts.pollMs);
       } catch (err) {
         failures++;
+        this.nextSentinelCheckAt = 0;
         this.metrics.relayErrors.inc();
         const backoff = Math.min(this.opts.maxBackoffMs, 50 * 2 ** Math.min(failures, 10));
         const delay = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
@@ -132,8 +135,12 @@ export class OutboxRelay {
 
   private async reconcileReason(): Promise<string | undefined> {
     if (this.reconcileRequested) return this.reconcileRequested;
-    const sentinel = await this.writer.sentinel();
-    if (sentinel !== "intact") return sentinel === "missing" ? "redis lost its data" : "redis restarted";
+    // Once a poll interval, not on every wake after a commit: it costs a round trip (and an INFO).
+    if (Date.now() >= this.nextSentinelCheckAt) {
+      const sentinel = await this.writer.sentinel();
+      if (sentinel !== "intact") return sentinel === "missing" ? "redis lost its data" : "redis restarted";
+      this.nextSentinelCheckAt = Date.now() + this.opts.pollMs;
+    }
     if (this.opts.reconcileIntervalMs > 0 && Date.now() >= this.nextReconcileAt) return "periodic";
     return undefined;
   }
