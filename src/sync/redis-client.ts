@@ -59,7 +59,8 @@ function createRedis(target: RedisTarget, logger: Logger, commandTimeout: number
     maxRetriesPerRequest: 0,
     connectTimeout: 2000,
     commandTimeout,
-    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+    // Soon after a failover's promotion (a refused connection costs next to nothing).
+    retryStrategy: (attempt) => Math.min(50 * attempt, 250),
     sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
     failoverDetector: true,
     // Reconnect (through the sentinels) without resending: the relay retries the batch itself.

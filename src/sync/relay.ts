@@ -147,6 +147,8 @@ export class OutboxRelay {
 
   private async reconcile(reason: string): Promise<void> {
     await this.writer.setSentinel();
+    // The backlog first (after a failover, the writes made while there was no master), then the run.
+    await this.drainAll();
     await this.reconciler.run(reason, this.drainAll);
     this.nextReconcileAt = Date.now() + this.opts.reconcileIntervalMs;
   }
