@@ -98,6 +98,8 @@ describe("Redis Sentinel and replicas", () => {
       newMaster.disconnect();
     }
     expect(daemon.logs.some((l) => l.includes('"reason":"redis restarted"'))).toBe(true);
+    // Both of the daemon's connections (the relay's and the API's) reached the new master.
+    for (const name of ["relay", "api"]) expect(daemon.logs.some((l) => l.includes(`"redis":"${name}"`) && l.includes(`"master":"127.0.0.1:${ha.replica.port}"`)), name).toBe(true);
     const conn = await createConnection(mysqlUrl);
     const [rows] = await conn.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM mappings WHERE domain LIKE '%.failover.ha.example'");
     await conn.end();
