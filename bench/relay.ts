@@ -223,7 +223,9 @@ async function reconcile(db: PrivateMariaDb, redisServer: PrivateRedis) {
   await store.close();
 
   // The daemon itself, started on this database and the empty Redis: it reconciles on taking the relay lease.
-  const daemon = spawn(process.execPath, ["dist/src/main.js"], {
+  // BENCH_DAEMON_FLAGS: node flags for the daemon (e.g. V8 heap sizes), to see what its peak RSS is made of.
+  const flags = (process.env.BENCH_DAEMON_FLAGS ?? "").split(" ").filter(Boolean);
+  const daemon = spawn(process.execPath, [...flags, "dist/src/main.js"], {
     env: { PATH: process.env.PATH, MYSQL_URL: url, REDIS_URL: redisServer.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${await freePort()}`, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -6,9 +6,7 @@ import type { OutboxStore } from "../store/store.js";
 import type { CertificateSync } from "./certificate-sync.js";
 import type { RouteWriter } from "./route-writer.js";
 
-// Mappings per store read and Redis pipeline (one more is read meanwhile): what the daemon holds in
-// memory during a run. Larger batches are no faster (measured at 1M: bench:relay).
-const SCAN_BATCH = 2000;
+const SCAN_BATCH = 5000;
 
 /**
  * Makes Redis match MySQL: pushes every mapping through the same versioned
