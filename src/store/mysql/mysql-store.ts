@@ -85,19 +85,21 @@ export interface MysqlStoreOptions {
 
 /** Opens a pool and starts migrating in the background; calls answer "unavailable" until that is done. */
 export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
-  const pool = createPool({
-    uri: opts.url,
-    connectionLimit: opts.poolSize ?? 10,
-    connectTimeout: 3000,
-    enableKeepAlive: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    timezone: "Z",
-    charset: "utf8mb4",
-    // No stack capture per query (measured ~4% of a GET's CPU): failures become StoreErrors with their cause.
-    trace: false,
-  });
-  return new MysqlStore(pool, opts);
+  const pool = (connectionLimit: number) =>
+    createPool({
+      uri: opts.url,
+      connectionLimit,
+      connectTimeout: 3000,
+      enableKeepAlive: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      timezone: "Z",
+      charset: "utf8mb4",
+      // No stack capture per query (measured ~4% of a GET's CPU): failures become StoreErrors with their cause.
+      trace: false,
+    });
+  // The relay drains one batch at a time on a connection of its own: API calls filling the pool must not delay it.
+  return new MysqlStore(pool(opts.poolSize ?? 10), pool(1), opts);
 }
 
 export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
@@ -113,6 +115,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   constructor(
     readonly pool: Pool,
+    private readonly drainPool: Pool,
     private readonly opts: MysqlStoreOptions,
   ) {
     this.logger = opts.logger;
@@ -244,9 +247,9 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     return this.transaction((tx) => deleteCertificateIn(tx, tenantId, name));
   }
 
-  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {
     this.assertReady();
-    return outbox.drainCertificateOutbox(this.pool, limit, apply).catch(toStoreError);
+    return outbox.drainCertificateOutbox(this.drainPool, limit, apply, this.ownLease(lease)).catch(toStoreError);
   }
 
   scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]> {
@@ -292,8 +295,12 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {
     this.assertReady();
+    return outbox.drainOutbox(this.drainPool, limit, apply, this.ownLease(lease)).catch(toStoreError);
+  }
+
+  private ownLease(lease: RelayLease | undefined): outbox.MysqlRelayLease | undefined {
     if (lease && !(lease instanceof outbox.MysqlRelayLease)) throw new TypeError("not a lease of this store");
-    return outbox.drainOutbox(this.pool, limit, apply, lease).catch(toStoreError);
+    return lease;
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -320,7 +327,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   async close(): Promise<void> {
     this.closed = true;
     await this.ready;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.drainPool.end()]);
   }
 
   private assertReady(): void {
