@@ -86,6 +86,7 @@ import {
   type TenantRow,
 } from "../sql-shared.js";
 import { migrateSqlite } from "./sqlite-schema.js";
+import { WalSync } from "./wal-sync.js";
 
 
 export interface SqliteStoreOptions {
@@ -112,7 +113,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     // EXCLUSIVE before WAL: no shared-memory index, and no other process may read or write.
     db.pragma("locking_mode = EXCLUSIVE");
     db.pragma("journal_mode = WAL");
-    // FULL: a commit is on disk before the write is acknowledged.
+    // FULL while migrating; then WalSync takes over (a commit is still on disk before the write is acknowledged).
     db.pragma("synchronous = FULL");
     db.exec("BEGIN EXCLUSIVE; COMMIT");
   } catch (err) {
@@ -123,7 +124,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     throw err;
   }
   migrateSqlite(db, opts.logger);
-  return new SqliteStore(db);
+  return new SqliteStore(db, new WalSync(db, opts.file));
 }
 
 export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
@@ -135,7 +136,10 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
 
-  constructor(readonly db: Database) {
+  constructor(
+    readonly db: Database,
+    private readonly wal: WalSync,
+  ) {
     this.prepare = statementCache(db);
   }
 
@@ -264,6 +268,8 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   async drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
     const rows = await this.serial(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
     if (rows.length === 0) return 0;
+    // Only what is on disk reaches Redis: a change lost with the machine must not leave its revision served.
+    await this.wal.durable();
     await apply(rows.map((r) => ({ domain: r.domain, revision: BigInt(r.id), backends: r.backends === null ? null : JSON.parse(r.backends), committedAt: new Date(r.created_at) })));
     await this.serial(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
     return rows.length;
@@ -358,6 +364,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     await this.serial(() => {
       this.closed = true;
       this.db.close();
+      this.wal.close();
     });
   }
 
@@ -387,6 +394,9 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
         throw err;
       }
     });
+    await this.wal.durable().catch(toStoreError);
+    // Not awaited by this write; the next writes queue behind it. One that fails is tried again at the next turn.
+    if (this.wal.committed()) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
     for (const listener of this.commitListeners) listener();
     return result;
   }
