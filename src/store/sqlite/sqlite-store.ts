@@ -198,7 +198,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   insertKey(key: KeyRecord): Promise<void> {
-    return this.serial(() => void this.prepare(INSERT_KEY).run(...keyValues(key, (d) => d.getTime())));
+    return this.durably(() => void this.prepare(INSERT_KEY).run(...keyValues(key, (d) => d.getTime())));
   }
 
   findKey(id: string): Promise<KeyRecord | undefined> {
@@ -214,12 +214,13 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   async revokeKey(id: string, now: Date): Promise<KeyRecord | undefined> {
-    await this.serial(() => this.prepare("UPDATE api_keys SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL").run(now.getTime(), id));
+    await this.durably(() => this.prepare("UPDATE api_keys SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL").run(now.getTime(), id));
     return this.findKey(id);
   }
 
   touchKey(id: string, now: Date): Promise<void> {
-    return this.serial(() => void this.prepare("UPDATE api_keys SET last_used_time = ? WHERE id = ?").run(now.getTime(), id));
+    // A last use lost with the machine is harmless: nothing waits for its sync.
+    return this.mutate(() => void this.prepare("UPDATE api_keys SET last_used_time = ? WHERE id = ?").run(now.getTime(), id));
   }
 
   listAudit(q: AuditQuery): Promise<AuditRecord[]> {
@@ -228,11 +229,11 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   pruneAudit(before: Date): Promise<number> {
-    return this.serial(() => this.prepare("DELETE FROM audit_events WHERE time < ?").run(before.getTime()).changes);
+    return this.mutate(() => this.prepare("DELETE FROM audit_events WHERE time < ?").run(before.getTime()).changes);
   }
 
   pruneIdempotency(before: Date): Promise<number> {
-    return this.serial(() => this.prepare("DELETE FROM idempotency WHERE created_at < ?").run(before.getTime()).changes);
+    return this.mutate(() => this.prepare("DELETE FROM idempotency WHERE created_at < ?").run(before.getTime()).changes);
   }
 
   getTenant(tenantId: string): Promise<TenantRecord> {
@@ -244,7 +245,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   async putTenant(tenantId: string, settings: TenantSettings): Promise<TenantRecord> {
-    await this.serial(() =>
+    await this.durably(() =>
       this.prepare(
         "INSERT INTO tenants (tenant_id, zones, mapping_quota, update_time) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET zones = excluded.zones, mapping_quota = excluded.mapping_quota, update_time = excluded.update_time",
       ).run(tenantId, JSON.stringify(settings.zones), settings.mappingQuota, Date.now()),
@@ -266,25 +267,23 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
    * blocks the API. Rows are deleted only after `apply` resolves.
    */
   async drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
-    const rows = await this.serial(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
+    const rows = await this.published(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
     if (rows.length === 0) return 0;
-    // Only what is on disk reaches Redis: a change lost with the machine must not leave its revision served.
-    await this.wal.durable();
     await apply(rows.map((r) => ({ domain: r.domain, revision: BigInt(r.id), backends: r.backends === null ? null : JSON.parse(r.backends), committedAt: new Date(r.created_at) })));
-    await this.serial(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
     return rows.length;
   }
 
   async drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
-    const rows = await this.serial(() => this.prepare("SELECT id, name, chain_pem, sealed_key FROM certificate_outbox ORDER BY id LIMIT ?").all(limit) as CertificateOutboxRow[]);
+    const rows = await this.published(() => this.prepare("SELECT id, name, chain_pem, sealed_key FROM certificate_outbox ORDER BY id LIMIT ?").all(limit) as CertificateOutboxRow[]);
     if (rows.length === 0) return 0;
     await apply(rows.map(toCertificateChange));
-    await this.serial(() => this.db.prepare(`DELETE FROM certificate_outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.db.prepare(`DELETE FROM certificate_outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
     return rows.length;
   }
 
   scanCertificates(afterId: bigint, limit: number): Promise<CertificateScanRow[]> {
-    return this.serial(() =>
+    return this.published(() =>
       (this.prepare("SELECT id, name, chain_pem, sealed_key, revision FROM certificates WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit) as CertificateRow[]).map((r) => ({
         id: BigInt(r.id),
         name: r.name,
@@ -299,7 +298,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   putAcmeState(state: AcmeState): Promise<void> {
-    return this.serial(
+    return this.durably(
       () =>
         void this.prepare(
           `INSERT INTO acme_states (${ACME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, state = excluded.state, reason = excluded.reason, expire_time = excluded.expire_time, fingerprint = excluded.fingerprint, next_attempt_time = excluded.next_attempt_time, failures = excluded.failures`,
@@ -316,7 +315,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   pruneAcmeStates(): Promise<number> {
-    return this.serial(() => this.prepare(PRUNE_ACME).run().changes);
+    return this.mutate(() => this.prepare(PRUNE_ACME).run().changes);
   }
 
   certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }> {
@@ -329,7 +328,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   certifiedNames(names: readonly string[]): Promise<Set<string>> {
     if (names.length === 0) return Promise.resolve(new Set());
-    return this.serial(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
+    return this.published(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -340,12 +339,12 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]> {
-    return this.serial(() => (this.prepare(SCAN_ROUTES).all(afterId, limit) as MappingRow[]).map(rowToRoute));
+    return this.published(() => (this.prepare(SCAN_ROUTES).all(afterId, limit) as MappingRow[]).map(rowToRoute));
   }
 
   mappedDomains(domains: readonly string[]): Promise<Set<string>> {
     if (domains.length === 0) return Promise.resolve(new Set());
-    return this.serial(
+    return this.published(
       () => new Set((this.db.prepare(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as MappingRow[]).map((r) => r.domain)),
     );
   }
@@ -361,10 +360,10 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   async close(): Promise<void> {
-    await this.serial(() => {
+    await this.serial(async () => {
       this.closed = true;
       this.db.close();
-      this.wal.close();
+      await this.wal.close();
     });
   }
 
@@ -382,8 +381,39 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     return run.catch(toStoreError);
   }
 
+  /**
+   * A write (every one goes through here, so WalSync counts it): refused once
+   * the file could not be made durable; returns once committed, not yet durable.
+   */
+  private mutate<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      if (this.wal.failure) throw this.wal.failure;
+      const value = await fn();
+      // Not awaited by this write; the next calls queue behind it. One that fails is tried again at the next turn.
+      if (this.wal.committed()) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
+      return value;
+    });
+  }
+
+  /** A write acknowledged only once it is on disk. */
+  private async durably<T>(fn: () => T | Promise<T>): Promise<T> {
+    const value = await this.mutate(fn);
+    await this.wal.durable();
+    return value;
+  }
+
+  /**
+   * A read whose rows leave for Redis: only what is on disk may, or a change
+   * lost with the machine would leave its revision served, above the next write's.
+   */
+  private async published<T>(fn: () => T): Promise<T> {
+    const rows = await this.serial(fn);
+    await this.wal.durable();
+    return rows;
+  }
+
   private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
-    const result = await this.serial(async () => {
+    const result = await this.durably(async () => {
       this.db.exec("BEGIN IMMEDIATE");
       try {
         const value = await fn(sqliteTx(this.db, this.prepare));
@@ -394,9 +424,6 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
         throw err;
       }
     });
-    await this.wal.durable().catch(toStoreError);
-    // Not awaited by this write; the next writes queue behind it. One that fails is tried again at the next turn.
-    if (this.wal.committed()) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
     for (const listener of this.commitListeners) listener();
     return result;
   }
