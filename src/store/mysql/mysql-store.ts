@@ -54,6 +54,7 @@ import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
 import { mysqlTx } from "./mysql-tx.js";
+import { TxConnection } from "./tx-connection.js";
 import {
   AUDIT_COLUMNS,
   auditConditions,
@@ -85,7 +86,7 @@ export interface MysqlStoreOptions {
 
 /** Opens a pool and starts migrating in the background; calls answer "unavailable" until that is done. */
 export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
-  const pool = createPool({
+  const config = {
     uri: opts.url,
     connectionLimit: opts.poolSize ?? 10,
     connectTimeout: 3000,
@@ -96,8 +97,9 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
     charset: "utf8mb4",
     // No stack capture per query (measured ~4% of a GET's CPU): failures become StoreErrors with their cause.
     trace: false,
-  });
-  return new MysqlStore(pool, opts);
+  };
+  // Write transactions send several statements per round trip (see TxConnection), on connections of their own.
+  return new MysqlStore(createPool(config), createPool({ ...config, multipleStatements: true }), opts);
 }
 
 export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
@@ -113,6 +115,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   constructor(
     readonly pool: Pool,
+    private readonly writePool: Pool,
     private readonly opts: MysqlStoreOptions,
   ) {
     this.logger = opts.logger;
@@ -320,7 +323,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   async close(): Promise<void> {
     this.closed = true;
     await this.ready;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.writePool.end()]);
   }
 
   private assertReady(): void {
@@ -337,18 +340,17 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     this.assertReady();
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
-      let begun = false;
+      let tx: TxConnection | undefined;
       try {
-        conn = await this.pool.getConnection();
-        await conn.beginTransaction();
-        begun = true;
-        const result = await fn(mysqlTx(conn));
-        await conn.commit();
+        conn = await this.writePool.getConnection();
+        tx = new TxConnection(conn);
+        const result = await fn(mysqlTx(tx));
+        await tx.commit();
         for (const listener of this.commitListeners) listener();
         return result;
       } catch (err) {
-        const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!begun && isConnectionError(err)));
-        if (conn && begun && !isConnectionError(err)) await conn.rollback().catch(() => undefined);
+        const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!tx?.begun && isConnectionError(err)));
+        if (tx && !isConnectionError(err)) await tx.rollback().catch(() => undefined);
         if (conn && isConnectionError(err)) {
           conn.destroy();
           conn = undefined;
