@@ -162,17 +162,21 @@ export async function deleteIn(tx: MappingTx, tenantId: string, domain: string, 
  * the wildcards that would cover it. The answer never names the other tenant.
  */
 async function checkClaim(tx: MappingTx, tenantId: string, domain: string, creating: boolean): Promise<void> {
-  const settings = await tx.lockTenant(tenantId);
+  const subtree = domain.startsWith("*.") ? baseName(domain) : undefined;
+  const registrable = registrableDomain(domain, "mapping.domain");
+  // Issued together, in this order (a store may send them in one round trip): the claims are read after the lock,
+  // so what overlapping claims committed is visible; the checks below only read the answers.
+  const [settings, , taken] = await Promise.all([
+    tx.lockTenant(tenantId),
+    tx.lockNameTree(registrable, subtree !== undefined),
+    tx.othersClaim(tenantId, ancestorClaims(domain), subtree),
+  ]);
   if (settings && !inZones(domain, settings.zones)) {
     throw new StoreError("permission_denied", `tenant ${tenantId} may only map names in its zones (${settings.zones.join(", ")}); ${domain} is outside them`);
   }
   if (creating && settings && settings.mappingQuota > 0 && (await tx.countMappings(tenantId)) >= settings.mappingQuota) {
     throw new StoreError("resource_exhausted", `tenant ${tenantId} has reached its quota of ${settings.mappingQuota} mappings; an admin can raise it`);
   }
-  const subtree = domain.startsWith("*.") ? baseName(domain) : undefined;
-  await tx.lockNameTree(registrableDomain(domain, "mapping.domain"), subtree !== undefined);
-  // Read after the lock: what the overlapping claims committed is visible now.
-  const taken = await tx.othersClaim(tenantId, ancestorClaims(domain), subtree);
   if (taken !== undefined) {
     const how = subtree && taken.endsWith(`.${subtree}`) ? "would cover names" : taken.startsWith("*.") ? "is covered by a wildcard" : "is under a name";
     throw new StoreError("already_exists", `${domain} ${how} another tenant has mapped`);
