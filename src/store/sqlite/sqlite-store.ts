@@ -370,7 +370,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   /**
    * One call at a time: statements are synchronous, but a write transaction
    * spans awaits (the shared write rules are async), and no other call may
-   * see it half done.
+   * see it half done. Reads only: writes go through mutate (WalSync must count them).
    */
   private serial<T>(fn: () => T | Promise<T>): Promise<T> {
     const run = this.queue.then(() => {
