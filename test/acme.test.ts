@@ -101,6 +101,7 @@ describe("automatic certificates over ACME", () => {
     const certificate = (await api("GET", "/v1/acme/certificates/shop.acme.example")).json;
     expect(certificate.dns_names).toEqual(["shop.acme.example"]);
     expect(certificate.issuer).toMatch(/Pebble/);
+    expect(certificate.source).toBe("CERTIFICATE_SOURCE_ACME");
     await expect.poll(async () => "fingerprint" in (await served("shop.acme.example")), { timeout: 5000 }).toBe(true);
     const res = await httpsGet("shop.acme.example", "/over-tls");
     expect(res.status).toBe(200);

@@ -1,3 +1,7 @@
+import { createPrivateKey, generateKeyPair, generateKeyPairSync } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { inject } from "vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,6 +52,7 @@ describe.each(stores)("certificates on %s", (kind) => {
     const got = await rest(daemon.baseUrl, "GET", "/v1/alpha/certificates/www.alpha.example", { token: alpha });
     const listed = await rest(daemon.baseUrl, "GET", "/v1/alpha/certificates", { token: alpha });
     expect(listed.json.certificates.map((c: { name: string }) => c.name)).toEqual(["www.alpha.example"]);
+    for (const shown of [res.json, got.json, listed.json.certificates[0]]) expect(shown.source).toBe("CERTIFICATE_SOURCE_UPLOADED");
     const keyBody = leaf.key.split("\n")[1]!;
     for (const answer of [res, got, listed]) expect(answer.text).not.toMatch(/PRIVATE KEY/);
     // At rest the key is ciphertext: nothing of the PEM (or its PKCS#8 re-encoding) is in the store.
@@ -70,6 +75,20 @@ describe.each(stores)("certificates on %s", (kind) => {
     ];
     const expired = ca.issue(["www.alpha.example"], { from: new Date(Date.now() - 40 * 86_400_000), to: new Date(Date.now() - 86_400_000) });
     cases.push([{ certificate_chain: expired.chain, private_key: expired.key }, 400, "certificate_chain"]);
+    // Keys routers would sign every handshake with, at a cost to every tenant or that browsers refuse.
+    // (The large key off the event loop: the daemon shares it, and would close kept-alive sockets under the client.)
+    const large = join(ca.dir, "rsa4608.key");
+    writeFileSync(large, (await promisify(generateKeyPair)("rsa", { modulusLength: 4608 })).privateKey.export({ type: "pkcs8", format: "pem" }));
+    for (const key of [["-newkey", "rsa:1024"], ["-key", large], ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"]]) {
+      const odd = ca.issue(["www.alpha.example"], { key });
+      cases.push([{ certificate_chain: odd.chain, private_key: odd.key }, 400, "private_key.kind"]);
+    }
+    // The leaf's public half with a private exponent of another key: equal public parts, but it cannot sign.
+    const rsa = ca.issue(["www.alpha.example"], { key: ["-newkey", "rsa:2048"] });
+    const forged = { ...createPrivateKey(rsa.key).export({ format: "jwk" }) };
+    const stranger = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" });
+    Object.assign(forged, { d: stranger.d, dp: stranger.dp, dq: stranger.dq });
+    cases.push([{ certificate_chain: rsa.chain, private_key: createPrivateKey({ key: forged, format: "jwk" }).export({ type: "pkcs8", format: "pem" }) }, 400, "private_key.match"]);
     for (const [body, status, field] of cases) {
       const res = await put("alpha", "www.alpha.example", body);
       expect(res.status, res.text).toBe(status);
@@ -97,6 +116,46 @@ describe.each(stores)("certificates on %s", (kind) => {
     const forAlpha = ca.issue(["www.alpha.example"]);
     expect((await put("beta", "www.alpha.example", { certificate_chain: forAlpha.chain, private_key: forAlpha.key }, beta)).status).toBe(403);
     expect((await rest(daemon.baseUrl, "GET", "/v1/beta/certificates", { token: beta })).json.certificates).toEqual([]);
+  });
+
+  it("gives a tenant that maps a parent later none of the names another tenant mapped under it", async () => {
+    const map = (tenant: string, token: string, domain: string) => rest(daemon.baseUrl, "PUT", `/v1/${tenant}/mapping`, { token, body: { domain, backends: ["http://127.0.0.1:9"] } });
+    expect((await map("beta", beta, "shop.parent.example")).status).toBe(201);
+    expect((await map("beta", beta, "*.shop.parent2.example")).status).toBe(201);
+    // A plain parent is accepted (its subtree is not scanned on a claim), but it owns nothing beta mapped first.
+    for (const parent of ["parent.example", "parent2.example"]) expect((await map("alpha", alpha, parent)).status).toBe(201);
+    const exact = ca.issue(["shop.parent.example"]);
+    const wide = ca.issue(["*.parent.example", "shop.parent.example"]);
+    const under = ca.issue(["pay.shop.parent2.example"]);
+    const attempts = [await put("alpha", "shop.parent.example", { certificate_chain: exact.chain, private_key: exact.key }), await put("alpha", "*.parent.example", { certificate_chain: wide.chain, private_key: wide.key }), await put("alpha", "pay.shop.parent2.example", { certificate_chain: under.chain, private_key: under.key })];
+    expect(attempts.map((a) => a.status)).toEqual([403, 403, 403]);
+    // The names stay beta's to certify.
+    expect((await put("beta", "shop.parent.example", { certificate_chain: exact.chain, private_key: exact.key }, beta)).status).toBe(200);
+    expect((await put("beta", "pay.shop.parent2.example", { certificate_chain: under.chain, private_key: under.key }, beta)).status).toBe(200);
+    // What alpha's parent does own is still alpha's.
+    const own = ca.issue(["parent.example", "www.parent.example"]);
+    expect((await put("alpha", "parent.example", { certificate_chain: own.chain, private_key: own.key })).status).toBe(200);
+    for (const [tenant, token, name] of [["beta", beta, "shop.parent.example"], ["beta", beta, "pay.shop.parent2.example"], ["alpha", alpha, "parent.example"]] as const) {
+      expect((await rest(daemon.baseUrl, "DELETE", `/v1/${tenant}/certificates/${name}`, { token })).status).toBe(204);
+    }
+    for (const domain of ["parent.example", "parent2.example"]) expect((await rest(daemon.baseUrl, "DELETE", `/v1/alpha/mapping/${domain}`, { token: alpha })).status).toBe(204);
+  });
+
+  it("counts certificates against the tenant's mapping quota", async () => {
+    const quota = await rest(daemon.baseUrl, "PUT", "/v1/tenants/gamma", { body: { mapping_quota: 1 } });
+    expect(quota.status, quota.text).toBe(200);
+    const gamma = await makeKey(daemon, "gamma");
+    expect((await rest(daemon.baseUrl, "PUT", "/v1/gamma/mapping", { token: gamma, body: { domain: "*.gamma.example", backends: ["http://127.0.0.1:9"] } })).status).toBe(201);
+    const a = ca.issue(["a.gamma.example"]);
+    const b = ca.issue(["b.gamma.example"]);
+    expect((await put("gamma", "a.gamma.example", { certificate_chain: a.chain, private_key: a.key }, gamma)).status).toBe(200);
+    const over = await put("gamma", "b.gamma.example", { certificate_chain: b.chain, private_key: b.key }, gamma);
+    expect(over.status, over.text).toBe(429);
+    expect(over.json.message).toContain("quota of 1");
+    // Replacing one it holds is no new certificate.
+    const again = ca.issue(["a.gamma.example"]);
+    expect((await put("gamma", "a.gamma.example", { certificate_chain: again.chain, private_key: again.key }, gamma)).status).toBe(200);
+    expect((await rest(daemon.baseUrl, "GET", "/v1/gamma/certificates", { token: gamma })).json.certificates.map((c: { name: string }) => c.name)).toEqual(["a.gamma.example"]);
   });
 
   it("accepts a wildcard certificate for a mapped wildcard and names under it", async () => {

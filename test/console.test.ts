@@ -3,12 +3,17 @@
 // Redis this file may stop. All traffic stays on 127.0.0.1.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import axe from "axe-core";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CertificateService } from "../gen/dynroute/v1/certificate_pb.js";
 import { KeyService } from "../gen/dynroute/v1/key_pb.js";
+import { TlsMode } from "../gen/dynroute/v1/mapping_pb.js";
+import { TenantService } from "../gen/dynroute/v1/tenant_pb.js";
 import { defaultConsoleDir } from "../src/console/console-route.js";
+import { TestCa } from "./harness/certs.js";
 import { freshStore, startTestDaemon, TOKEN, type TestDaemon } from "./harness/daemon.js";
 import { PrivateRedis } from "./harness/redis.js";
 
@@ -106,6 +111,17 @@ async function shot(page: Page, name: string, fullPage = true): Promise<void> {
 }
 const api = () => daemon.client("connect");
 const keysApi = () => createClient(KeyService, daemon.transport("connect"));
+const certificatesApi = () => daemon.clientOf(CertificateService, "connect");
+const tenantsApi = () => daemon.clientOf(TenantService, "connect");
+const DAY_MS = 86_400_000;
+/** The mappings page filtered to one domain (the tenant has more than a page of them by then). */
+async function showOnly(page: Page, domain: string): Promise<void> {
+  await page.getByLabel("Domain", { exact: true }).fill(domain);
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByText("Showing 1–1 of 1").waitFor();
+}
+/** The element a field's aria-describedby names (its server error, when it is marked invalid). */
+const describedBy = async (page: Page, field: ReturnType<Page["getByLabel"]>) => page.locator(`#${await field.getAttribute("aria-describedby")}`).textContent();
 
 describe("console", () => {
   it("is served at / with a strict CSP and cacheable hashed assets; API paths keep answering", async () => {
@@ -188,7 +204,7 @@ describe("console", () => {
     const page = await newPage();
     const focused = () => page.evaluate(`(document.activeElement.getAttribute("aria-label") || document.activeElement.textContent || document.activeElement.id).trim()`);
     const tabTo = async (name: string) => {
-      for (let i = 0; i < 25 && (await focused()) !== name; i++) await page.keyboard.press("Tab");
+      for (let i = 0; i < 40 && (await focused()) !== name; i++) await page.keyboard.press("Tab");
       expect(await focused()).toBe(name);
     };
     await page.goto(daemon.baseUrl);
@@ -456,6 +472,215 @@ describe("console", () => {
     await page.getByRole("heading", { name: "create other-tenant.example.com" }).waitFor();
     expect(await page.getByRole("article").count()).toBe(1);
     await finish(page);
+  });
+
+  it("uploads a certificate (the key write-only), shows how soon it expires, replaces it and deletes it after a confirmation", async () => {
+    const ca = new TestCa();
+    await api().createMapping({ tenantId: TENANT, mapping: { domain: "secure.example.org", backends: ["http://a:1"] } });
+    const soon = ca.issue(["secure.example.org"], { to: new Date(Date.now() + 10 * DAY_MS) });
+    const unrelated = ca.issue(["secure.example.org"]);
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByRole("link", { name: "Certificates" }).click();
+    await page.getByRole("heading", { name: `Certificates of ${TENANT}` }).waitFor();
+    await page.getByText("No certificates.").waitFor();
+    await page.getByLabel("Name", { exact: true }).fill("secure.example.org");
+    await page.getByLabel("Certificate chain", { exact: true }).fill(soon.chain + ca.pem);
+    // The key from a file, as an operator picks it: first one that does not match.
+    const key = page.getByLabel("Private key", { exact: true });
+    await page.getByLabel("Or read private key from a file").setInputFiles({ name: "wrong.key", mimeType: "text/plain", buffer: Buffer.from(unrelated.key) });
+    await expect.poll(() => key.inputValue()).toBe(unrelated.key);
+    await page.getByRole("button", { name: "Upload certificate" }).click();
+    await page.getByText("Not stored: correct the marked fields.").waitFor();
+    expect(await key.getAttribute("aria-invalid")).toBe("true");
+    expect(await describedBy(page, key)).toContain("does not match the first certificate of the chain");
+    expect(await page.getByLabel("Certificate chain", { exact: true }).getAttribute("aria-invalid")).toBeNull();
+    expect((await certificatesApi().listCertificates({ tenantId: TENANT })).certificates).toEqual([]);
+
+    await key.fill(soon.key);
+    await page.getByRole("button", { name: "Upload certificate" }).click();
+    await page.getByRole("status").filter({ hasText: "Stored the certificate of secure.example.org" }).waitFor();
+    expect(await key.inputValue()).toBe(""); // not kept in the page once stored
+    const stored = (await certificatesApi().getCertificate({ tenantId: TENANT, name: "secure.example.org" })).certificate!;
+    expect(stored.dnsNames).toEqual(["secure.example.org"]);
+    const certRow = row(page, "secure.example.org");
+    const expiry = certRow.locator(".expiry");
+    await expect.poll(() => expiry.textContent()).toBe("⚠ expires in 9 days");
+    expect(await expiry.getAttribute("class")).toContain("expiry-soon");
+    await certRow.getByText("Uploaded", { exact: true }).waitFor();
+    expect(await certRow.textContent()).toContain(stored.fingerprintSha256);
+    expect(await page.content()).not.toContain("PRIVATE KEY");
+    await shot(page, "certificates");
+
+    const later = ca.issue(["secure.example.org"], { to: new Date(Date.now() + 60 * DAY_MS) });
+    await certRow.getByRole("button", { name: "Replace secure.example.org" }).click();
+    await page.getByRole("heading", { name: "Replace the certificate of secure.example.org" }).waitFor();
+    expect(await page.getByLabel("Name", { exact: true }).inputValue()).toBe("secure.example.org");
+    await page.getByLabel("Certificate chain", { exact: true }).fill(later.chain);
+    await key.fill(later.key);
+    await page.getByRole("button", { name: "Replace certificate" }).click();
+    await expect.poll(() => expiry.textContent()).toBe("expires in 59 days");
+    expect(await expiry.getAttribute("class")).toContain("expiry-ok");
+    const replaced = (await certificatesApi().getCertificate({ tenantId: TENANT, name: "secure.example.org" })).certificate!;
+    expect(replaced.revision).toBeGreaterThan(stored.revision);
+    expect(replaced.fingerprintSha256).not.toBe(stored.fingerprintSha256);
+
+    await certRow.getByRole("button", { name: "Delete", exact: true }).click();
+    await page.getByRole("group", { name: /Delete the certificate of secure.example.org\?/ }).getByRole("button", { name: "Delete" }).click();
+    await certRow.waitFor({ state: "detached" });
+    await expect(certificatesApi().getCertificate({ tenantId: TENANT, name: "secure.example.org" })).rejects.toThrow(/not found/i);
+    await finish(page);
+  });
+
+  it("refuses, at the name, a certificate that does not cover it, and says which names are not the tenant's", async () => {
+    const ca = new TestCa();
+    const elsewhere = ca.issue(["elsewhere.example.org"]);
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await page.getByRole("link", { name: "Certificates" }).click();
+    const name = page.getByLabel("Name", { exact: true });
+    await name.fill("web.example.org");
+    await page.getByLabel("Certificate chain", { exact: true }).fill(elsewhere.chain);
+    await page.getByLabel("Private key", { exact: true }).fill(elsewhere.key);
+    await page.getByRole("button", { name: "Upload certificate" }).click();
+    await page.getByText("Not stored: correct the marked fields.").waitFor();
+    expect(await name.getAttribute("aria-invalid")).toBe("true");
+    expect(await describedBy(page, name)).toContain("is not valid for web.example.org");
+    // A name no mapping of the tenant owns: the daemon's reason, not just "denied".
+    await name.fill("elsewhere.example.org");
+    await page.getByRole("button", { name: "Upload certificate" }).click();
+    await page.getByRole("alert").filter({ hasText: "Not stored: This key may not do that: tenant tools may only hold certificates for names it maps" }).waitFor();
+    expect(await name.getAttribute("aria-invalid")).toBeNull();
+    expect((await certificatesApi().listCertificates({ tenantId: TENANT })).certificates).toEqual([]);
+    await finish(page);
+  });
+
+  it("shows a viewer the certificates and TLS modes without any way to change them", async () => {
+    const ca = new TestCa();
+    await api().createMapping({ tenantId: TENANT, mapping: { domain: "viewed.example.org", backends: ["http://a:1"], tls: TlsMode.MANUAL } });
+    const leaf = ca.issue(["viewed.example.org"]);
+    await certificatesApi().putCertificate({ tenantId: TENANT, name: "viewed.example.org", certificateChain: leaf.chain, privateKey: leaf.key });
+    const { secret } = await keysApi().createKey({ tenantId: TENANT, role: "viewer", description: "certificate viewer" });
+    const viewer = await newPage();
+    await signIn(viewer, secret);
+    await showOnly(viewer, "viewed.example.org");
+    await row(viewer, "viewed.example.org").getByText("Manual (uploaded)").waitFor();
+    await viewer.getByRole("link", { name: "Certificates" }).click();
+    const certRow = row(viewer, "viewed.example.org");
+    await certRow.getByText("expires in 29 days").waitFor();
+    await viewer.getByText("This key can read certificates but not change them.").waitFor();
+    expect(await viewer.getByRole("button").filter({ hasText: /Replace|Delete|Upload/ }).count()).toBe(0);
+    expect(await viewer.getByLabel("Private key", { exact: true }).count()).toBe(0);
+    expect(await viewer.getByRole("heading", { name: "Upload a certificate" }).count()).toBe(0);
+    await finish(viewer);
+  });
+
+  it("sets a mapping's TLS mode, and keeps it when other fields change", async () => {
+    await api().createMapping({ tenantId: TENANT, mapping: { domain: "tls-mode.example.org", backends: ["http://a:1"], tls: TlsMode.AUTOMATIC } });
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await showOnly(page, "tls-mode.example.org");
+    await row(page, "tls-mode.example.org").getByText("Automatic (ACME)").waitFor();
+    await page.getByRole("link", { name: "tls-mode.example.org", exact: true }).click();
+    await page.getByText("TLS: Automatic (ACME)").waitFor();
+    await page.getByLabel("Backend 1", { exact: true }).fill("http://b:1");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("heading", { name: `Mappings of ${TENANT}` }).waitFor();
+    const saved = (await api().getMapping({ tenantId: TENANT, domain: "tls-mode.example.org" })).mapping!;
+    expect(saved.backends).toEqual(["http://b:1"]);
+    expect(saved.tls).toBe(TlsMode.AUTOMATIC);
+
+    await showOnly(page, "tls-mode.example.org");
+    await page.getByRole("link", { name: "tls-mode.example.org", exact: true }).click();
+    await page.getByLabel("TLS certificate", { exact: true }).selectOption({ label: "Manual (uploaded)" });
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("heading", { name: `Mappings of ${TENANT}` }).waitFor();
+    expect((await api().getMapping({ tenantId: TENANT, domain: "tls-mode.example.org" })).mapping!.tls).toBe(TlsMode.MANUAL);
+    await showOnly(page, "tls-mode.example.org");
+    await row(page, "tls-mode.example.org").getByText("Manual (uploaded)").waitFor();
+    await finish(page);
+  });
+
+  it("tells a certificate the daemon issued over ACME from an uploaded one, and shows an automatic certificate's state on its mapping", async () => {
+    const ca = new TestCa();
+    const domain = "auto.example.org";
+    await api().createMapping({ tenantId: TENANT, mapping: { domain, backends: ["http://a:1"], tls: TlsMode.AUTOMATIC } });
+    // The ACME manager's two writes (issuance itself, with pebble, is the HTTPS suite's): the certificate, then its state.
+    const issued = ca.issue([domain], { to: new Date(Date.now() + 45 * DAY_MS) });
+    const { certificate } = await certificatesApi().putCertificate({ tenantId: TENANT, name: domain, certificateChain: issued.chain, privateKey: issued.key });
+    const acme = { name: domain, tenantId: TENANT, expireTime: timestampDate(certificate!.expireTime!), fingerprint: certificate!.fingerprintSha256, failures: 0 };
+    await daemon.store.putAcmeState({ ...acme, state: "issued", reason: "", nextAttemptTime: new Date(Date.now() + 30 * DAY_MS) });
+    const page = await newPage();
+    await signIn(page, TOKEN);
+    await showOnly(page, domain);
+    await row(page, domain).getByText("Certificate issued").waitFor();
+    await row(page, domain).getByText("expires in 44 days").waitFor();
+    await page.getByRole("link", { name: "Certificates" }).click();
+    await row(page, domain).getByText("Automatic (ACME)", { exact: true }).waitFor();
+
+    // Someone uploads one over it: the daemon leaves that one alone, and so does the page.
+    const uploaded = ca.issue([domain], { to: new Date(Date.now() + 20 * DAY_MS) });
+    await certificatesApi().putCertificate({ tenantId: TENANT, name: domain, certificateChain: uploaded.chain, privateKey: uploaded.key });
+    await page.reload();
+    await row(page, domain).getByText("Uploaded", { exact: true }).waitFor();
+
+    await daemon.store.putAcmeState({ ...acme, state: "failed", reason: "HTTP-01 challenge failed: connection refused", nextAttemptTime: new Date(Date.now() + 3_600_000), failures: 1 });
+    await page.getByRole("link", { name: "Mappings" }).click();
+    await showOnly(page, domain);
+    await row(page, domain).getByText("Certificate failed").waitFor();
+    await row(page, domain).getByText(/HTTP-01 challenge failed: connection refused · next try/).waitFor();
+    await finish(page);
+  });
+
+  it("lets an admin set a tenant's zones and quota (errors at the field), which the tenant's keys then read and cannot change", async () => {
+    const tenant = "quota-t";
+    for (const domain of ["a.quota.example.com", "b.quota.example.com"]) await api().createMapping({ tenantId: tenant, mapping: { domain, backends: ["http://a:1"] } });
+    const admin = await newPage();
+    await signIn(admin, TOKEN);
+    await admin.getByRole("link", { name: "Tenants" }).click();
+    await admin.getByRole("heading", { name: "Tenants" }).waitFor();
+    await row(admin, tenant).getByText("2 mappings (no limit)").waitFor();
+    await admin.getByRole("link", { name: tenant, exact: true }).click();
+    await admin.getByRole("heading", { name: `Settings of ${tenant}` }).waitFor();
+    const zones = admin.getByLabel("Zones", { exact: true });
+    const quota = admin.getByLabel("Mapping quota", { exact: true });
+    await zones.fill("*.quota.example.com");
+    await quota.fill("2");
+    await admin.getByRole("button", { name: "Save settings" }).click();
+    await admin.getByText("Not saved: correct the marked fields.").waitFor();
+    expect(await zones.getAttribute("aria-invalid")).toBe("true");
+    expect(await describedBy(admin, zones)).toContain("*.quota.example.com: a zone is a domain");
+    expect(await quota.getAttribute("aria-invalid")).toBeNull();
+    expect((await tenantsApi().getTenant({ tenantId: tenant })).tenant).toMatchObject({ zones: [], mappingQuota: 0 });
+
+    // Names are stored normalised and once: the form shows them so.
+    await zones.fill("Quota.Example.com\n\nquota.example.com");
+    await admin.getByRole("button", { name: "Save settings" }).click();
+    await admin.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    expect(await zones.inputValue()).toBe("quota.example.com");
+    expect((await tenantsApi().getTenant({ tenantId: tenant })).tenant).toMatchObject({ zones: ["quota.example.com"], mappingQuota: 2, mappingCount: 2 });
+    await row(admin, tenant).getByText("2 of 2 mappings · full: creating more fails").waitFor();
+    await shot(admin, "tenants");
+    const refused = await api()
+      .createMapping({ tenantId: tenant, mapping: { domain: "c.quota.example.com", backends: ["http://a:1"] } })
+      .catch((err: unknown) => ConnectError.from(err));
+    expect(refused).toMatchObject({ code: Code.ResourceExhausted });
+
+    const { secret } = await keysApi().createKey({ tenantId: tenant, role: "editor", description: "quota-t editor" });
+    const own = await newPage();
+    await signIn(own, secret, tenant);
+    expect(await own.getByRole("link", { name: "Tenants" }).count()).toBe(0);
+    await own.getByRole("link", { name: "Tenant settings" }).click();
+    await own.getByRole("heading", { name: `Settings of ${tenant}` }).waitFor();
+    await own.getByText("quota.example.com", { exact: true }).waitFor();
+    await own.getByText("2 of 2 mappings · full: creating more fails").waitFor();
+    expect(await own.getByRole("main").getByRole("textbox").count()).toBe(0);
+    expect(await own.getByRole("button", { name: "Save settings" }).count()).toBe(0);
+    await shot(own, "tenant-settings");
+    await own.goto(`${daemon.baseUrl}/#/tenants`);
+    await own.getByRole("heading", { name: "No such page" }).waitFor();
+    await finish(own);
+    await finish(admin);
   });
 
   it("shows the operations view from /readyz", async () => {

@@ -140,6 +140,29 @@ describe("TLS in the router", () => {
     await expect.poll(async () => (await bare.metrics()).get('dynroute_router_tls_handshakes_total{certificate="none"}')).toBeGreaterThanOrEqual(1);
   });
 
+  it("keeps certificates cached through a flood of handshakes for made-up names (those are cached apart)", async () => {
+    // One worker and a small certificate cache: 2,100 names push the real one out of the worker's own cache (2,000
+    // entries); in the shared cache, names without a certificate would push it out too if they were kept there.
+    const port = await freePort();
+    const small = await PrivateRouter.start(redis.url, "tls:", { ROUTER_CACHE_TTL: "300", ROUTER_WORKERS: "1", ROUTER_CERT_CACHE_SIZE: "32k", ROUTER_LISTEN_TLS: `127.0.0.1:${port}` });
+    try {
+      const leaf = ca.issue(["kept.apps.acme.example"]);
+      expect((await upload("kept.apps.acme.example", leaf)).status).toBe(200);
+      await expect.poll(async () => ((await handshake(port, "kept.apps.acme.example")) as { fingerprint?: string }).fingerprint).toBe(fingerprintOf(leaf.chain));
+      for (let batch = 0; batch < 42; batch++) {
+        const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => handshake(port, `n${batch * 50 + i}.flood.example`)));
+        expect(answers.every((a) => "error" in a)).toBe(true);
+      }
+      const misses = async () => (await small.metrics()).get('dynroute_router_tls_cache_total{result="miss"}');
+      const before = await misses();
+      expect(((await handshake(port, "kept.apps.acme.example")) as { fingerprint?: string }).fingerprint).toBe(fingerprintOf(leaf.chain));
+      // Served from the shared cache: no lookup in Redis.
+      expect(await misses()).toBe(before);
+    } finally {
+      await small.stop();
+    }
+  }, 60_000);
+
   it("serves a replaced certificate at once (invalidation) and stops serving a deleted one", async () => {
     const next = ca.issue(["shop.acme.example"]);
     expect((await upload("shop.acme.example", next)).status).toBe(200);

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Mapping, MappingSchema } from "../../gen/dynroute/v1/mapping_pb.js";
+import { TlsMode, type Mapping, type MappingSchema } from "../../gen/dynroute/v1/mapping_pb.js";
 
 /** A mapping being edited: rows carry ids so React keeps each input with its row when rows move. */
 export interface BackendRow {
@@ -17,6 +17,8 @@ export interface Draft {
   labels: LabelRow[];
   /** Whether routers proxy it; off answers 503 "disabled" (a maintenance switch). */
   enabled: boolean;
+  /** Sent back as read: an update replaces the whole mapping, so leaving it out would reset it to the default. */
+  tls: TlsMode;
 }
 
 let lastId = 0;
@@ -28,6 +30,7 @@ export function draftOf(mapping: Mapping | undefined): Draft {
     backends: (mapping?.backends.length ? mapping.backends : [""]).map((url) => ({ id: rowId(), url })),
     labels: Object.entries(mapping?.labels ?? {}).map(([key, value]) => ({ id: rowId(), key, value })),
     enabled: mapping?.status !== "disabled",
+    tls: mapping?.tls ?? TlsMode.UNSPECIFIED,
   };
 }
 
@@ -38,5 +41,6 @@ export function mappingOf(draft: Draft): MessageInitShape<typeof MappingSchema> 
     backends: draft.backends.map((b) => b.url.trim()),
     labels: Object.fromEntries(draft.labels.filter((l) => l.key.trim() || l.value.trim()).map((l) => [l.key.trim(), l.value.trim()])),
     status: draft.enabled ? "enabled" : "disabled",
+    tls: draft.tls,
   };
 }

@@ -10,7 +10,8 @@ export function errorText(err: unknown): string {
     case Code.Unauthenticated:
       return "The key was refused: it is wrong, expired or revoked.";
     case Code.PermissionDenied:
-      return "This key may not do that.";
+      // The server says why (a role, or for certificates the names that are not the tenant's).
+      return `This key may not do that: ${ce.rawMessage}`;
     case Code.Unavailable:
       return `The daemon cannot serve this right now: ${ce.rawMessage}`;
     case Code.Unknown:
@@ -23,18 +24,19 @@ export function errorText(err: unknown): string {
 
 /**
  * The server's validation errors by field, keyed like `domain`, `backends[1]`,
- * `labels["env"]` (the path inside the request's `mapping`, when there is one).
+ * `labels["env"]` (the path inside the request's `within` message, e.g. its
+ * `mapping` or `tenant`, when there is one).
  */
-export function fieldViolations(err: unknown): Map<string, string[]> {
+export function fieldViolations(err: unknown, within = "mapping"): Map<string, string[]> {
   const byField = new Map<string, string[]>();
   if (!hasCode(err, Code.InvalidArgument)) return byField;
   for (const { violations } of (err as ConnectError).findDetails(ViolationsSchema)) {
     for (const v of violations) {
       const path = (v.field?.elements ?? [])
         .map((e) => e.fieldName + (e.subscript.case === "index" ? `[${e.subscript.value}]` : e.subscript.case === "stringKey" ? `["${e.subscript.value}"]` : ""))
-        .join(".")
-        .replace(/^mapping\./, "");
-      byField.set(path, [...(byField.get(path) ?? []), v.message]);
+        .join(".");
+      const key = path.startsWith(`${within}.`) ? path.slice(within.length + 1) : path;
+      byField.set(key, [...(byField.get(key) ?? []), v.message]);
     }
   }
   return byField;

@@ -9,3 +9,8 @@ export function formatDuration(ms: number): string {
   if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
   return `${Math.round(ms / 60_000)} min`;
 }
+
+const DAY_MS = 86_400_000;
+
+/** Whole days from now until `ts` (negative once it is past). */
+export const daysUntil = (ts: Timestamp) => Math.floor((timestampDate(ts).getTime() - Date.now()) / DAY_MS);

@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { CertificateSchema, type Certificate, type CertificateService } from "../../gen/dynroute/v1/certificate_pb.js";
+import { CertificateSchema, CertificateSource, type Certificate, type CertificateService } from "../../gen/dynroute/v1/certificate_pb.js";
 import { normalizeDomain } from "../domain/domain-name.js";
-import type { CertificateRecord, CertificateStore } from "../store/store.js";
+import type { AcmeStore, CertificateRecord, CertificateStore } from "../store/store.js";
 import { parseCertificate } from "../tls/certificate.js";
 import type { SecretBox } from "../tls/secret-box.js";
 
@@ -12,22 +12,29 @@ import type { SecretBox } from "../tls/secret-box.js";
  * (see parseCertificate), seals the key, and leaves ownership to the
  * store's write rules, which decide it in the write's transaction.
  */
-export function createCertificateService({ store, secrets }: { store: CertificateStore; secrets: SecretBox }): ServiceImpl<typeof CertificateService> {
+export function createCertificateService({ store, secrets }: { store: CertificateStore & Pick<AcmeStore, "acmeStates">; secrets: SecretBox }): ServiceImpl<typeof CertificateService> {
+  /** A certificate is ACME's while it is the one the ACME manager recorded issuing (same leaf). */
+  async function withSource(records: CertificateRecord[]): Promise<Certificate[]> {
+    const issued = records.length === 0 ? new Map() : await store.acmeStates(records.map((r) => r.name));
+    return records.map((r) => toProto(r, issued.get(r.name)?.fingerprint === r.fingerprint ? CertificateSource.ACME : CertificateSource.UPLOADED));
+  }
+
   return {
     async putCertificate(req) {
       const name = normalizeDomain(req.name, "name");
       const parsed = parseCertificate(name, req.certificateChain, req.privateKey, new Date());
       const { keyPem, ...rest } = parsed;
       const record = await store.putCertificate(req.tenantId, { ...rest, name, sealedKey: secrets.seal(keyPem) });
-      return { certificate: toProto(record) };
+      return { certificate: toProto(record, CertificateSource.UPLOADED) };
     },
 
     async getCertificate(req) {
-      return { certificate: toProto(await store.getCertificate(req.tenantId, normalizeDomain(req.name, "name"))) };
+      const [certificate] = await withSource([await store.getCertificate(req.tenantId, normalizeDomain(req.name, "name"))]);
+      return { certificate };
     },
 
     async listCertificates(req) {
-      return { certificates: (await store.listCertificates(req.tenantId)).map(toProto) };
+      return { certificates: await withSource(await store.listCertificates(req.tenantId)) };
     },
 
     async deleteCertificate(req) {
@@ -37,7 +44,7 @@ export function createCertificateService({ store, secrets }: { store: Certificat
   };
 }
 
-const toProto = (r: CertificateRecord): Certificate =>
+const toProto = (r: CertificateRecord, source: CertificateSource): Certificate =>
   create(CertificateSchema, {
     tenantId: r.tenantId,
     name: r.name,
@@ -49,4 +56,5 @@ const toProto = (r: CertificateRecord): Certificate =>
     certificateChain: r.chainPem,
     updateTime: timestampFromDate(r.updateTime),
     revision: r.revision,
+    source,
   });

@@ -50,8 +50,8 @@ export interface MappingTx {
   claimIdempotency(scope: string, key: string, fingerprint: string, now: Date): Promise<{ fingerprint: string; result: string | null } | undefined>;
   /** Stores the write's result with the key claimed in this transaction. */
   settleIdempotency(scope: string, key: string, result: string | null): Promise<void>;
-  /** The subset of `names` the tenant maps (exactly, as stored). */
-  tenantMaps(tenantId: string, names: readonly string[]): Promise<Set<string>>;
+  /** Of `names`, those mapped (exactly, as stored), each with the tenant that maps it; read so they cannot change until the transaction ends. */
+  claimants(names: readonly string[]): Promise<Map<string, string>>;
   /** The certificate of a name, locked until the transaction ends; undefined when there is none. */
   lockCertificate(name: string): Promise<CertificateRecord | undefined>;
   /** Inserts or replaces the certificate of input.name, with revision 0 until setCertificateRevision. */
@@ -195,12 +195,14 @@ async function lockOwned(tx: MappingTx, tenantId: string, domain: string, expect
 
 /**
  * Stores the certificate of a name. A tenant may hold a certificate only for
- * names it owns, by the same rules as claims (ancestorClaims): the name and
- * every DNS name in the certificate must be a domain the tenant maps or one
- * a name it maps owns (under a wildcard, under a name, a name's wildcard).
- * Ownership is exclusive across tenants, so certificate names are too.
+ * names it owns (see unownedNames): the name and every DNS name in the
+ * certificate. Ownership is exclusive across tenants, so certificate names
+ * are too. Certificates count against the tenant's mapping quota: each costs
+ * store and Redis memory, and a wildcard would otherwise allow any number.
  */
 export async function putCertificateIn(tx: MappingTx, tenantId: string, input: CertificateInput): Promise<CertificateRecord> {
+  // The tenant first, as mapping writes lock it (one lock order, fewer deadlocks).
+  const settings = await tx.lockTenant(tenantId);
   const unowned = await unownedNames(tx, tenantId, [input.name, ...input.dnsNames]);
   if (unowned.length > 0) {
     throw new StoreError("permission_denied", `tenant ${tenantId} may only hold certificates for names it maps (or under a wildcard it maps); not its: ${unowned.join(", ")}`);
@@ -208,6 +210,9 @@ export async function putCertificateIn(tx: MappingTx, tenantId: string, input: C
   const current = await tx.lockCertificate(input.name);
   // Only reachable in a race with a mapping write that moved the name; the other tenant stays unnamed.
   if (current && current.tenantId !== tenantId) throw new StoreError("permission_denied", `${input.name} is not a name of tenant ${tenantId}`);
+  if (!current && settings && settings.mappingQuota > 0 && (await tx.certificateNames(tenantId)).length >= settings.mappingQuota) {
+    throw new StoreError("resource_exhausted", `tenant ${tenantId} has reached its quota of ${settings.mappingQuota} certificates (its mapping quota); an admin can raise it`);
+  }
   const now = new Date();
   await tx.putCertificate(tenantId, input, now);
   const revision = await tx.appendCertificateOutbox(input.name, { chainPem: input.chainPem, sealedKey: input.sealedKey }, now);
@@ -223,11 +228,21 @@ export async function deleteCertificateIn(tx: MappingTx, tenantId: string, name:
   await tx.appendCertificateOutbox(name, null, new Date());
 }
 
-/** Of `names`, those the tenant does not own: it maps neither them nor a name whose owner owns them (ancestorClaims). */
+/**
+ * Of `names`, those the tenant does not own. A name is the tenant's when the
+ * closest mapped claim over it (the name itself, then ancestorClaims, nearest
+ * first) is the tenant's. The closest, not any: a plain name's subtree is not
+ * checked when it is claimed (that would scan every mapping), so a tenant may
+ * map a parent of a name another tenant mapped before; the parent gives it
+ * none of that other tenant's names.
+ */
 async function unownedNames(tx: MappingTx, tenantId: string, names: readonly string[]): Promise<string[]> {
-  const candidates = new Set(names.flatMap((n) => [n, ...ancestorClaims(n)]));
-  const mapped = await tx.tenantMaps(tenantId, [...candidates]);
-  return [...new Set(names)].filter((n) => !mapped.has(n) && !ancestorClaims(n).some((a) => mapped.has(a)));
+  const unique = [...new Set(names)];
+  const claimants = await tx.claimants([...new Set(unique.flatMap((n) => [n, ...ancestorClaims(n)]))]);
+  return unique.filter((n) => {
+    const closest = [n, ...ancestorClaims(n)].find((claim) => claimants.has(claim));
+    return closest === undefined || claimants.get(closest) !== tenantId;
+  });
 }
 
 /** After the tenant stopped mapping `domain`: its certificates for names no longer its go, with it. */

@@ -1,4 +1,4 @@
-import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
+import { createPrivateKey, sign, verify, X509Certificate, type KeyObject } from "node:crypto";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
 
@@ -15,7 +15,45 @@ export interface ParsedCertificate {
   fingerprint: string;
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+const BEGIN = "-----BEGIN CERTIFICATE-----";
+const END = "-----END CERTIFICATE-----";
+
+/** The PEM certificate blocks of `text`, in order (a scan, not a lazy regex, which is quadratic on repeated BEGIN lines). */
+function pemBlocks(text: string): string[] {
+  const blocks: string[] = [];
+  for (let at = text.indexOf(BEGIN); at >= 0; ) {
+    const end = text.indexOf(END, at + BEGIN.length);
+    if (end < 0) break;
+    blocks.push(text.slice(at, end + END.length));
+    at = text.indexOf(BEGIN, end + END.length);
+  }
+  return blocks;
+}
+
+/**
+ * The keys routers sign handshakes with: what browsers accept, and bounded
+ * in cost (an RSA key is signed with on every full handshake, by a worker that
+ * serves every tenant; a 16384-bit one stalls it for seconds).
+ */
+const RSA_BITS = { min: 2048, max: 4096 };
+const EC_CURVES = new Set(["prime256v1", "secp384r1"]);
+
+function checkKeyKind(key: KeyObject): void {
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === "rsa" && details.modulusLength !== undefined && details.modulusLength >= RSA_BITS.min && details.modulusLength <= RSA_BITS.max) return;
+  if (key.asymmetricKeyType === "ec" && details.namedCurve !== undefined && EC_CURVES.has(details.namedCurve)) return;
+  throw inputError("private_key", "private_key.kind", `must be an RSA key of ${RSA_BITS.min} to ${RSA_BITS.max} bits or an ECDSA key on P-256 or P-384`);
+}
+
+/** A signature made with the key that the leaf's public key verifies: the private half is consistent, not just the public half equal. */
+function signsForLeaf(key: KeyObject, leaf: X509Certificate): boolean {
+  const probe = Buffer.from("dynroute certificate key check");
+  try {
+    return verify("sha256", probe, leaf.publicKey, sign("sha256", probe, key));
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Parses and checks an uploaded certificate for `name` (normalised): the
@@ -23,7 +61,7 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
  * covers `name`. Violations name the request field.
  */
 export function parseCertificate(name: string, chain: string, key: string, now: Date): ParsedCertificate {
-  const blocks = chain.match(PEM_CERT) ?? [];
+  const blocks = pemBlocks(chain);
   if (blocks.length === 0) throw inputError("certificate_chain", "certificate.pem", "must hold PEM certificates (-----BEGIN CERTIFICATE-----), leaf first");
   const certs = blocks.map((pem, i) => {
     try {
@@ -39,7 +77,8 @@ export function parseCertificate(name: string, chain: string, key: string, now: 
   } catch {
     throw inputError("private_key", "private_key.pem", "must be a PEM private key (PKCS#8, PKCS#1 or SEC1), unencrypted");
   }
-  if (!leaf.checkPrivateKey(privateKey)) throw inputError("private_key", "private_key.match", "does not match the first certificate of the chain");
+  checkKeyKind(privateKey);
+  if (!leaf.checkPrivateKey(privateKey) || !signsForLeaf(privateKey, leaf)) throw inputError("private_key", "private_key.match", "does not match the first certificate of the chain");
   const notBefore = new Date(leaf.validFrom);
   const notAfter = new Date(leaf.validTo);
   if (notAfter <= now) throw inputError("certificate_chain", "certificate.expired", `the certificate expired at ${notAfter.toISOString()}`);

@@ -35,10 +35,14 @@ export class TestCa {
     return readFileSync(this.certFile, "utf8");
   }
 
-  /** A leaf for `names` (DNS names, or IPv4 addresses; the first is its CN) with its key, valid from `from` to `to` (default: now - 1h to now + 30d). */
-  issue(names: string[], validity: { from?: Date; to?: Date } = {}): Issued {
+  /**
+   * A leaf for `names` (DNS names, or IPv4 addresses; the first is its CN) with its key, valid from `from` to `to`
+   * (default: now - 1h to now + 30d); a new P-256 key unless `key` gives openssl req's key options (e.g. ["-newkey", "rsa:2048"]
+   * or ["-key", file]).
+   */
+  issue(names: string[], validity: { from?: Date; to?: Date; key?: string[] } = {}): Issued {
     const base = join(this.dir, `leaf${++this.serial}`);
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${base}.key`, "-out", `${base}.csr`, "-subj", `/CN=${names[0]}`);
+    openssl("req", "-new", ...(validity.key ?? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), "-nodes", "-keyout", `${base}.key`, "-out", `${base}.csr`, "-subj", `/CN=${names[0]}`);
     writeFileSync(`${base}.ext`, `subjectAltName=${names.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(",")}\n`);
     const from = validity.from ?? new Date(Date.now() - 3_600_000);
     const to = validity.to ?? new Date(Date.now() + 30 * 86_400_000);

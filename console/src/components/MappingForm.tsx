@@ -1,17 +1,19 @@
 import { Code } from "@connectrpc/connect";
 import { useMutation } from "@connectrpc/connect-query";
 import { useState, type FormEvent } from "react";
+import { AuditService } from "../../../gen/dynroute/v1/audit_pb.js";
 import { MappingService, type Mapping } from "../../../gen/dynroute/v1/mapping_pb.js";
 import { draftOf, mappingOf } from "../draft";
 import { fieldViolations, hasCode } from "../errors";
-import { navigate } from "../route";
-import { useInvalidateMappings } from "../useInvalidateMappings";
+import { href, navigate } from "../route";
+import { useInvalidate } from "../useInvalidate";
 import { BackendsEditor } from "./BackendsEditor";
 import { ConfirmButton } from "./ConfirmButton";
 import { ConflictPanel } from "./ConflictPanel";
 import { ErrorNote } from "./ErrorNote";
 import { FieldErrors, invalidProps } from "./FieldErrors";
 import { LabelsEditor } from "./LabelsEditor";
+import { TLS_MODES } from "./TlsSummary";
 
 interface Props {
   tenant: string;
@@ -30,7 +32,8 @@ export function MappingForm({ tenant, initial, readOnly = false, refetch }: Prop
   const [draft, setDraft] = useState(() => draftOf(initial));
   const [base, setBase] = useState(initial);
   const [theirs, setTheirs] = useState<Mapping | undefined>();
-  const invalidate = useInvalidateMappings();
+  // Every mapping list, mapping and history page.
+  const invalidate = useInvalidate(MappingService, AuditService);
   const done = async () => {
     await invalidate();
     navigate("mappings");
@@ -78,6 +81,20 @@ export function MappingForm({ tenant, initial, readOnly = false, refetch }: Prop
         </div>
         <BackendsEditor rows={draft.backends} onChange={(backends) => setDraft({ ...draft, backends })} errors={errors} />
         <LabelsEditor rows={draft.labels} onChange={(labels) => setDraft({ ...draft, labels })} errors={errors} />
+        <div className="field">
+          <label htmlFor="mapping-tls">TLS certificate</label>
+          <select id="mapping-tls" value={draft.tls} onChange={(e) => setDraft({ ...draft, tls: Number(e.target.value) })} aria-describedby="mapping-tls-hint" {...invalidProps("mapping-tls-error", errors.get("tls"))}>
+            {TLS_MODES.map((m) => (
+              <option key={m.mode} value={m.mode}>
+                {m.label}
+              </option>
+            ))}
+          </select>
+          <p id="mapping-tls-hint" className="hint">
+            Automatic: the daemon orders and renews one over ACME (not for wildcards). Manual: upload one on the <a href={href("certificates")}>Certificates</a> page.
+          </p>
+          <FieldErrors id="mapping-tls-error" messages={errors.get("tls")} />
+        </div>
         <div className="field checkbox-field">
           <input id="mapping-enabled" type="checkbox" checked={draft.enabled} onChange={(e) => setDraft({ ...draft, enabled: e.target.checked })} aria-describedby="mapping-enabled-hint" />
           <label htmlFor="mapping-enabled">Enabled</label>

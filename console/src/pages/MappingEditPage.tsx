@@ -4,6 +4,7 @@ import { ErrorNote } from "../components/ErrorNote";
 import { LiveBadge } from "../components/LiveBadge";
 import { MappingForm } from "../components/MappingForm";
 import { PageHeading } from "../components/PageHeading";
+import { TlsSummary } from "../components/TlsSummary";
 import { href } from "../route";
 import { canEdit, useSession } from "../session";
 
@@ -34,6 +35,11 @@ export function MappingEditPage({ domain }: { domain: string | null }) {
           </p>
         )}
       </div>
+      {mapping && (
+        <p className="meta">
+          TLS: <TlsSummary mapping={mapping} />
+        </p>
+      )}
       <p>
         <a href={href("mappings")}>← All mappings</a>
       </p>

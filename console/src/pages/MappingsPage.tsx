@@ -6,10 +6,12 @@ import { ErrorNote } from "../components/ErrorNote";
 import { FieldErrors, invalidProps } from "../components/FieldErrors";
 import { LiveBadge } from "../components/LiveBadge";
 import { PageHeading } from "../components/PageHeading";
+import { TlsSummary } from "../components/TlsSummary";
 import { fieldViolations } from "../errors";
 import { formatTime } from "../format";
 import { href } from "../route";
 import { canEdit, useSession } from "../session";
+import { PlainList } from "../components/PlainList";
 
 const PAGE_SIZE = 25;
 const POLL_MS = 1000;
@@ -87,6 +89,7 @@ export function MappingsPage() {
                   <th scope="col">Backends</th>
                   <th scope="col">Labels</th>
                   <th scope="col">Status</th>
+                  <th scope="col">TLS</th>
                   <th scope="col">Updated</th>
                   <th scope="col">
                     <span className="sr-only">Actions</span>
@@ -100,11 +103,7 @@ export function MappingsPage() {
                       <a href={href("mapping", { domain: m.domain })}>{m.domain}</a>
                     </th>
                     <td data-label="Backends">
-                      <ul className="plain">
-                        {m.backends.map((b) => (
-                          <li key={b}>{b}</li>
-                        ))}
-                      </ul>
+                      <PlainList items={m.backends} />
                     </td>
                     <td data-label="Labels">
                       {Object.entries(m.labels).map(([k, v]) => (
@@ -115,6 +114,9 @@ export function MappingsPage() {
                     </td>
                     <td data-label="Status">
                       <LiveBadge mapping={m} />
+                    </td>
+                    <td data-label="TLS">
+                      <TlsSummary mapping={m} />
                     </td>
                     <td data-label="Updated">{formatTime(m.updateTime)}</td>
                     <td>

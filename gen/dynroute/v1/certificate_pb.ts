@@ -2,8 +2,8 @@
 // @generated from file dynroute/v1/certificate.proto (package dynroute.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { file_dynroute_v1_access } from "./access_pb.js";
 import { file_dynroute_v1_rest } from "./rest_pb.js";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dynroute/v1/certificate.proto.
  */
 export const file_dynroute_v1_certificate: GenFile = /*@__PURE__*/
-  fileDesc("Ch1keW5yb3V0ZS92MS9jZXJ0aWZpY2F0ZS5wcm90bxILZHlucm91dGUudjEi3gIKC0NlcnRpZmljYXRlEhYKCXRlbmFudF9pZBgBIAEoCUID4EEDEhEKBG5hbWUYAiABKAlCA+BBAxIWCglkbnNfbmFtZXMYAyADKAlCA+BBAxITCgZpc3N1ZXIYBCABKAlCA+BBAxIzCgpub3RfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEh8KEmZpbmdlcnByaW50X3NoYTI1NhgHIAEoCUID4EEDEh4KEWNlcnRpZmljYXRlX2NoYWluGAggASgJQgPgQQMSNAoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSFQoIcmV2aXNpb24YCiABKARCA+BBAyK3AQoVUHV0Q2VydGlmaWNhdGVSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhgKBG5hbWUYAiABKAlCCrpIB3IFEAEY/gESJgoRY2VydGlmaWNhdGVfY2hhaW4YAyABKAlCC7pICHIGEAEYgIAEEiAKC3ByaXZhdGVfa2V5GAQgASgJQgu6SAhyBhABGICAASJHChZQdXRDZXJ0aWZpY2F0ZVJlc3BvbnNlEi0KC2NlcnRpZmljYXRlGAEgASgLMhguZHlucm91dGUudjEuQ2VydGlmaWNhdGUibQoVR2V0Q2VydGlmaWNhdGVSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kEhgKBG5hbWUYAiABKAlCCrpIB3IFEAEY/gEiRwoWR2V0Q2VydGlmaWNhdGVSZXNwb25zZRItCgtjZXJ0aWZpY2F0ZRgBIAEoCzIYLmR5bnJvdXRlLnYxLkNlcnRpZmljYXRlIlUKF0xpc3RDZXJ0aWZpY2F0ZXNSZXF1ZXN0EjoKCXRlbmFudF9pZBgBIAEoCUInukgkciIyIF5bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2Mn0kIkoKGExpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZRIuCgxjZXJ0aWZpY2F0ZXMYASADKAsyGC5keW5yb3V0ZS52MS5DZXJ0aWZpY2F0ZSJwChhEZWxldGVDZXJ0aWZpY2F0ZVJlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGAoEbmFtZRgCIAEoCUIKukgHcgUQARj+ASIbChlEZWxldGVDZXJ0aWZpY2F0ZVJlc3BvbnNlMu0FChJDZXJ0aWZpY2F0ZVNlcnZpY2USxwEKDlB1dENlcnRpZmljYXRlEiIuZHlucm91dGUudjEuUHV0Q2VydGlmaWNhdGVSZXF1ZXN0GiMuZHlucm91dGUudjEuUHV0Q2VydGlmaWNhdGVSZXNwb25zZSJswvMYFhIUY2VydGlmaWNhdGUucmV2aXNpb27K8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCNToBKmILY2VydGlmaWNhdGUaIy92MS97dGVuYW50X2lkfS9jZXJ0aWZpY2F0ZXMve25hbWV9EsQBCg5HZXRDZXJ0aWZpY2F0ZRIiLmR5bnJvdXRlLnYxLkdldENlcnRpZmljYXRlUmVxdWVzdBojLmR5bnJvdXRlLnYxLkdldENlcnRpZmljYXRlUmVzcG9uc2UiacLzGBYSFGNlcnRpZmljYXRlLnJldmlzaW9uyvMYEwoGdmlld2VyEgl0ZW5hbnRfaWSC0+STAjJiC2NlcnRpZmljYXRlEiMvdjEve3RlbmFudF9pZH0vY2VydGlmaWNhdGVzL3tuYW1lfRKcAQoQTGlzdENlcnRpZmljYXRlcxIkLmR5bnJvdXRlLnYxLkxpc3RDZXJ0aWZpY2F0ZXNSZXF1ZXN0GiUuZHlucm91dGUudjEuTGlzdENlcnRpZmljYXRlc1Jlc3BvbnNlIjvK8xgTCgZ2aWV3ZXISCXRlbmFudF9pZILT5JMCHhIcL3YxL3t0ZW5hbnRfaWR9L2NlcnRpZmljYXRlcxKmAQoRRGVsZXRlQ2VydGlmaWNhdGUSJS5keW5yb3V0ZS52MS5EZWxldGVDZXJ0aWZpY2F0ZVJlcXVlc3QaJi5keW5yb3V0ZS52MS5EZWxldGVDZXJ0aWZpY2F0ZVJlc3BvbnNlIkLK8xgTCgZlZGl0b3ISCXRlbmFudF9pZILT5JMCJSojL3YxL3t0ZW5hbnRfaWR9L2NlcnRpZmljYXRlcy97bmFtZX1iBnByb3RvMw", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("Ch1keW5yb3V0ZS92MS9jZXJ0aWZpY2F0ZS5wcm90bxILZHlucm91dGUudjEikwMKC0NlcnRpZmljYXRlEhYKCXRlbmFudF9pZBgBIAEoCUID4EEDEhEKBG5hbWUYAiABKAlCA+BBAxIWCglkbnNfbmFtZXMYAyADKAlCA+BBAxITCgZpc3N1ZXIYBCABKAlCA+BBAxIzCgpub3RfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEh8KEmZpbmdlcnByaW50X3NoYTI1NhgHIAEoCUID4EEDEh4KEWNlcnRpZmljYXRlX2NoYWluGAggASgJQgPgQQMSNAoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSFQoIcmV2aXNpb24YCiABKARCA+BBAxIzCgZzb3VyY2UYCyABKA4yHi5keW5yb3V0ZS52MS5DZXJ0aWZpY2F0ZVNvdXJjZUID4EEDIrcBChVQdXRDZXJ0aWZpY2F0ZVJlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGAoEbmFtZRgCIAEoCUIKukgHcgUQARj+ARImChFjZXJ0aWZpY2F0ZV9jaGFpbhgDIAEoCUILukgIcgYQARiAgAQSIAoLcHJpdmF0ZV9rZXkYBCABKAlCC7pICHIGEAEYgIABIkcKFlB1dENlcnRpZmljYXRlUmVzcG9uc2USLQoLY2VydGlmaWNhdGUYASABKAsyGC5keW5yb3V0ZS52MS5DZXJ0aWZpY2F0ZSJtChVHZXRDZXJ0aWZpY2F0ZVJlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQSGAoEbmFtZRgCIAEoCUIKukgHcgUQARj+ASJHChZHZXRDZXJ0aWZpY2F0ZVJlc3BvbnNlEi0KC2NlcnRpZmljYXRlGAEgASgLMhguZHlucm91dGUudjEuQ2VydGlmaWNhdGUiVQoXTGlzdENlcnRpZmljYXRlc1JlcXVlc3QSOgoJdGVuYW50X2lkGAEgASgJQie6SCRyIjIgXltBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYyfSQiSgoYTGlzdENlcnRpZmljYXRlc1Jlc3BvbnNlEi4KDGNlcnRpZmljYXRlcxgBIAMoCzIYLmR5bnJvdXRlLnYxLkNlcnRpZmljYXRlInAKGERlbGV0ZUNlcnRpZmljYXRlUmVxdWVzdBI6Cgl0ZW5hbnRfaWQYASABKAlCJ7pIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjJ9JBIYCgRuYW1lGAIgASgJQgq6SAdyBRABGP4BIhsKGURlbGV0ZUNlcnRpZmljYXRlUmVzcG9uc2UqdQoRQ2VydGlmaWNhdGVTb3VyY2USIgoeQ0VSVElGSUNBVEVfU09VUkNFX1VOU1BFQ0lGSUVEEAASHwobQ0VSVElGSUNBVEVfU09VUkNFX1VQTE9BREVEEAESGwoXQ0VSVElGSUNBVEVfU09VUkNFX0FDTUUQAjLtBQoSQ2VydGlmaWNhdGVTZXJ2aWNlEscBCg5QdXRDZXJ0aWZpY2F0ZRIiLmR5bnJvdXRlLnYxLlB1dENlcnRpZmljYXRlUmVxdWVzdBojLmR5bnJvdXRlLnYxLlB1dENlcnRpZmljYXRlUmVzcG9uc2UibMLzGBYSFGNlcnRpZmljYXRlLnJldmlzaW9uyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAjU6ASpiC2NlcnRpZmljYXRlGiMvdjEve3RlbmFudF9pZH0vY2VydGlmaWNhdGVzL3tuYW1lfRLEAQoOR2V0Q2VydGlmaWNhdGUSIi5keW5yb3V0ZS52MS5HZXRDZXJ0aWZpY2F0ZVJlcXVlc3QaIy5keW5yb3V0ZS52MS5HZXRDZXJ0aWZpY2F0ZVJlc3BvbnNlImnC8xgWEhRjZXJ0aWZpY2F0ZS5yZXZpc2lvbsrzGBMKBnZpZXdlchIJdGVuYW50X2lkgtPkkwIyYgtjZXJ0aWZpY2F0ZRIjL3YxL3t0ZW5hbnRfaWR9L2NlcnRpZmljYXRlcy97bmFtZX0SnAEKEExpc3RDZXJ0aWZpY2F0ZXMSJC5keW5yb3V0ZS52MS5MaXN0Q2VydGlmaWNhdGVzUmVxdWVzdBolLmR5bnJvdXRlLnYxLkxpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZSI7yvMYEwoGdmlld2VyEgl0ZW5hbnRfaWSC0+STAh4SHC92MS97dGVuYW50X2lkfS9jZXJ0aWZpY2F0ZXMSpgEKEURlbGV0ZUNlcnRpZmljYXRlEiUuZHlucm91dGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0GiYuZHlucm91dGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXNwb25zZSJCyvMYEwoGZWRpdG9yEgl0ZW5hbnRfaWSC0+STAiUqIy92MS97dGVuYW50X2lkfS9jZXJ0aWZpY2F0ZXMve25hbWV9YgZwcm90bzM", [file_buf_validate_validate, file_dynroute_v1_access, file_dynroute_v1_rest, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * A stored certificate, as the API shows it: never its private key.
@@ -92,6 +92,14 @@ export type Certificate = Message<"dynroute.v1.Certificate"> & {
    * @generated from field: uint64 revision = 10;
    */
   revision: bigint;
+
+  /**
+   * Whether the daemon issued it over ACME or it was uploaded (an upload over
+   * an issued certificate is uploaded; the daemon leaves it alone).
+   *
+   * @generated from field: dynroute.v1.CertificateSource source = 11;
+   */
+  source: CertificateSource;
 };
 
 /**
@@ -299,14 +307,53 @@ export const DeleteCertificateResponseSchema: GenMessage<DeleteCertificateRespon
   messageDesc(file_dynroute_v1_certificate, 8);
 
 /**
+ * Where a stored certificate came from.
+ *
+ * @generated from enum dynroute.v1.CertificateSource
+ */
+export enum CertificateSource {
+  /**
+   * Not reported.
+   *
+   * @generated from enum value: CERTIFICATE_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Stored through PutCertificate.
+   *
+   * @generated from enum value: CERTIFICATE_SOURCE_UPLOADED = 1;
+   */
+  UPLOADED = 1,
+
+  /**
+   * Issued over ACME for a mapping with automatic TLS.
+   *
+   * @generated from enum value: CERTIFICATE_SOURCE_ACME = 2;
+   */
+  ACME = 2,
+}
+
+/**
+ * Describes the enum dynroute.v1.CertificateSource.
+ */
+export const CertificateSourceSchema: GenEnum<CertificateSource> = /*@__PURE__*/
+  enumDesc(file_dynroute_v1_certificate, 0);
+
+/**
  * CertificateService holds the TLS certificates routers serve. A certificate
  * is stored under one name (an exact host or a wildcard such as
  * "*.example.org") and served to clients whose SNI is that name, or, for a
  * wildcard, one label below it. A tenant may store a certificate only for
  * names it owns: every DNS name in the certificate must be a domain the
  * tenant maps or one its mappings own (under a wildcard or a name it maps, or
- * a mapped name's wildcard). A certificate goes when the
- * mapping that makes its name the tenant's is deleted or renamed.
+ * a mapped name's wildcard), where the closest mapping over the name decides:
+ * a parent name gives none of the names another tenant maps under it. A
+ * certificate goes when the mapping that makes its name the tenant's is
+ * deleted or renamed. Certificates count against the tenant's mapping quota.
+ *
+ * Keys are RSA of 2048 to 4096 bits or ECDSA on P-256 or P-384: routers sign
+ * every full handshake with them, in workers every tenant shares.
  *
  * Private keys are write-only: no RPC returns them.
  *
@@ -318,8 +365,9 @@ export const CertificateService: GenService<{
    * first; the key is a PEM private key matching the leaf. Refused with
    * INVALID_ARGUMENT (naming the field) when the chain does not parse, the
    * key does not match, the leaf is expired or not yet valid, or it does not
-   * cover `name`; with PERMISSION_DENIED when a DNS name in it is not the
-   * tenant's.
+   * cover `name`, or the key is of another kind or size; with
+   * PERMISSION_DENIED when a DNS name in it is not the tenant's; with
+   * RESOURCE_EXHAUSTED when a new one would exceed the tenant's quota.
    *
    * @generated from rpc dynroute.v1.CertificateService.PutCertificate
    */

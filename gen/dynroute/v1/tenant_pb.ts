@@ -39,8 +39,8 @@ export type Tenant = Message<"dynroute.v1.Tenant"> & {
   zones: string[];
 
   /**
-   * The most mappings the tenant may have; 0 means no limit. Creating one
-   * more fails with RESOURCE_EXHAUSTED.
+   * The most mappings the tenant may have, and the most certificates it may
+   * store; 0 means no limit. Creating one more fails with RESOURCE_EXHAUSTED.
    *
    * @generated from field: uint32 mapping_quota = 3;
    */

@@ -4,7 +4,9 @@
 -- the handshake fails. Certificates come from the daemon's <prefix>cert:<name>
 -- hashes in Redis, one round trip for both candidates, and are cached twice:
 -- the PEM in the shared dict (for every worker, kept stale_ttl to serve while
--- Redis is down) and the parsed cdata per worker (the handshake is TLS's hot
+-- Redis is down; names without one in a dict of their own, so that a flood of
+-- made-up SNI names cannot evict real certificates) and the parsed cdata per
+-- worker (the handshake is TLS's hot
 -- path: parsing PEM there would cost more than the lookup). Any certificate
 -- change (the "!cert:" messages of the invalidation channel) moves a
 -- generation on, which makes every cached answer stale at once: a wildcard's
@@ -16,6 +18,7 @@ local redis = require "dynroute.redis"
 local lrucache = require "resty.lrucache"
 
 local certs = ngx.shared.dynroute_certs
+local misses = ngx.shared.dynroute_cert_misses
 local find, sub, lower, tonumber = string.find, string.sub, string.lower, tonumber
 
 local _M = {}
@@ -42,7 +45,8 @@ end
 
 -- The PEM pair for a name ("" for none) and whether it is current; nil when nothing is known.
 local function shared(name, gen, now)
-  local v = certs:get("c:" .. name)
+  local key = "c:" .. name
+  local v = certs:get(key) or misses:get(key)
   if not v then return nil end
   local g, f, body = v:match("^(%d+)|([%d.]+)|(.*)$")
   return body, tonumber(g) == gen and tonumber(f) >= now
@@ -87,7 +91,15 @@ local function choose(name)
     return { g = -1, f = 0 }
   end
   -- Kept stale_ttl so an outage keeps serving it; fresh for cache_ttl (invalidation usually ends it sooner).
-  certs:set("c:" .. name, gen .. "|" .. (now + config.cache_ttl) .. "|" .. fetched, config.stale_ttl)
+  -- One dict holds a name at a time: the other's answer for it is older.
+  local key, value = "c:" .. name, gen .. "|" .. (now + config.cache_ttl) .. "|" .. fetched
+  if fetched == "" then
+    certs:delete(key)
+    misses:set(key, value, config.stale_ttl)
+  else
+    misses:delete(key)
+    certs:set(key, value, config.stale_ttl)
+  end
   return parse(name, fetched, gen, now + config.cache_ttl)
 end
 

@@ -85,11 +85,11 @@ export function mysqlTx(conn: TxConnection): MappingTx {
     async settleIdempotency(scope, key, result) {
       conn.hold(SETTLE_IDEMPOTENCY, [result, scope, key]);
     },
-    async tenantMaps(tenantId, names) {
-      if (names.length === 0) return new Set();
-      // Shared locks: a mapping that makes a name the tenant's cannot go before this write commits.
-      const rows = await conn.run<RowDataPacket[]>("SELECT domain FROM mappings WHERE tenant_id = ? AND domain IN (?) LOCK IN SHARE MODE", [tenantId, names]);
-      return new Set(rows.map((r) => r.domain as string));
+    async claimants(names) {
+      if (names.length === 0) return new Map();
+      // Shared locks: a mapping that makes a name the tenant's (or another's) cannot come or go before this write commits.
+      const rows = await conn.run<RowDataPacket[]>("SELECT domain, tenant_id FROM mappings WHERE domain IN (?) LOCK IN SHARE MODE", [names]);
+      return new Map(rows.map((r) => [r.domain as string, r.tenant_id as string]));
     },
     async lockCertificate(name) {
       const rows = await conn.run<RowDataPacket[]>(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? FOR UPDATE`, [name]);

@@ -498,10 +498,10 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     async settleIdempotency(scope, key, result) {
       prepare(SETTLE_IDEMPOTENCY).run(result, scope, key);
     },
-    async tenantMaps(tenantId, names) {
-      if (names.length === 0) return new Set();
-      const rows = db.prepare(`SELECT domain FROM mappings WHERE tenant_id = ? AND domain IN (${names.map(() => "?").join(",")})`).all(tenantId, ...names) as MappingRow[];
-      return new Set(rows.map((r) => r.domain));
+    async claimants(names) {
+      if (names.length === 0) return new Map();
+      const rows = db.prepare(`SELECT domain, tenant_id FROM mappings WHERE domain IN (${names.map(() => "?").join(",")})`).all(...names) as MappingRow[];
+      return new Map(rows.map((r) => [r.domain, r.tenant_id]));
     },
     async lockCertificate(name) {
       const row = prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`).get(name) as CertificateRow | undefined;
