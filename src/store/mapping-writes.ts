@@ -98,8 +98,8 @@ export function createIn(tx: MappingTx, tenantId: string, input: MappingInput, c
 async function createOnce(tx: MappingTx, tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
   await checkClaim(tx, tenantId, input.domain, true);
   const now = new Date();
-  const id = await tx.insertMapping(tenantId, input, now);
-  const revision = await tx.appendOutbox(input.domain, routed(input), now);
+  // Issued together, in this order: the outbox row (the revision) comes after the insert took the domain's lock.
+  const [id, revision] = await Promise.all([tx.insertMapping(tenantId, input, now), tx.appendOutbox(input.domain, routed(input), now)]);
   await tx.setRevision(id, revision);
   const record = { id, tenantId, ...input, createTime: now, updateTime: now, revision };
   await tx.appendAudit({ tenantId, action: "create", domain: input.domain, previousDomain: "", after: record }, ctx, now);
@@ -131,10 +131,12 @@ async function updateOnce(
   const renamed = next.domain !== current.domain;
   if (renamed) await checkClaim(tx, tenantId, next.domain, false);
   const now = new Date();
-  await tx.updateMapping(current.id, next, now);
-  // A rename is a removal of the old name plus an upsert of the new one.
-  if (renamed) await tx.appendOutbox(current.domain, null, now);
-  const revision = await tx.appendOutbox(next.domain, routed(next), now);
+  // Issued together, in this order; a rename is a removal of the old name plus an upsert of the new one.
+  const [, , revision] = await Promise.all([
+    tx.updateMapping(current.id, next, now),
+    renamed ? tx.appendOutbox(current.domain, null, now) : undefined,
+    tx.appendOutbox(next.domain, routed(next), now),
+  ]);
   await tx.setRevision(current.id, revision);
   if (renamed) await dropUnowned(tx, tenantId, current.domain, now);
   const record = { ...current, ...next, updateTime: now, revision };

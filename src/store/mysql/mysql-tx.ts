@@ -17,9 +17,7 @@ import type { TxConnection } from "./tx-connection.js";
 export function mysqlTx(conn: TxConnection): MappingTx {
   return {
     async insertMapping(tenantId, input, now) {
-      const res = await conn
-        .run<ResultSetHeader>(INSERT_MAPPING, [...mappingValues(input, now), tenantId, now])
-        .catch(rethrowDuplicate(input.domain));
+      const res = await conn.run<ResultSetHeader>(INSERT_MAPPING, [...mappingValues(input, now), tenantId, now], duplicateAs(input.domain));
       return BigInt(res.insertId);
     },
     async lockMapping(domain) {
@@ -27,9 +25,7 @@ export function mysqlTx(conn: TxConnection): MappingTx {
       return rows[0] && rowToRecord(rows[0] as MappingRow);
     },
     async updateMapping(id, next, now) {
-      await conn
-        .run(UPDATE_MAPPING, [...mappingValues(next, now), id.toString()])
-        .catch(rethrowDuplicate(next.domain));
+      await conn.run(UPDATE_MAPPING, [...mappingValues(next, now), id.toString()], duplicateAs(next.domain));
     },
     async deleteMapping(id) {
       conn.hold("DELETE FROM mappings WHERE id = ?", [id.toString()]);
@@ -124,6 +120,5 @@ export function mysqlTx(conn: TxConnection): MappingTx {
   };
 }
 
-const rethrowDuplicate = (domain: string) => (err: unknown) => {
-  throw isDuplicate(err) ? domainTaken(domain) : err;
-};
+/** The only unique key these statements can hit is the mapping's domain. */
+const duplicateAs = (domain: string) => (err: unknown) => (isDuplicate(err) ? domainTaken(domain) : err);

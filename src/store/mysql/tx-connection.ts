@@ -6,6 +6,8 @@ interface Statement {
   sql: string;
   /** Set for a statement whose result someone waits for. */
   waiter?: { resolve: (r: Result) => void; reject: (err: unknown) => void };
+  /** What a failure of its round trip means when this statement is the one that can cause it (else the error as it is). */
+  explain?: (err: unknown) => unknown;
 }
 
 /**
@@ -16,9 +18,10 @@ interface Statement {
  * nothing waits for (START TRANSACTION, lock-only inserts, writes without a
  * result) are held and go in front of the next statement that returns
  * something, or of COMMIT; statements issued in the same tick (Promise.all)
- * go together. A statement that fails fails every waiter of its round trip,
- * and the transaction there: MySQL stops a batch at its first error, so
- * nothing after it runs, COMMIT included.
+ * go together. A statement that fails fails every waiter of its round trip
+ * alike (with the error as `explain` puts it), and the transaction there:
+ * MySQL stops a batch at its first error, so nothing after it runs, COMMIT
+ * included.
  */
 export class TxConnection {
   private statements: Statement[] = [{ sql: "START TRANSACTION" }];
@@ -34,9 +37,9 @@ export class TxConnection {
     this.statements.push({ sql: this.conn.format(sql, params) });
   }
 
-  run<T extends Result>(sql: string, params: readonly unknown[] = []): Promise<T> {
+  run<T extends Result>(sql: string, params: readonly unknown[] = [], explain?: (err: unknown) => unknown): Promise<T> {
     return new Promise<Result>((resolve, reject) => {
-      this.statements.push({ sql: this.conn.format(sql, params), waiter: { resolve, reject } });
+      this.statements.push({ sql: this.conn.format(sql, params), waiter: { resolve, reject }, ...(explain && { explain }) });
       if (!this.flushDue) {
         this.flushDue = true;
         queueMicrotask(() => void this.flush());
@@ -64,7 +67,8 @@ export class TxConnection {
       const each = (batch.length === 1 ? [results] : results) as Result[];
       batch.forEach((s, i) => s.waiter?.resolve(each[i]!));
     } catch (err) {
-      for (const s of batch) s.waiter?.reject(err);
+      const reason = batch.reduce((e, s) => s.explain?.(e) ?? e, err);
+      for (const s of batch) s.waiter?.reject(reason);
     }
   }
 }
