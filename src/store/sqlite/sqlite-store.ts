@@ -86,13 +86,15 @@ import {
   type TenantRow,
 } from "../sql-shared.js";
 import { migrateSqlite } from "./sqlite-schema.js";
-import { WalSync } from "./wal-sync.js";
+import { WalSync, type FileSync } from "./wal-sync.js";
 
 
 export interface SqliteStoreOptions {
   /** The database file; its folder is created when missing. */
   file: string;
   logger: Logger;
+  /** How files are made durable (default: fdatasync on the thread pool). */
+  sync?: FileSync;
 }
 
 /** Another process holds the database file: one daemon owns an embedded store. */
@@ -124,7 +126,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     throw err;
   }
   migrateSqlite(db, opts.logger);
-  return new SqliteStore(db, new WalSync(db, opts.file));
+  return new SqliteStore(db, new WalSync(db, opts.file, opts.sync));
 }
 
 export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {

@@ -3,7 +3,9 @@ import { promisify } from "node:util";
 import type { Database } from "better-sqlite3";
 import { StoreError } from "../store.js";
 
-const datasync = promisify(fdatasync);
+/** Makes what was written to a file durable, off the event loop (fdatasync on the thread pool). */
+export type FileSync = (fd: number) => Promise<void>;
+export const datasync: FileSync = promisify(fdatasync);
 
 /** Commits between checkpoints: small ones, so the database file's sync (writes wait for it) stays short. */
 const CHECKPOINT_EVERY = 250;
@@ -49,6 +51,7 @@ export class WalSync {
   constructor(
     private readonly db: Database,
     private readonly file: string,
+    private readonly sync: FileSync = datasync,
   ) {
     db.pragma("synchronous = NORMAL");
     db.pragma("wal_autocheckpoint = 0");
@@ -93,7 +96,7 @@ export class WalSync {
     } finally {
       this.db.pragma("synchronous = NORMAL");
     }
-    await this.guard(datasync(this.dbFd));
+    await this.guard(this.sync(this.dbFd));
   }
 
   /** After the database is closed (its own close checkpoints, syncs and removes the WAL); waits for a sync under way. */
@@ -107,7 +110,7 @@ export class WalSync {
   private async syncWal(): Promise<void> {
     // Opened at the first sync: SQLite creates the WAL with its first write.
     this.walFd ??= openSync(`${this.file}-wal`, "r");
-    await datasync(this.walFd);
+    await this.sync(this.walFd);
   }
 
   private guard(sync: Promise<void>): Promise<void> {
