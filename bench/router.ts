@@ -1,11 +1,15 @@
 // Router benchmark: the nginx + Lua router beside a static nginx keepalive proxy
-// to the same backend (the baseline, same run), with its cache and without
-// (every request asks Redis); and end-to-end propagation: from the API's
-// acknowledgement of a change until a request through the router reaches the
-// new backend, with invalidation and with the TTL alone; and a flood of distinct unknown hosts with
-// many labels: Redis commands per request (INFO commandstats) and worker memory after it.
-// Run: npm run bench:router   (needs wrk and the router packages; BENCH_SECONDS, BENCH_ROUNDS, BENCH_CHANGES,
-// BENCH_TTL_CHANGES, BENCH_FLOOD_HOSTS)
+// to the same backend (the baseline, same run: an nginx of its own with as many
+// workers as the router), with its cache and without (every request asks
+// Redis): throughput at saturation, and latency at a moderate load (the p99 the
+// router adds); end-to-end propagation: from the API's acknowledgement of a
+// change until a request through the router reaches the new backend, with
+// invalidation (split where the change is published) and with the TTL alone;
+// and a flood of distinct unknown hosts with many labels: Redis commands per
+// request (INFO commandstats) and worker memory after it.
+// Run: npm run bench:router   (needs wrk and the router packages; BENCH_PARTS: some of
+// throughput,latency,propagation,flood (default all); BENCH_SECONDS, BENCH_ROUNDS, BENCH_LATENCY_SECONDS,
+// BENCH_CHANGES, BENCH_TTL_CHANGES, BENCH_FLOOD_HOSTS)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
@@ -14,16 +18,21 @@ import { join } from "node:path";
 import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { Redis } from "ioredis";
-import { PrivateRouter, request } from "../test/harness/router.js";
+import { PrivateRouter, request, workersCpuSeconds } from "../test/harness/router.js";
 import { startStaticNginx } from "./static-nginx.js";
 import { percentile, table } from "./table.js";
 import { assertWrk, wrk, type WrkResult } from "./wrk.js";
 
+const PARTS = new Set((process.env.BENCH_PARTS ?? "throughput,latency,propagation,flood").split(","));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 200);
 // Each TTL-only change waits out the TTL (1 s): fewer of them say as much.
 const TTL_CHANGES = Number(process.env.BENCH_TTL_CHANGES ?? 50);
 const CONNECTIONS = 32;
+// Latency runs: each connection pauses this long between its requests (some 6,000 req/s in all here, far from saturation).
+const LATENCY_CONNECTIONS = 16;
+const LATENCY_PAUSE_MS = 2;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const FLOOD_HOSTS = Number(process.env.BENCH_FLOOD_HOSTS ?? 100_000);
 const TOKEN = "bench-token-0123456789abcdef";
@@ -37,9 +46,11 @@ async function main() {
   const routers: PrivateRouter[] = [];
   const redis = await PrivateRedis.start();
   try {
-    // Two static backends ("x", "y") and the baseline proxy, in one plain nginx without Lua.
+    // Two static backends ("x", "y") in one plain nginx without Lua; the baseline proxy in another, as the router is.
     const [xPort, yPort, basePort] = [await freePort(), await freePort(), await freePort()];
-    procs.push(await plainNginx(dir, xPort, yPort, basePort));
+    procs.push(await startStaticNginx(join(dir, "backends"), xPort, `  server { listen 127.0.0.1:${yPort}; location / { return 200 "y"; } }`));
+    const baseline = await baselineNginx(join(dir, "baseline"), xPort, basePort);
+    procs.push(baseline);
     const daemonPort = await freePort();
     procs.push(
       spawn(process.execPath, ["dist/src/main.js"], {
@@ -67,59 +78,75 @@ async function main() {
     const uncached = await start({ ROUTER_CACHE_TTL: "0" });
     const ttlOnly = await start({ ROUTER_CACHE_TTL: "1", ROUTER_INVALIDATION: "off" });
 
-    // Rounds alternate the three, so drift on this shared machine hits each alike; the median round counts.
     const scenarios = [
-      { name: "baseline: static nginx keepalive proxy", port: basePort },
-      { name: "router, cached (invalidation on)", port: cached.port },
-      { name: "router, no cache (Redis per request)", port: uncached.port },
+      { name: "baseline: static nginx keepalive proxy", port: basePort, cpu: () => workersCpuSeconds(baseline.pid!) },
+      { name: "router, cached (invalidation on)", port: cached.port, cpu: () => cached.workersCpuSeconds() },
+      { name: "router, no cache (Redis per request)", port: uncached.port, cpu: () => uncached.workersCpuSeconds() },
     ];
-    const rounds: WrkResult[][] = scenarios.map(() => []);
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const [i, sc] of scenarios.entries()) {
-        progress(`${sc.name}, round ${round}/${ROUNDS}`);
-        rounds[i]!.push(await wrk(`http://127.0.0.1:${sc.port}/`, { dir, name: sc.name, seconds: SECONDS, connections: CONNECTIONS, headers: { Host: HOST } }));
-      }
+    if (PARTS.has("throughput")) {
+      const rounds = await alternate(scenarios, "throughput", (sc) => ({ dir, name: sc.name, seconds: SECONDS, connections: CONNECTIONS, headers: { Host: HOST } }));
+      console.log(`\nthroughput: ${ROUNDS} alternating rounds of ${SECONDS} s, ${CONNECTIONS} connections, 2 wrk threads, Host: ${HOST}, backend: static nginx, all on this machine; CPU: the proxy's own workers (the router's or the baseline's; Redis not counted)\n`);
+      const rows = scenarios.map((sc, i) => {
+        const rs = rounds[i]!;
+        return {
+          scenario: sc.name,
+          "req/s (median)": Math.round(median(rs.map((r) => r.rps))).toString(),
+          "req/s per round": rs.map((r) => Math.round(r.rps)).join(" / "),
+          "p50 ms": median(rs.map((r) => r.p50)).toFixed(2),
+          "p99 ms": median(rs.map((r) => r.p99)).toFixed(2),
+          "× baseline (median of rounds)": i === 0 ? "1.00" : median(rs.map((r, k) => r.rps / rounds[0]![k]!.rps)).toFixed(2),
+          "× baseline per round": rs.map((r, k) => (r.rps / rounds[0]![k]!.rps).toFixed(2)).join(" / "),
+          "proxy CPU µs/req (median)": median(rs.map((r) => r.cpuUs)).toFixed(1),
+          "non-2xx/errors": String(rs.reduce((sum, r) => sum + r.errors, 0)),
+        };
+      });
+      console.log(table(Object.keys(rows[0]!), rows));
     }
-    const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
-    const ratios = rounds.map((rs) => median(rs.map((r, k) => r.rps / rounds[0]![k]!.rps)));
-    const throughput = scenarios.map((sc, i) => {
-      const rs = rounds[i]!;
-      return {
-        scenario: sc.name,
-        "req/s (median)": Math.round(median(rs.map((r) => r.rps))).toString(),
-        "req/s per round": rs.map((r) => Math.round(r.rps)).join(" / "),
-        "p50 ms": median(rs.map((r) => r.p50)).toFixed(2),
-        "p99 ms": median(rs.map((r) => r.p99)).toFixed(2),
-        "× baseline (median of rounds)": i === 0 ? "1.00" : ratios[i]!.toFixed(2),
-        "non-2xx/errors": String(rs.reduce((sum, r) => sum + r.errors, 0)),
-      };
-    });
 
-    // Propagation: alternate the mapping between the two backends, and poll through the router until it answers from the new one.
-    const propagation = async (name: string, router: PrivateRouter, changes: number) => {
-      progress(`propagation, ${name}`);
-      const samples: number[] = [];
-      for (let i = 0; i < changes; i++) {
+    if (PARTS.has("latency")) {
+      // Each connection pauses between requests (wrk's delay hook; the pause is not counted as latency).
+      const script = `delay = function() return ${LATENCY_PAUSE_MS} end`;
+      const rounds = await alternate(scenarios, "latency", (sc) => ({ dir, name: `latency ${sc.name}`, script, seconds: LATENCY_SECONDS, connections: LATENCY_CONNECTIONS, headers: { Host: HOST } }));
+      console.log(
+        `\nlatency at a moderate load: ${ROUNDS} alternating rounds of ${LATENCY_SECONDS} s, ${LATENCY_CONNECTIONS} connections each pausing ${LATENCY_PAUSE_MS} ms between requests; added = router − baseline in the same round\n`,
+      );
+      const rows = scenarios.map((sc, i) => {
+        const rs = rounds[i]!;
+        const added = (q: "p50" | "p99") => (i === 0 ? "" : median(rs.map((r, k) => r[q] - rounds[0]![k]![q])).toFixed(2));
+        return {
+          scenario: sc.name,
+          "req/s (median)": Math.round(median(rs.map((r) => r.rps))).toString(),
+          "p50 ms": median(rs.map((r) => r.p50)).toFixed(2),
+          "p99 ms": median(rs.map((r) => r.p99)).toFixed(2),
+          "p99 ms per round": rs.map((r) => r.p99.toFixed(2)).join(" / "),
+          "p50 added ms (median)": added("p50"),
+          "p99 added ms (median)": added("p99"),
+        };
+      });
+      console.log(table(Object.keys(rows[0]!), rows));
+    }
+
+    if (PARTS.has("propagation")) {
+      // Change i moves the mapping to backend y (even i) or x (odd), acknowledged on return: the body it answers with.
+      const change = async (i: number) => {
         const target = i % 2 === 0 ? "y" : "x";
         const res = await put(`/v1/bench/mapping/${HOST}`, "PUT", { backends: [`http://127.0.0.1:${target === "x" ? xPort : yPort}`] });
         if (res.status !== 200) throw new Error(`update answered ${res.status}`);
-        const acked = performance.now();
-        while ((await request(router.port, HOST)).body !== target) await new Promise((r) => setImmediate(r));
-        samples.push(performance.now() - acked);
-      }
-      samples.sort((p, q) => p - q);
-      return { scenario: name, changes: String(changes), "p50 ms": percentile(samples, 50).toFixed(1), "p99 ms": percentile(samples, 99).toFixed(1), "max ms": samples.at(-1)!.toFixed(1) };
-    };
-    const spread = [await propagation("invalidation (cache TTL 300 s)", cached, CHANGES), await propagation("TTL only (1 s, no invalidation)", ttlOnly, TTL_CHANGES)];
+        return target;
+      };
+      const spread = [
+        await propagation("invalidation (cache TTL 300 s)", cached, CHANGES, redis.url, change),
+        await propagation("TTL only (1 s, no invalidation)", ttlOnly, TTL_CHANGES, redis.url, change),
+      ];
+      console.log("\npropagation: API acknowledgement → first request through the router that reaches the new backend; split where the change is published (seen by a subscriber of the bench)\n");
+      console.log(table(Object.keys(spread[0]!), spread));
+    }
 
-    const flooded = await flood(cached, redis.url, dir);
-
-    console.log(`\nthroughput: ${ROUNDS} alternating rounds of ${SECONDS} s, ${CONNECTIONS} connections, 2 wrk threads, Host: ${HOST}, backend: static nginx, all on this machine\n`);
-    console.log(table(Object.keys(throughput[0]!), throughput));
-    console.log("\npropagation: API acknowledgement → first request through the router that reaches the new backend\n");
-    console.log(table(Object.keys(spread[0]!), spread));
-    console.log("\nunknown-host flood: distinct hosts of 117 labels (251 characters), each asked once, through the cached router\n");
-    console.log(table(Object.keys(flooded), [flooded]));
+    if (PARTS.has("flood")) {
+      const flooded = await flood(cached, redis.url, dir);
+      console.log("\nunknown-host flood: distinct hosts of 117 labels (251 characters), each asked once, through the cached router\n");
+      console.log(table(Object.keys(flooded), [flooded]));
+    }
   } finally {
     for (const r of routers) await r.stop();
     for (const p of procs) {
@@ -128,6 +155,79 @@ async function main() {
     }
     await redis.destroy();
   }
+}
+
+const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
+
+type Round = WrkResult & { /** CPU time of the proxy's (the router's or the baseline's) workers per request. */ cpuUs: number };
+
+/**
+ * ROUNDS rounds of wrk against each scenario in turn, so drift on this shared machine hits each alike: results per
+ * scenario, per round. The CPU time per request says what throughput on a busy machine cannot: what each costs.
+ */
+async function alternate<S extends { name: string; port: number; cpu: () => number }>(scenarios: S[], what: string, opts: (sc: S) => Parameters<typeof wrk>[1]): Promise<Round[][]> {
+  const rounds: Round[][] = scenarios.map(() => []);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [i, sc] of scenarios.entries()) {
+      progress(`${what}: ${sc.name}, round ${round}/${ROUNDS}`);
+      const before = sc.cpu();
+      const r = await wrk(`http://127.0.0.1:${sc.port}/`, opts(sc));
+      rounds[i]!.push({ ...r, cpuUs: ((sc.cpu() - before) * 1e6) / r.requests });
+    }
+  }
+  return rounds;
+}
+
+/**
+ * Makes `changes` changes and polls through `router` after each until it answers with the new body. A subscriber of
+ * the invalidation channel splits each sample where the relay published the change.
+ */
+async function propagation(name: string, router: PrivateRouter, changes: number, redisUrl: string, change: (i: number) => Promise<string>): Promise<Record<string, string>> {
+  progress(`propagation, ${name}`);
+  const subscriber = new Redis(redisUrl);
+  let published = 0;
+  subscriber.on("message", (_channel: string, domain: string) => {
+    if (domain === HOST) published = performance.now();
+  });
+  await subscriber.subscribe("route-invalidate");
+  const total: number[] = [];
+  const polls: number[] = []; // each request of the polling: what one look through the router costs the bench
+  const toPublish: number[] = [];
+  const toServe: number[] = [];
+  try {
+    for (let i = 0; i < changes; i++) {
+      const sent = performance.now();
+      const target = await change(i);
+      const acked = performance.now();
+      for (;;) {
+        const asked = performance.now();
+        const body = (await request(router.port, HOST)).body;
+        polls.push(performance.now() - asked);
+        if (body === target) break;
+        await new Promise((r) => setImmediate(r));
+      }
+      const served = performance.now();
+      total.push(served - acked);
+      // The publish can come before the acknowledgement reaches the bench: that part is then 0.
+      if (published > sent) {
+        toPublish.push(Math.max(0, published - acked));
+        toServe.push(served - Math.max(published, acked));
+      }
+    }
+  } finally {
+    subscriber.disconnect();
+  }
+  const ms = (xs: number[], p: number) => (xs.length ? percentile([...xs].sort((a, b) => a - b), p).toFixed(1) : "");
+  return {
+    scenario: name,
+    changes: String(changes),
+    "p50 ms": ms(total, 50),
+    "p99 ms": ms(total, 99),
+    "max ms": ms(total, 100),
+    "ack → published p50 / p99 / max": toPublish.length ? `${ms(toPublish, 50)} / ${ms(toPublish, 99)} / ${ms(toPublish, 100)}` : "",
+    "published → served p50 / p99 / max": toServe.length ? `${ms(toServe, 50)} / ${ms(toServe, 99)} / ${ms(toServe, 100)}` : "",
+    "one poll p50 / p99 / max": `${ms(polls, 50)} / ${ms(polls, 99)} / ${ms(polls, 100)}`,
+  };
 }
 
 /**
@@ -180,18 +280,18 @@ async function luaMemory(router: PrivateRouter): Promise<number[]> {
   return [...(await router.metrics())].filter(([k]) => k.startsWith("dynroute_router_lua_memory_bytes")).map(([, v]) => v);
 }
 
-/** Backends x and y (static "x"/"y") and the baseline keepalive proxy to x, in one nginx without Lua. */
-function plainNginx(dir: string, xPort: number, yPort: number, basePort: number): Promise<ChildProcess> {
+/** The baseline: a keepalive proxy to x, in an nginx without Lua of its own (its own idle backend is not used). */
+async function baselineNginx(dir: string, xPort: number, basePort: number): Promise<ChildProcess> {
   return startStaticNginx(
     dir,
-    xPort,
-    `  server { listen 127.0.0.1:${yPort}; location / { return 200 "y"; } }
+    await freePort(),
+    `  upstream routed { server 127.0.0.1:${xPort}; keepalive 64; }
   # The baseline proxies as the router does (router/nginx.conf.template), only to a fixed upstream.
   map $http_upgrade $connection_upgrade { default upgrade; "" ""; }
   server {
     listen 127.0.0.1:${basePort} reuseport;
     location / {
-      proxy_pass http://x;
+      proxy_pass http://routed;
       proxy_http_version 1.1;
       proxy_set_header Host $http_host;
       proxy_set_header Upgrade $http_upgrade;

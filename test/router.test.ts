@@ -187,6 +187,37 @@ describe("failures", () => {
     }, 5000);
   });
 
+  it("without a route cache, reads every request's route from Redis: concurrent requests (sharing round trips) each get their own", async () => {
+    const uncached = await PrivateRouter.start(redis.url, "e2e:", { ROUTER_CACHE_TTL: "0" });
+    const hosts = ["a", "b", "c"].map((n) => `${n}.nocache.e2e.example`);
+    const ask = () => {
+      const asked = Array.from({ length: 60 }, (_, i) => (i % 4 === 3 ? "unknown.nocache.e2e.example" : hosts[i % 4]!));
+      return Promise.all(asked.map((h) => request(uncached.port, h)));
+    };
+    try {
+      for (const [i, host] of hosts.entries()) await api("PUT", "/v1/e2e/mapping", { domain: host, backends: [backends[i]!.url] });
+      await waitFor("the routes", async () => {
+        for (const h of hosts) expect((await request(uncached.port, h)).status).toBe(200);
+      }, 5000);
+      (await ask()).forEach((res, i) => (i % 4 === 3 ? expect(res.status).toBe(404) : expect(res.json?.backend, res.body).toBe("abc"[i % 4])));
+
+      await api("PUT", `/v1/e2e/mapping/${hosts[0]}`, { backends: [c().url] });
+      await waitFor("the change", async () => expect((await request(uncached.port, hosts[0]!)).json.backend).toBe("c"), 5000);
+
+      await redis.stop();
+      try {
+        for (const res of await ask()) expect(res.json, res.body).toMatchObject({ code: "unavailable", message: expect.stringContaining("Redis") });
+      } finally {
+        await redis.resume();
+      }
+      await waitFor("the routes again", async () => {
+        for (const [i, res] of (await ask()).entries()) if (i % 4 !== 3) expect(res.json?.backend, res.body).toBe("cbc"[i % 4]);
+      }, 15_000);
+    } finally {
+      await uncached.stop();
+    }
+  });
+
   it("keeps serving cached routes while Redis is down, 503 JSON for hosts it never saw, and catches up after", async () => {
     expect((await via("named.e2e.example")).status).toBe(200);
     await redis.stop();

@@ -84,6 +84,11 @@ export class PrivateRouter {
     return children.map((pid) => 1024 * Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0));
   }
 
+  /** CPU time its worker processes have used, in seconds. */
+  workersCpuSeconds(): number {
+    return workersCpuSeconds(this.proc.pid!);
+  }
+
   errorLog(): string {
     return readFileSync(join(this.prefix, "logs", "error.log"), "utf8");
   }
@@ -95,6 +100,16 @@ export class PrivateRouter {
     }
     rmSync(this.prefix, { recursive: true, force: true });
   }
+}
+
+/** CPU time (user and system) used by the worker processes of the nginx whose master is `pid`, in seconds (Linux /proc). */
+export function workersCpuSeconds(pid: number): number {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+  return children.reduce((sum, child) => {
+    // utime and stime, fields 14 and 15 of stat (counted from 1, 3 being the first after the command's ")"), in 1/100 s.
+    const fields = readFileSync(`/proc/${child}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return sum + (Number(fields[11]) + Number(fields[12])) / 100;
+  }, 0);
 }
 
 export interface Answer {

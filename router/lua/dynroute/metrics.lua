@@ -2,7 +2,7 @@
 -- shared-memory lock per request); a timer per worker adds them to the shared
 -- dict every second, where the status listener reads them.
 local dict = ngx.shared.dynroute_metrics
-local tonumber, floor, concat = tonumber, math.floor, table.concat
+local floor, concat = math.floor, table.concat
 
 local _M = {}
 
@@ -38,17 +38,11 @@ local bucket_key = {}
 for i, le in ipairs(buckets) do bucket_key[i] = 'dynroute_router_upstream_seconds_bucket{le="' .. le .. '"}' end
 bucket_key[#buckets + 1] = 'dynroute_router_upstream_seconds_bucket{le="+Inf"}'
 
--- One answer (header filter). `upstream` is $upstream_header_time when a backend was tried.
-function _M.request(status, upstream)
+-- One answer (header filter). `t`: seconds from the first try to the backend's response headers, when one was tried.
+function _M.request(status, t)
   local c = floor(status / 100)
   _M.inc(class_key[c] or class_key[5])
-  if upstream then
-    -- "0.001, 0.002" after retries (": " across internal redirects): the sum is the request's upstream time.
-    local t = tonumber(upstream)
-    if not t then
-      t = 0
-      for part in upstream:gmatch("[%d.]+") do t = t + tonumber(part) end
-    end
+  if t then
     local i = 1
     while buckets[i] and t > buckets[i] do i = i + 1 end
     _M.inc(bucket_key[i])

@@ -154,7 +154,8 @@ local function order_of(list, start)
   return up
 end
 
--- One request's plan: { peers, start, pooled, tried } for the balancer, or nil, why, refused
+-- One request's plan (its ngx.ctx): { peers, start, pooled, tried, started } for the balancer
+-- (started: when the first try began, set by it), or nil, why, refused
 -- (refused: the policy stopped every backend).
 function _M.plan(route)
   if route.direct then
@@ -165,8 +166,8 @@ function _M.plan(route)
     local start = route.turn % n + 1
     route.turn = start
     local order = order_of(list, start)
-    if order then return { peers = order, start = 1, pooled = route.pooled, tried = 0 } end
-    return { peers = list, start = start, pooled = route.pooled, tried = 0 }
+    if order then return { peers = order, start = 1, pooled = route.pooled, tried = 0, started = false } end
+    return { peers = list, start = start, pooled = route.pooled, tried = 0, started = false }
   end
 
   -- Host names or mixed schemes: resolve, check and order per request.
@@ -201,7 +202,7 @@ function _M.plan(route)
     if refused then return nil, refused, true end
     return nil, last_err or "no usable backend"
   end
-  return { peers = order_of(peers, 1) or peers, start = 1, pooled = pooled, tried = 0 }
+  return { peers = order_of(peers, 1) or peers, start = 1, pooled = pooled, tried = 0, started = false }
 end
 
 return _M

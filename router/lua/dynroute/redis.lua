@@ -44,7 +44,8 @@ local function ask_sentinels(opts)
       sock:close()
       if type(reply) == "table" and reply[1] and reply[2] then
         local port = tonumber(reply[2])
-        return { host = reply[1], port = port, pool = pool_name(reply[1], port, opts.db) }
+        local pool = pool_name(reply[1], port, opts.db)
+        return { host = reply[1], port = port, pool = pool, pool_opts = { pool = pool } }
       end
       last_err = err or ("sentinel " .. s.host .. ":" .. s.port .. " knows no master " .. opts.master_name)
     else
@@ -57,7 +58,10 @@ end
 -- Where to connect: the configured address, or the master the sentinels name.
 local function target(opts)
   if not opts.sentinels then
-    if not opts.pool then opts.pool = pool_name(opts.host, opts.port, opts.db) end
+    if not opts.pool then
+      opts.pool = pool_name(opts.host, opts.port, opts.db)
+      opts.pool_opts = { pool = opts.pool } -- connect's options, made once
+    end
     return opts
   end
   local now = ngx.now()
@@ -88,7 +92,7 @@ function _M.connect(opts)
   if not to then return nil, terr end
   local sock = tcp()
   sock:settimeouts(opts.connect_timeout or 200, opts.read_timeout or 200, opts.read_timeout or 200)
-  local ok, err = sock:connect(to.host, to.port, { pool = to.pool })
+  local ok, err = sock:connect(to.host, to.port, to.pool_opts)
   if not ok then lost(opts); return nil, err end
   local self = setmetatable({ sock = sock, opts = opts }, mt)
   if sock:getreusedtimes() == 0 then

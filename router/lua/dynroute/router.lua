@@ -68,7 +68,8 @@ function _M.access()
     end
     return answer.send(502, "no backend of " .. host .. " can be reached: " .. tostring(err))
   end
-  ngx.ctx.dynroute = plan
+  -- The plan is the request's ctx (one table per request, not two).
+  ngx.ctx = plan
   local first = plan.peers[plan.start]
   -- Variables default to the common case in nginx.conf; write only what differs (each write costs).
   if first.scheme ~= "http" then
@@ -87,10 +88,11 @@ end
 
 -- Tries the planned peers in order, from `start` round the list; a failed try marks its peer down.
 function _M.balance()
-  local ctx = ngx.ctx.dynroute
+  local ctx = ngx.ctx
   local list = ctx.peers
   local n = #list
   if ctx.tried == 0 then
+    ctx.started = ngx.now()
     if n > 1 then balancer.set_more_tries(n - 1) end
   else
     local prev = list[(ctx.start + ctx.tried - 2) % n + 1]
@@ -110,32 +112,35 @@ function _M.balance()
 end
 
 -- Every answer's status is counted here (one handler fewer per request than
--- a log phase), with the backend's time to its response headers. nginx 1.22
+-- a log phase), with the time from the first try to the backend's response
+-- headers (ngx.now() as the balancer saw it: no variable to read). nginx 1.22
 -- passes a backend answer without a status line on as HTTP/0.9 (no status
 -- line, no headers, the bytes as they came): count it as the failure it is,
 -- and answer a whole HTTP/1.1 502 in its place (the body filter).
 function _M.header_filter()
   local status = ngx.status
-  local ctx = ngx.ctx.dynroute
+  local ctx = ngx.ctx
+  local started = ctx.started -- false or nil: no backend was tried (the router answered itself)
   if status == 9 then
     ngx.log(ngx.WARN, "dynroute: backend ", ngx.var.upstream_addr, " answered something that is not HTTP")
     metrics.inc("dynroute_router_upstream_garbage_total")
-    if ctx then health.mark(ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1].health, "not HTTP") end
+    health.mark(ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1].health, "not HTTP")
     status = 502
     ngx.status = status
-    ngx.ctx.dynroute_garbage = true
+    ctx.garbage = true
   end
-  metrics.request(status, ctx and ctx.tried > 0 and ngx.var.upstream_header_time or nil)
+  metrics.request(status, started and ngx.now() - started)
   if config.hsts and ngx.var.https == "on" then ngx.header["Strict-Transport-Security"] = config.hsts end
 end
 
 function _M.body_filter()
-  if not ngx.ctx.dynroute_garbage then return end
-  if ngx.ctx.dynroute_garbage == "sent" then
+  local ctx = ngx.ctx
+  if not ctx.garbage then return end
+  if ctx.garbage == "sent" then
     ngx.arg[1] = nil
     return
   end
-  ngx.ctx.dynroute_garbage = "sent"
+  ctx.garbage = "sent"
   local body = answer.body(502, "the backend answered something that is not HTTP")
   ngx.arg[1] = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
     .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body

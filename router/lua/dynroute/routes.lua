@@ -12,6 +12,7 @@
 -- against a refresh that read Redis before an invalidation overwriting the
 -- newer state after it.
 local cjson = require "cjson.safe"
+local batch = require "dynroute.batch"
 local config = require "dynroute.config"
 local metrics = require "dynroute.metrics"
 local peers = require "dynroute.peers"
@@ -27,8 +28,10 @@ local _M = {}
 
 local INDEX_LOCK, INDEX_VERSION = "l:*", "v:*"
 local wild_id, wild -- this worker's parsed index: parent -> route, and the stored copy it came from
+local wild_meta, wild_meta_raw -- that copy's freshness, parsed, and the stored text it came from
 local parsed = lrucache.new(10000) -- host -> its route, parsed
 local tokens = 0
+local index_fetching = false -- without a route cache: a request of this worker reads the index (the others use the last)
 
 -- A Host header as nginx makes $host of it: lower case, no port, no trailing dot.
 function _M.normalize_header(raw)
@@ -53,9 +56,11 @@ local function release(lock, token)
   if token and locks:get(lock) == token then locks:delete(lock) end
 end
 
+-- At most 100 ms, looking every millisecond (nginx's timer resolution): right after an invalidation
+-- every request for the host but one waits here, and each step is latency they all add.
 local function wait(lock)
-  for _ = 1, 50 do
-    ngx.sleep(0.002)
+  for _ = 1, 100 do
+    ngx.sleep(0.001)
     if not locks:get(lock) then return end
   end
 end
@@ -70,10 +75,15 @@ local function cached_exact(host, now, generation)
 end
 
 -- This worker's copy of the index (parent -> route), or nil; fresh or not; until when fresh.
+-- Asked on every request without a route cache: nothing is decoded unless the index changed.
 local function cached_index(now, generation)
-  local meta = routes:get("wm")
-  meta = meta and cjson.decode(meta)
-  if not meta then return nil end
+  local raw = routes:get("wm")
+  if not raw then return nil end
+  local meta = wild_meta
+  if raw ~= wild_meta_raw then
+    meta = cjson.decode(raw)
+    if not meta then return nil end
+  end
   if meta.id ~= wild_id then
     local flat = cjson.decode(routes:get("w") or "")
     if type(flat) ~= "table" then return nil end
@@ -87,6 +97,7 @@ local function cached_index(now, generation)
     end
     wild, wild_id = by_parent, meta.id
   end
+  wild_meta, wild_meta_raw = meta, raw
   return wild, meta.f >= now and meta.g == generation, meta.f
 end
 
@@ -186,9 +197,22 @@ function _M.lookup(host)
   local now = ngx.now()
   local generation = routes:get("gen") or 0
   if config.cache_ttl == 0 then
-    -- No route cache: every request asks Redis for the host (the index is still kept, a second at most).
+    -- No route cache: every request asks Redis for the host (the index is still kept, a second at most),
+    -- in the round trips the worker's concurrent requests share.
     local index, ifresh = cached_index(now, generation)
-    local ok, exact, flat = fetch(host, true, not ifresh)
+    local ok, exact, flat
+    if ifresh or (index and index_fetching) then
+      local reply, err = batch.read(exact_command(host), host)
+      if reply == nil then
+        ok, exact = false, err
+      else
+        ok, exact = true, exact_value(reply)
+      end
+    else
+      index_fetching = true
+      ok, exact, flat = fetch(host, true, true)
+      index_fetching = false
+    end
     if not ok then
       metrics.inc("dynroute_router_redis_errors_total")
       ngx.log(ngx.WARN, "dynroute: redis unreachable (", exact, ")")
