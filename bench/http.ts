@@ -2,7 +2,8 @@
 // Connect, on both stores (MySQL and the embedded SQLite file), beside a bare node:http server answering
 // the same JSON in the same run (the ceiling) and one doing the same I/O as a GET (a SELECT and an HGET).
 // Each store starts with 1,000 mappings (as the issue's peer comparison). Load from wrk (apt-get install
-// wrk) on the same machine. Run: npm run bench:http   (BENCH_SECONDS, BENCH_CONNECTIONS to tune)
+// wrk) on the same machine. Run: npm run bench:http   (BENCH_SECONDS, BENCH_CONNECTIONS to tune;
+// BENCH_KINDS=create,get,page runs only those kinds of scenario, with the baselines they compare with)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
@@ -20,6 +21,9 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PAGE_CONNECTIONS = 50;
 const PAGE = 500;
 const progress = (what: string) => process.stderr.write(`bench: ${what}\n`);
+const KINDS = process.env.BENCH_KINDS?.split(",");
+/** Whether a scenario of this kind runs (a baseline runs when a kind it serves does). */
+const wanted = (kind: Result["kind"]) => !KINDS || KINDS.includes(kind === "ceiling-put" ? "create" : kind.startsWith("ceiling") || kind === "same-io" ? "get" : kind);
 
 interface Result {
   scenario: string;
@@ -38,6 +42,7 @@ async function main() {
   const procs: ChildProcess[] = [];
   const results: Result[] = [];
   const run = async (scenario: string, kind: Result["kind"], url: string, script: string, connections = CONNECTIONS) => {
+    if (!wanted(kind)) return;
     progress(scenario);
     // Pages take long at 50 connections on 2 cores: a generous timeout keeps their tail in the figures.
     const timeoutSeconds = kind === "page" ? 30 : undefined;
@@ -99,7 +104,7 @@ async function main() {
 }
 
 function printTable(results: Result[]) {
-  const of = (kind: Result["kind"]) => results.find((r) => r.kind === kind)!.rps;
+  const of = (kind: Result["kind"]) => results.find((r) => r.kind === kind)?.rps ?? Number.NaN;
   const rows = results.map((r) => {
     const ceiling = r.kind === "create" || r.kind === "ceiling-put" ? of("ceiling-put") : of("ceiling-get");
     const baseline = r.kind.startsWith("ceiling");

@@ -54,6 +54,7 @@ import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
 import { mysqlTx } from "./mysql-tx.js";
+import { TxConnection } from "./tx-connection.js";
 import {
   AUDIT_COLUMNS,
   auditConditions,
@@ -85,7 +86,7 @@ export interface MysqlStoreOptions {
 
 /** Opens a pool and starts migrating in the background; calls answer "unavailable" until that is done. */
 export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
-  const pool = (connectionLimit: number) =>
+  const pool = (connectionLimit: number, multipleStatements = false) =>
     createPool({
       uri: opts.url,
       connectionLimit,
@@ -97,9 +98,12 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
       charset: "utf8mb4",
       // No stack capture per query (measured ~4% of a GET's CPU): failures become StoreErrors with their cause.
       trace: false,
+      multipleStatements,
     });
-  // The relay drains one batch at a time on a connection of its own: API calls filling the pool must not delay it.
-  return new MysqlStore(pool(opts.poolSize ?? 10), pool(1), opts);
+  const size = opts.poolSize ?? 10;
+  // Write transactions send several statements per round trip (see TxConnection), on connections of their own; the
+  // relay drains one batch at a time on a connection of its own: API calls filling the pools must not delay it.
+  return new MysqlStore(pool(size), pool(size, true), pool(1), opts);
 }
 
 export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
@@ -115,6 +119,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   constructor(
     readonly pool: Pool,
+    private readonly writePool: Pool,
     private readonly drainPool: Pool,
     private readonly opts: MysqlStoreOptions,
   ) {
@@ -327,7 +332,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   async close(): Promise<void> {
     this.closed = true;
     await this.ready;
-    await Promise.all([this.pool.end(), this.drainPool.end()]);
+    await Promise.all([this.pool.end(), this.writePool.end(), this.drainPool.end()]);
   }
 
   private assertReady(): void {
@@ -344,18 +349,17 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     this.assertReady();
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
-      let begun = false;
+      let tx: TxConnection | undefined;
       try {
-        conn = await this.pool.getConnection();
-        await conn.beginTransaction();
-        begun = true;
-        const result = await fn(mysqlTx(conn));
-        await conn.commit();
+        conn = await this.writePool.getConnection();
+        tx = new TxConnection(conn);
+        const result = await fn(mysqlTx(tx));
+        await tx.commit();
         for (const listener of this.commitListeners) listener();
         return result;
       } catch (err) {
-        const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!begun && isConnectionError(err)));
-        if (conn && begun && !isConnectionError(err)) await conn.rollback().catch(() => undefined);
+        const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!tx?.begun && isConnectionError(err)));
+        if (tx && !isConnectionError(err)) await tx.rollback().catch(() => undefined);
         if (conn && isConnectionError(err)) {
           conn.destroy();
           conn = undefined;
