@@ -1,7 +1,8 @@
 // Relay benchmark: propagation latency (write acknowledged → route in Redis),
 // backlog drain rate, and full reconciliation time and memory at scale.
 // Each figure is printed beside a baseline measured in the same run on the
-// same servers. Run: npm run bench:relay   (BENCH_MAPPINGS, BENCH_BACKLOG to resize)
+// same servers. Run: npm run bench:relay   (BENCH_MAPPINGS, BENCH_BACKLOG to resize;
+// BENCH_PARTS=propagation,drain,reconcile picks parts)
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -32,9 +33,10 @@ const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 async function main() {
   const [db, redisServer] = await Promise.all([PrivateMariaDb.start(), PrivateRedis.start()]);
   try {
-    await propagation(db, redisServer);
-    await drain(db, redisServer);
-    await reconcile(db, redisServer);
+    const parts = (process.env.BENCH_PARTS ?? "propagation,drain,reconcile").split(",");
+    if (parts.includes("propagation")) await propagation(db, redisServer);
+    if (parts.includes("drain")) await drain(db, redisServer);
+    if (parts.includes("reconcile")) await reconcile(db, redisServer);
   } finally {
     await Promise.all([db.destroy(), redisServer.destroy()]);
   }
@@ -67,9 +69,11 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
 
   const sub = new Redis(redisServer.url);
   const seen = new Map<string, number>();
+  const seenAt = new Map<string, number>(); // epoch ms, comparable with the generator process's times
   const waiting = new Map<string, () => void>();
   sub.on("message", (_c, domain: string) => {
     seen.set(domain, performance.now());
+    seenAt.set(domain, performance.timeOrigin + performance.now());
     waiting.get(domain)?.();
   });
   await sub.subscribe("route-invalidate");
@@ -102,9 +106,8 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
     }
   };
   let n = 0;
-  const run = async (label: string, rate: number | null, seconds: number) => {
+  const run = async (label: string, seconds: number) => {
     const lat: number[] = [];
-    const pending: Promise<void>[] = [];
     const started = performance.now();
     const one = async () => {
       const d = `p${n++}.bench.example`;
@@ -113,28 +116,41 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
       await announced(d);
       lat.push(Math.max(0, seen.get(d)! - acked));
     };
-    if (rate === null) {
-      // Closed loop: 32 writers as fast as the daemon takes them.
-      await Promise.all([...Array(32)].map(async () => {
-        while (performance.now() - started < seconds * 1000) await one();
-      }));
-    } else {
-      for (let i = 0; i < rate * seconds; i++) {
-        const due = started + (i * 1000) / rate;
-        const wait = due - performance.now();
-        if (wait > 0) await sleep(wait);
-        pending.push(one());
-      }
-      await Promise.all(pending);
-    }
+    // Closed loop: 32 writers as fast as the daemon takes them.
+    await Promise.all([...Array(32)].map(async () => {
+      while (performance.now() - started < seconds * 1000) await one();
+    }));
     const elapsed = (performance.now() - started) / 1000;
     lat.sort((a, b) => a - b);
     rows.push({ measure: `propagation ${label}`, rate: `${Math.round(lat.length / elapsed)} writes/s`, "p50 ms": ms(percentile(lat, 50)), "p99 ms": ms(percentile(lat, 99)), "max ms": ms(lat.at(-1)!), notes: `${lat.length} writes; ack → route in Redis` });
   };
+  // Fixed rates: offered by the open-loop generator in a process of its own (bench/open-loop.ts).
+  const openLoop = async (rate: number, seconds: number, connections: number) => {
+    const gen = spawn(process.execPath, ["dist/bench/open-loop.js", `http://127.0.0.1:${port}`, TOKEN, String(rate), String(seconds), String(connections), `o${rate}-`], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    gen.stdout!.on("data", (d) => (out += d));
+    await once(gen, "exit");
+    const { lateMaxMs, writes } = JSON.parse(out) as { lateMaxMs: number; writes: Array<[string, number, number, number]> };
+    const ok = writes.filter(([, , , status]) => status === 201);
+    await Promise.all(ok.map(([d]) => announced(d)));
+    const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+    const fromAck = sorted(ok.map(([d, , ack]) => Math.max(0, seenAt.get(d)! - ack)));
+    const fromDue = sorted(ok.map(([d, due]) => seenAt.get(d)! - due));
+    const answer = sorted(ok.map(([, due, ack]) => ack - due));
+    const span = (Math.max(...writes.map((w) => w[2])) - writes[0]![1]) / 1000;
+    rows.push({
+      measure: `propagation at ${rate.toLocaleString("en")} writes/s offered (open loop, own process)`,
+      rate: `${Math.round(ok.length / span)} writes/s done`,
+      "p50 ms": ms(percentile(fromAck, 50)),
+      "p99 ms": ms(percentile(fromAck, 99)),
+      "max ms": ms(fromAck.at(-1)!),
+      notes: `${ok.length}/${writes.length} writes 201, ${connections} keep-alive connections; ack → route in Redis. From the scheduled send: answer p50/p99 ${ms(percentile(answer, 50))}/${ms(percentile(answer, 99))} ms, route in Redis p50/p99 ${ms(percentile(fromDue, 50))}/${ms(percentile(fromDue, 99))} ms; sends at most ${ms(lateMaxMs)} ms behind schedule`,
+    });
+  };
   progress("propagation: floor measured");
-  await run("at 100 writes/s", 100, 5);
-  await run("at 1,000 writes/s", 1000, 5);
-  await run("at max (32 writers)", null, 5);
+  await openLoop(100, 5, 16);
+  await openLoop(1000, 5, 64);
+  await run("at max (32 writers)", 5);
   sub.disconnect();
   pub.disconnect();
   daemon.kill("SIGTERM");
@@ -207,7 +223,9 @@ async function reconcile(db: PrivateMariaDb, redisServer: PrivateRedis) {
   await store.close();
 
   // The daemon itself, started on this database and the empty Redis: it reconciles on taking the relay lease.
-  const daemon = spawn(process.execPath, ["dist/src/main.js"], {
+  // BENCH_DAEMON_FLAGS: node flags for the daemon (e.g. V8 heap sizes), to see what its peak RSS is made of.
+  const flags = (process.env.BENCH_DAEMON_FLAGS ?? "").split(" ").filter(Boolean);
+  const daemon = spawn(process.execPath, [...flags, "dist/src/main.js"], {
     env: { PATH: process.env.PATH, MYSQL_URL: url, REDIS_URL: redisServer.url, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${await freePort()}`, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "inherit"],
   });

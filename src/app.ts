@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createValidator } from "@bufbuild/protovalidate";
 import { createServiceImplSpec } from "@connectrpc/connect";
-import type { Redis } from "ioredis";
+import type { RedisClients } from "./sync/redis-client.js";
 import type { Logger } from "pino";
 import { authenticateInterceptor, authorizeInterceptor } from "./auth/auth-interceptor.js";
 import { createAuthenticator } from "./auth/authenticator.js";
@@ -47,7 +47,7 @@ const API_DESCRIPTION =
 
 export interface AppDeps {
   store: Store;
-  redis: Redis;
+  redis: RedisClients;
   logger: Logger;
   /** The port, bound already (main binds before writing anything); else bound here. */
   port?: Listener;
@@ -72,7 +72,9 @@ export interface App {
 export async function startApp(config: Config, { store, redis, logger, port }: AppDeps): Promise<App> {
   const validator = createValidator();
   const metrics = createMetrics();
-  const writer = new RouteWriter(redis, config.redis);
+  // The relay drains on a connection of its own; API reads, readiness and ACME challenges use the other.
+  const writer = new RouteWriter(redis.relay, config.redis);
+  const apiWriter = new RouteWriter(redis.api, config.redis);
   const backendPolicy = new BackendPolicy(config.backendPolicy);
   const secrets = new SecretBox(config.secretKey);
   const certificates = new CertificateSync(store, writer, secrets, logger);
@@ -85,7 +87,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const services = [
     createServiceImplSpec<typeof MappingService>(
       MappingService,
-      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => writer.revisions(domains) }),
+      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => apiWriter.revisions(domains) }),
     ),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
     createServiceImplSpec<typeof KeyService>(KeyService, createKeyService({ keys: store, authenticator })),
@@ -109,7 +111,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
     maxBodyBytes: config.maxBodyBytes,
     logger,
     otherRoutes: [
-      createOpsRoutes({ store, redis, relay, metrics, logger, readyMaxLagMs: config.readyMaxLagMs }),
+      createOpsRoutes({ store, redis: redis.api, relay, metrics, logger, readyMaxLagMs: config.readyMaxLagMs }),
       createOpenApiRoute("/v1/openapi.json", openApiDocument(routes, { title: "dynroute", version: "v1", description: API_DESCRIPTION }, opsOpenApiPaths())),
       createRestGateway({ routes, services, callInterceptors, messageInterceptors, maxBodyBytes: config.maxBodyBytes }),
       createConsoleRoute(defaultConsoleDir()),
@@ -121,7 +123,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   void store.ready.then(() => relay.start());
   const acme =
     config.acme &&
-    new AcmeManager({ store, writer, secrets, metrics, logger, isLeader: () => relay.role === "leader", settings: config.acme, tlsDefault: config.tlsDefault, dataDir: config.dataDir });
+    new AcmeManager({ store, writer: apiWriter, secrets, metrics, logger, isLeader: () => relay.role === "leader", settings: config.acme, tlsDefault: config.tlsDefault, dataDir: config.dataDir });
   void store.ready.then(() => acme?.start());
   const housekeeping = startHousekeeping({
     store,
@@ -141,7 +143,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
       await acme?.stop();
       await relay.stop();
       await store.close();
-      redis.disconnect();
+      redis.close();
     },
   };
 }

@@ -8,12 +8,12 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { createValidator } from "@bufbuild/protovalidate";
-import { Redis } from "ioredis";
-import { ConfigError, loadConfig, type Config } from "./config/config.js";
+import { ConfigError, loadConfig, parseRedisUrl, type Config, type RedisTarget } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
 import { BackendPolicy } from "./policy/backend-policy.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
+import { openRedis } from "./sync/redis-client.js";
 import { asMappingLines, parseTenantMap, readFrontendSets, type TenantChoice } from "./transfer/frontend-import.js";
 import { exportMappings, importMappings, parseImport, type ParsedImport } from "./transfer/mapping-lines.js";
 
@@ -23,6 +23,7 @@ const USAGE = `usage: node dist/src/cli.js export [--tenant T]             > map
 The store is the daemon's: MYSQL_URL, else the embedded file in DYNROUTE_DATA_DIR (stop that daemon first: it owns the file).
 import-frontend copies the frontend:<domain> SETs of a dynamicproxy Redis into the store: each domain goes to the tenant of
 the longest matching suffix in FILE (lines "<domain suffix> <tenant>"), else to --tenant; each tenant all or nothing.
+--redis takes what REDIS_URL does, the Sentinel form too: redis+sentinel://host1:26379,host2:26379/mymaster[?db=N&…].
 `;
 
 const fail = (code: number, message: string): never => {
@@ -40,6 +41,7 @@ if (command === "import-frontend" && args.values.redis === undefined) fail(2, `i
 if (command === "import-frontend" && args.values.tenant === undefined && args.values.map === undefined) fail(2, `import-frontend needs --tenant or --map\n${USAGE}`);
 const config = configured();
 const choice = command === "import-frontend" ? tenantChoice() : undefined;
+const redisSource = command === "import-frontend" ? redisTarget(args.values.redis!) : undefined;
 const store = await openConfiguredStore();
 
 const tenant = args.values.tenant;
@@ -54,7 +56,7 @@ if (command === "export") {
   const parsed = await parseImport(createInterface({ input: process.stdin, crlfDelay: Infinity }), createValidator(), backendRules, tenant);
   exitCode = await load(parsed, "cli:import", (line) => `line ${line}`);
 } else {
-  const redis = new Redis(args.values.redis!, { maxRetriesPerRequest: 1, retryStrategy: () => null, lazyConnect: true });
+  const redis = openRedis(redisSource!, { maxRetriesPerRequest: 1, retryStrategy: () => null, sentinelRetryStrategy: () => null, lazyConnect: true });
   let sets;
   try {
     await redis.connect();
@@ -111,6 +113,15 @@ function parseCommand() {
     });
   } catch (err) {
     return fail(2, `${(err as Error).message}\n${USAGE}`);
+  }
+}
+
+function redisTarget(url: string): RedisTarget {
+  try {
+    return parseRedisUrl(url, "--redis");
+  } catch (err) {
+    if (err instanceof ConfigError) fail(2, `dynroute: ${err.message}`);
+    throw err;
   }
 }
 

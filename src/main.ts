@@ -8,7 +8,7 @@ import { listenOptions, startApp } from "./app.js";
 import { listen, type Listener } from "./server/listener.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
-import { createRedis } from "./sync/redis-client.js";
+import { createRedisClients } from "./sync/redis-client.js";
 
 let config: Config;
 try {
@@ -43,7 +43,7 @@ try {
 const generated = config.tokens.length === 0 ? loadOrCreateToken(config.dataDir) : undefined;
 if (generated) config = { ...config, tokens: [generated.token] };
 
-const redis = createRedis(config.redis.target, logger);
+const redis = createRedisClients(config.redis.target, logger, config.relay.leaseTtlMs);
 const app = await startApp(config, { store, redis, logger, port: bound });
 const { address, port } = app.listener.address;
 const url = `${config.tls ? "https" : "http"}://${address.includes(":") ? `[${address}]` : address}:${port}`;
@@ -92,8 +92,8 @@ function welcome(): void {
 
 /** Redis may come later: say so plainly, with what waits for it. */
 async function reportRedis(): Promise<void> {
-  if (redis.status !== "ready") {
-    const settled = await Promise.race([once(redis, "ready").then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 1500).unref())]);
+  if (redis.relay.status !== "ready") {
+    const settled = await Promise.race([once(redis.relay, "ready").then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 1500).unref())]);
     if (settled) return;
     const waiting = await store.outboxStats().then((s) => s.depth, () => undefined);
     logger.warn(

@@ -1,9 +1,14 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { createConnection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import { ConfigError, loadConfig } from "../src/config/config.js";
-import { startTestDaemon, type TestDaemon } from "./harness/daemon.js";
+import { LOOPBACK_ALLOWED, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
 import { createDatabase } from "./harness/mariadb.js";
 import { eventuallyRedisMatchesMySQL } from "./harness/convergence.js";
 import { waitFor } from "./harness/ports.js";
@@ -93,6 +98,8 @@ describe("Redis Sentinel and replicas", () => {
       newMaster.disconnect();
     }
     expect(daemon.logs.some((l) => l.includes('"reason":"redis restarted"'))).toBe(true);
+    // Both of the daemon's connections (the relay's and the API's) reached the new master.
+    for (const name of ["relay", "api"]) expect(daemon.logs.some((l) => l.includes(`"redis":"${name}"`) && l.includes(`"master":"127.0.0.1:${ha.replica.port}"`)), name).toBe(true);
     const conn = await createConnection(mysqlUrl);
     const [rows] = await conn.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM mappings WHERE domain LIKE '%.failover.ha.example'");
     await conn.end();
@@ -103,6 +110,32 @@ describe("Redis Sentinel and replicas", () => {
     expect((await api("PUT", "/v1/ha/mapping/site.ha.example", { backends: [backends[2]!.url] })).status).toBe(200);
     await bothRoute("site.ha.example", "c");
     expect(viaSentinel.errorLog()).toContain(`redis master is 127.0.0.1:${ha.replica.port} (from the sentinels)`);
+  });
+});
+
+describe("import-frontend from a dynamicproxy Redis behind Sentinel", () => {
+  // After the failover above: the CLI asks the sentinels for the master, as the daemon does.
+  const cli = (...args: string[]) =>
+    promisify(execFile)(process.execPath, ["dist/src/cli.js", "import-frontend", ...args], {
+      env: { PATH: process.env.PATH ?? "", DYNROUTE_DATA_DIR: mkdtempSync(join(tmpdir(), "dynroute-data-")), ...LOOPBACK_ALLOWED },
+    }).then(
+      (r) => ({ code: 0, stderr: r.stderr }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+
+  it("reads the master's frontend sets through the sentinels (REDIS_URL's form), and names --redis when the URL is wrong", async () => {
+    const master = new Redis({ sentinels: ha.sentinelPorts.map((port) => ({ host: "127.0.0.1", port })), name: MASTER_NAME });
+    try {
+      await master.sadd("frontend:legacy.ha.example", backends[0]!.url);
+    } finally {
+      master.disconnect();
+    }
+    const dry = await cli("--redis", ha.url, "--tenant", "legacy", "--dry-run");
+    expect(dry.stderr).toContain("read 1 frontend set(s)");
+    expect(dry.stderr).toContain("tenant legacy: would import 1 mapping(s)");
+    const bad = await cli("--redis", "redis+sentinel://127.0.0.1:1", "--tenant", "legacy");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^dynroute: --redis: expected redis\+sentinel:/);
   });
 });
 

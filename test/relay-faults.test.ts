@@ -11,7 +11,8 @@ import { spawnDaemon, type DaemonProcess } from "./harness/process.js";
 import { eventuallyRedisMatchesMySQL } from "./harness/convergence.js";
 import { waitFor } from "./harness/ports.js";
 import { pino } from "pino";
-import { createMysqlStore } from "../src/store/mysql/mysql-store.js";
+import { createMysqlStore, type MysqlStore } from "../src/store/mysql/mysql-store.js";
+import type { RelayLease } from "../src/store/store.js";
 
 let db: PrivateMariaDb;
 let redisServer: PrivateRedis;
@@ -274,26 +275,31 @@ describe("daemon and MySQL faults", () => {
     }
   });
 
-  it("(h) a relay whose lease was taken over applies nothing: its batch fails on the fencing number and the rows stay", async () => {
+  // Both outboxes: each drain checks the fence in its own transaction, in the database (not only the holder's own flag).
+  it.each(["route", "certificate"] as const)("(h) a relay whose lease was taken over applies no %s change: its batch fails on the fencing number and the rows stay", async (outbox) => {
     const url = await createDatabase(db.adminUrl);
     const quiet = pino({ level: "silent" });
     const [first, second] = [createMysqlStore({ url, logger: quiet }), createMysqlStore({ url, logger: quiet })];
+    const drain = (store: MysqlStore, lease: RelayLease, count: (n: number) => void) =>
+      outbox === "route" ? store.drainOutbox(100, async (changes) => count(changes.length), lease) : store.drainCertificateOutbox(100, async (changes) => count(changes.length), lease);
     try {
       await Promise.all([first.ready, second.ready]);
-      await first.create("t", { domain: "fenced.example", backends: ["http://a:1"], labels: {}, status: "enabled", tls: "" }, { keyId: "test", requestId: "h" });
+      const conn = await createConnection(url);
+      if (outbox === "route") await first.create("t", { domain: "fenced.example", backends: ["http://a:1"], labels: {}, status: "enabled", tls: "" }, { keyId: "test", requestId: "h" });
+      // A certificate's removal as the write path queues it (no chain, no key).
+      else await conn.query("INSERT INTO certificate_outbox (name, chain_pem, sealed_key, created_at) VALUES ('fenced.example', NULL, NULL, UTC_TIMESTAMP(3))");
       const old = (await first.tryAcquireRelayLease(60_000))!;
       expect(old.held()).toBe(true);
       expect(await second.tryAcquireRelayLease(60_000), "held by the first").toBeUndefined();
       // The first stalls (a long pause, a partition) past its lease: the database lets it expire.
-      const conn = await createConnection(url);
       await conn.query("UPDATE relay_lease SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND");
       const taken = (await second.tryAcquireRelayLease(60_000))!;
       expect(taken).toBeDefined();
       let applied = 0;
-      await expect(first.drainOutbox(100, async (changes) => void (applied += changes.length), old)).rejects.toThrow();
+      await expect(drain(first, old, (n) => (applied += n))).rejects.toThrow(/taken over/);
       expect(applied).toBe(0);
       expect(old.held()).toBe(false);
-      expect(await second.drainOutbox(100, async (changes) => void (applied += changes.length), taken)).toBe(1);
+      expect(await drain(second, taken, (n) => (applied += n))).toBe(1);
       const [[row]] = await conn.query<RowDataPacket[]>("SELECT fence FROM relay_lease");
       await conn.end();
       expect(Number(row!.fence)).toBe(2);

@@ -129,7 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
 
 function parseRedis(env: NodeJS.ProcessEnv): Config["redis"] {
   const url = env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  const target = parseRedisUrl(url);
+  const target = parseRedisUrl(url, "REDIS_URL");
   const redis = {
     url,
     target,
@@ -150,17 +150,18 @@ function parseRedis(env: NodeJS.ProcessEnv): Config["redis"] {
 
 const SENTINEL_URL = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([^/?#]+)\/?(?:\?([^#]*))?$/;
 
-function parseRedisUrl(value: string): RedisTarget {
-  if (value.startsWith("redis+sentinel:")) return parseSentinelUrl(value);
+/** A Redis URL as REDIS_URL takes it (`variable` names the setting in errors). */
+export function parseRedisUrl(value: string, variable: string): RedisTarget {
+  if (value.startsWith("redis+sentinel:")) return parseSentinelUrl(value, variable);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError("REDIS_URL", "not a URL; e.g. redis://127.0.0.1:6379/0");
+    throw new ConfigError(variable, "not a URL; e.g. redis://127.0.0.1:6379/0");
   }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new ConfigError("REDIS_URL", `scheme must be redis://, rediss:// or redis+sentinel://, got ${url.protocol}//`);
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new ConfigError(variable, `scheme must be redis://, rediss:// or redis+sentinel://, got ${url.protocol}//`);
   const db = url.pathname.replace(/^\//, "");
-  return { kind: "direct", url: value, db: db === "" ? 0 : redisDb(db) };
+  return { kind: "direct", url: value, db: db === "" ? 0 : redisDb(db, variable) };
 }
 
 /**
@@ -168,19 +169,19 @@ function parseRedisUrl(value: string): RedisTarget {
  * sentinel_username=…&sentinel_password=…]`: the user info is for the master (and replicas), as in
  * a redis:// URL; the sentinels get their own credentials, since they usually differ.
  */
-function parseSentinelUrl(value: string): RedisTarget {
+function parseSentinelUrl(value: string, variable: string): RedisTarget {
   const m = SENTINEL_URL.exec(value);
-  if (!m) throw new ConfigError("REDIS_URL", "expected redis+sentinel://[user:pass@]host1:26379,host2:26379/<master name>[?db=N]");
+  if (!m) throw new ConfigError(variable, "expected redis+sentinel://[user:pass@]host1:26379,host2:26379/<master name>[?db=N]");
   const [, userinfo, hostList, name, query] = m;
   const sentinels = hostList!.split(",").map((hp) => {
     const hm = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(hp);
     const port = Number(hm?.[3] ?? 26379);
-    if (!hm || !(port > 0 && port <= 65535)) throw new ConfigError("REDIS_URL", `"${hp}" is not a sentinel host:port`);
+    if (!hm || !(port > 0 && port <= 65535)) throw new ConfigError(variable, `"${hp}" is not a sentinel host:port`);
     return { host: hm[1] ?? hm[2]!, port };
   });
   const params = new URLSearchParams(query ?? "");
   for (const key of params.keys()) {
-    if (!["db", "tls", "sentinel_tls", "sentinel_username", "sentinel_password"].includes(key)) throw new ConfigError("REDIS_URL", `unknown option ${key}`);
+    if (!["db", "tls", "sentinel_tls", "sentinel_username", "sentinel_password"].includes(key)) throw new ConfigError(variable, `unknown option ${key}`);
   }
   const colon = userinfo?.indexOf(":") ?? -1;
   const username = userinfo && decodeURIComponent(colon >= 0 ? userinfo.slice(0, colon) : userinfo);
@@ -189,19 +190,19 @@ function parseSentinelUrl(value: string): RedisTarget {
     kind: "sentinel",
     sentinels,
     name: decodeURIComponent(name!),
-    db: params.has("db") ? redisDb(params.get("db")!) : 0,
+    db: params.has("db") ? redisDb(params.get("db")!, variable) : 0,
     ...(username ? { username } : {}),
     ...(password ? { password } : {}),
     ...(params.get("sentinel_username") ? { sentinelUsername: params.get("sentinel_username")! } : {}),
     ...(params.get("sentinel_password") ? { sentinelPassword: params.get("sentinel_password")! } : {}),
-    tls: bool("REDIS_URL", params.get("tls") ?? undefined),
-    sentinelTls: bool("REDIS_URL", params.get("sentinel_tls") ?? undefined),
+    tls: bool(variable, params.get("tls") ?? undefined),
+    sentinelTls: bool(variable, params.get("sentinel_tls") ?? undefined),
   };
 }
 
-function redisDb(value: string): number {
+function redisDb(value: string, variable: string): number {
   const db = Number(value);
-  if (!/^\d+$/.test(value) || db > 65535) throw new ConfigError("REDIS_URL", `database must be a number, got "${value}"`);
+  if (!/^\d+$/.test(value) || db > 65535) throw new ConfigError(variable, `database must be a number, got "${value}"`);
   return db;
 }
 

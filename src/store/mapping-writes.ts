@@ -98,8 +98,8 @@ export function createIn(tx: MappingTx, tenantId: string, input: MappingInput, c
 async function createOnce(tx: MappingTx, tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
   await checkClaim(tx, tenantId, input.domain, true);
   const now = new Date();
-  const id = await tx.insertMapping(tenantId, input, now);
-  const revision = await tx.appendOutbox(input.domain, routed(input), now);
+  // Issued together, in this order: the outbox row (the revision) comes after the insert took the domain's lock.
+  const [id, revision] = await Promise.all([tx.insertMapping(tenantId, input, now), tx.appendOutbox(input.domain, routed(input), now)]);
   await tx.setRevision(id, revision);
   const record = { id, tenantId, ...input, createTime: now, updateTime: now, revision };
   await tx.appendAudit({ tenantId, action: "create", domain: input.domain, previousDomain: "", after: record }, ctx, now);
@@ -131,10 +131,12 @@ async function updateOnce(
   const renamed = next.domain !== current.domain;
   if (renamed) await checkClaim(tx, tenantId, next.domain, false);
   const now = new Date();
-  await tx.updateMapping(current.id, next, now);
-  // A rename is a removal of the old name plus an upsert of the new one.
-  if (renamed) await tx.appendOutbox(current.domain, null, now);
-  const revision = await tx.appendOutbox(next.domain, routed(next), now);
+  // Issued together, in this order; a rename is a removal of the old name plus an upsert of the new one.
+  const [, , revision] = await Promise.all([
+    tx.updateMapping(current.id, next, now),
+    renamed ? tx.appendOutbox(current.domain, null, now) : undefined,
+    tx.appendOutbox(next.domain, routed(next), now),
+  ]);
   await tx.setRevision(current.id, revision);
   if (renamed) await dropUnowned(tx, tenantId, current.domain, now);
   const record = { ...current, ...next, updateTime: now, revision };
@@ -162,17 +164,21 @@ export async function deleteIn(tx: MappingTx, tenantId: string, domain: string, 
  * the wildcards that would cover it. The answer never names the other tenant.
  */
 async function checkClaim(tx: MappingTx, tenantId: string, domain: string, creating: boolean): Promise<void> {
-  const settings = await tx.lockTenant(tenantId);
+  const subtree = domain.startsWith("*.") ? baseName(domain) : undefined;
+  const registrable = registrableDomain(domain, "mapping.domain");
+  // Issued together, in this order (a store may send them in one round trip): the claims are read after the lock,
+  // so what overlapping claims committed is visible; the checks below only read the answers.
+  const [settings, , taken] = await Promise.all([
+    tx.lockTenant(tenantId),
+    tx.lockNameTree(registrable, subtree !== undefined),
+    tx.othersClaim(tenantId, ancestorClaims(domain), subtree),
+  ]);
   if (settings && !inZones(domain, settings.zones)) {
     throw new StoreError("permission_denied", `tenant ${tenantId} may only map names in its zones (${settings.zones.join(", ")}); ${domain} is outside them`);
   }
   if (creating && settings && settings.mappingQuota > 0 && (await tx.countMappings(tenantId)) >= settings.mappingQuota) {
     throw new StoreError("resource_exhausted", `tenant ${tenantId} has reached its quota of ${settings.mappingQuota} mappings; an admin can raise it`);
   }
-  const subtree = domain.startsWith("*.") ? baseName(domain) : undefined;
-  await tx.lockNameTree(registrableDomain(domain, "mapping.domain"), subtree !== undefined);
-  // Read after the lock: what the overlapping claims committed is visible now.
-  const taken = await tx.othersClaim(tenantId, ancestorClaims(domain), subtree);
   if (taken !== undefined) {
     const how = subtree && taken.endsWith(`.${subtree}`) ? "would cover names" : taken.startsWith("*.") ? "is covered by a wildcard" : "is under a name";
     throw new StoreError("already_exists", `${domain} ${how} another tenant has mapped`);

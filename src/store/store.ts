@@ -320,8 +320,8 @@ export interface OutboxStore {
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]>;
   /** The subset of `domains` that are mapped now. */
   mappedDomains(domains: readonly string[]): Promise<Set<string>>;
-  /** Like drainOutbox, for the certificate outbox. */
-  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number>;
+  /** Like drainOutbox (fenced alike by `lease`), for the certificate outbox. */
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>, lease?: RelayLease): Promise<number>;
   /** Up to `limit` certificates with row id above `afterId`, in id order. */
   scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]>;
   /** The subset of `names` that have a certificate now. */

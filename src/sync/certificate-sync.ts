@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
-import type { CertificateChange, OutboxStore } from "../store/store.js";
+import type { CertificateChange, OutboxStore, RelayLease } from "../store/store.js";
 import type { SecretBox } from "../tls/secret-box.js";
-import { certificateKey, type CertificateState, type RouteWriter } from "./route-writer.js";
+import type { CertificateState, RouteWriter } from "./route-writer.js";
 
 const SCAN_BATCH = 1000;
 
@@ -19,11 +19,15 @@ export class CertificateSync {
     private readonly logger: Logger,
   ) {}
 
-  /** One batch of the certificate outbox; returns the rows applied. */
-  drain(limit: number): Promise<number> {
-    return this.store.drainCertificateOutbox(limit, async (changes) => {
-      await this.writer.applyCertificates(this.openAll(changes));
-    });
+  /** One batch of the certificate outbox, fenced by the relay's lease like route batches; returns the rows applied. */
+  drain(limit: number, lease: RelayLease | undefined): Promise<number> {
+    return this.store.drainCertificateOutbox(
+      limit,
+      async (changes) => {
+        await this.writer.applyCertificates(this.openAll(changes));
+      },
+      lease,
+    );
   }
 
   async reconcile(stamp: string): Promise<{ pushed: number; updated: number; retired: number }> {
@@ -36,18 +40,11 @@ export class CertificateSync {
       updated += await this.writer.applyCertificates(this.openAll(rows), stamp);
       pushed += rows.length;
     }
-    const { redis, layout } = this.writer;
-    const prefix = certificateKey(layout, "");
     let retired = 0;
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`, "COUNT", SCAN_BATCH);
-      cursor = next;
-      if (keys.length === 0) continue;
-      const unseen = await this.writer.unseen(keys, stamp, prefix);
+    for await (const unseen of this.writer.unseenCertificates(stamp)) {
       for (const name of await this.store.certifiedNames([...unseen.keys()])) unseen.delete(name);
       retired += await this.writer.retireCertificates(unseen);
-    } while (cursor !== "0");
+    }
     return { pushed, updated, retired };
   }
 

@@ -4,7 +4,7 @@ import type { Metrics } from "../observability/metrics.js";
 import type { BackendPolicy } from "../policy/backend-policy.js";
 import type { OutboxStore } from "../store/store.js";
 import type { CertificateSync } from "./certificate-sync.js";
-import { frontendKey, routeKey, wildcardIndexKey, type RouteWriter } from "./route-writer.js";
+import type { RouteWriter } from "./route-writer.js";
 
 const SCAN_BATCH = 5000;
 
@@ -71,41 +71,18 @@ export class Reconciler {
    * revision, which the conditional retire leaves alone).
    */
   private async retireOrphans(stamp: string): Promise<number> {
-    const { redis } = this.writer;
-    const keyPrefix = routeKey(this.writer.layout, "");
     let retired = 0;
-    let cursor = "0";
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, "MATCH", `${escapeGlob(keyPrefix)}*`, "COUNT", SCAN_BATCH);
-      cursor = nextCursor;
-      if (keys.length === 0) continue;
-      const unseen = await this.writer.unseen(keys, stamp);
-      if (unseen.size === 0) continue;
+    for await (const unseen of this.writer.unseenRoutes(stamp)) {
       for (const domain of await this.store.mappedDomains([...unseen.keys()])) unseen.delete(domain);
       retired += await this.writer.retire(unseen);
-    } while (cursor !== "0");
+    }
     return retired;
   }
 
   /** Wildcard index entries and (compat) frontend sets whose route is not live go. */
   private async pruneDerived(): Promise<number> {
-    const { redis, layout } = this.writer;
     let pruned = 0;
-    let cursor = "0";
-    do {
-      const [nextCursor, flat] = await redis.hscan(wildcardIndexKey(layout), cursor, "COUNT", SCAN_BATCH);
-      cursor = nextCursor;
-      pruned += await this.writer.prune(flat.filter((_, i) => i % 2 === 0));
-    } while (cursor !== "0");
-    if (!layout.compatFrontend) return pruned;
-    const keyPrefix = frontendKey(layout, "");
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, "MATCH", `${escapeGlob(keyPrefix)}*`, "COUNT", SCAN_BATCH);
-      cursor = nextCursor;
-      pruned += await this.writer.prune(keys.map((k) => k.slice(keyPrefix.length)));
-    } while (cursor !== "0");
+    for await (const domains of this.writer.derivedDomains()) pruned += await this.writer.prune(domains);
     return pruned;
   }
 }
-
-const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, "\\$&");

@@ -20,8 +20,6 @@ export interface RelayOptions {
 
 export type RelayRole = "leader" | "standby" | "stopped";
 
-const SENTINEL = "dynroute:sentinel";
-
 /**
  * Applies the outbox to Redis. One relay across all replicas holds the lease
  * and drains; the others stand by and take over when it is released or
@@ -40,6 +38,7 @@ export class OutboxRelay {
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private nextReconcileAt = 0;
+  private nextSentinelCheckAt = 0;
   private reconcileRequested: string | undefined;
 
   constructor(
@@ -92,7 +91,8 @@ export class OutboxRelay {
           continue;
         }
         // Not connected (yet, or again): nothing to try; the client logs reachability itself.
-        if (this.writer.redis.status !== "ready") {
+        if (!this.writer.ready) {
+          this.nextSentinelCheckAt = 0; // connected again: to the same server, or another
           await this.sleep(this.opts.pollMs, false);
           continue;
         }
@@ -103,11 +103,12 @@ export class OutboxRelay {
           if (this.reconcileRequested === reason) this.reconcileRequested = undefined;
         }
         await this.drainAll();
-        while (!this.stopped && (await this.certificates.drain(this.opts.batchSize)) === this.opts.batchSize);
+        while (!this.stopped && (await this.certificates.drain(this.opts.batchSize, this.lease)) === this.opts.batchSize);
         failures = 0;
         await this.sleep(this.opts.pollMs);
       } catch (err) {
         failures++;
+        this.nextSentinelCheckAt = 0;
         this.metrics.relayErrors.inc();
         const backoff = Math.min(this.opts.maxBackoffMs, 50 * 2 ** Math.min(failures, 10));
         const delay = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
@@ -134,16 +135,20 @@ export class OutboxRelay {
 
   private async reconcileReason(): Promise<string | undefined> {
     if (this.reconcileRequested) return this.reconcileRequested;
-    const [sentinel, info] = await Promise.all([this.writer.redis.get(this.sentinelKey()), this.writer.redis.info("server")]);
-    if (sentinel !== runId(info)) return sentinel === null ? "redis lost its data" : "redis restarted";
+    // Once a poll interval, not on every wake after a commit: it costs a round trip (and an INFO).
+    if (Date.now() >= this.nextSentinelCheckAt) {
+      const sentinel = await this.writer.sentinel();
+      if (sentinel !== "intact") return sentinel === "missing" ? "redis lost its data" : "redis restarted";
+      this.nextSentinelCheckAt = Date.now() + this.opts.pollMs;
+    }
     if (this.opts.reconcileIntervalMs > 0 && Date.now() >= this.nextReconcileAt) return "periodic";
     return undefined;
   }
 
   private async reconcile(reason: string): Promise<void> {
-    // The sentinel goes first: if Redis is emptied during the run, it is
-    // missing afterwards and the next turn reconciles again.
-    await this.writer.redis.set(this.sentinelKey(), runId(await this.writer.redis.info("server")));
+    await this.writer.setSentinel();
+    // The backlog first (after a failover, the writes made while there was no master), then the run.
+    await this.drainAll();
     await this.reconciler.run(reason, this.drainAll);
     this.nextReconcileAt = Date.now() + this.opts.reconcileIntervalMs;
   }
@@ -181,10 +186,4 @@ export class OutboxRelay {
       };
     });
   }
-
-  private sentinelKey(): string {
-    return `${this.writer.layout.prefix}${SENTINEL}`;
-  }
 }
-
-const runId = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? "unknown";

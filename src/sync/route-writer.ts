@@ -19,26 +19,32 @@ export interface RouteLayout {
   tombstoneTtlSeconds: number;
 }
 
-export const routeKey = (layout: RouteLayout, domain: string) => `${layout.prefix}route:${domain}`;
-export const frontendKey = (layout: RouteLayout, domain: string) => `${layout.prefix}frontend:${domain}`;
-export const invalidationChannel = (layout: RouteLayout) => `${layout.prefix}route-invalidate`;
+const routeKey = (layout: RouteLayout, domain: string) => `${layout.prefix}route:${domain}`;
+const frontendKey = (layout: RouteLayout, domain: string) => `${layout.prefix}frontend:${domain}`;
+const invalidationChannel = (layout: RouteLayout) => `${layout.prefix}route-invalidate`;
 /**
  * Every live wildcard route (`*.parent` → backends JSON) in one hash, so a
  * router matches a host against all wildcards at once from a cached copy
  * instead of asking Redis once per label. Kept by the same scripts as the
  * routes; reconciliation repairs it.
  */
-export const wildcardIndexKey = (layout: RouteLayout) => `${layout.prefix}wildcards`;
+const wildcardIndexKey = (layout: RouteLayout) => `${layout.prefix}wildcards`;
 /** The backend destination policy routers enforce: JSON `{"rules": [{cidr, action, reason}]}`, first match wins. */
-export const backendPolicyKey = (layout: RouteLayout) => `${layout.prefix}backend-policy`;
+const backendPolicyKey = (layout: RouteLayout) => `${layout.prefix}backend-policy`;
 /**
  * One hash per name with a certificate (`rev`, `chain` and `key` PEM, or
  * `deleted` for a tombstone), versioned like routes. Routers pick by SNI: the
  * exact name, else `*.parent` one label up.
  */
-export const certificateKey = (layout: RouteLayout, name: string) => `${layout.prefix}cert:${name}`;
+const certificateKey = (layout: RouteLayout, name: string) => `${layout.prefix}cert:${name}`;
 /** The key authorization of a pending HTTP-01 challenge, which routers answer at /.well-known/acme-challenge/<token>. */
-export const acmeChallengeKey = (layout: RouteLayout, token: string) => `${layout.prefix}acme:${token}`;
+const acmeChallengeKey = (layout: RouteLayout, token: string) => `${layout.prefix}acme:${token}`;
+/**
+ * The run_id of the Redis server the last reconciliation wrote to. Missing:
+ * Redis lost its data; another run_id: a restart or a failover (which may
+ * have lost what the old master had not replicated yet).
+ */
+const sentinelKey = (layout: RouteLayout) => `${layout.prefix}dynroute:sentinel`;
 /** Published on the invalidation channel, followed by the name, when a certificate changes; no domain can look like it. */
 export const CERTIFICATE_CHANGED = "!cert:";
 /** Published on the invalidation channel when the policy changes; no domain can look like it. */
@@ -240,6 +246,11 @@ return retired
 
 /** Routes per script call: large enough to amortise a command, small enough to keep each call short. */
 const PER_CALL = 250;
+/** Keys asked for per SCAN/HSCAN step. */
+const SCAN_COUNT = 5000;
+
+/** What the sentinel says of the Redis server written to now. */
+export type SentinelState = "intact" | "missing" | "restarted";
 
 interface RouteCommands {
   dynrouteApply(numberOfKeys: number, ...args: Array<string | number>): Promise<number>;
@@ -261,8 +272,8 @@ type Batch = RouteCommands & { exec(): Promise<Array<[Error | null, unknown]> | 
  */
 export class RouteWriter {
   constructor(
-    readonly redis: Redis,
-    readonly layout: RouteLayout,
+    private readonly redis: Redis,
+    private readonly layout: RouteLayout,
   ) {
     // defineCommand loads each script once and calls it by EVALSHA.
     if (!("dynrouteApply" in redis)) {
@@ -367,20 +378,75 @@ export class RouteWriter {
     return countApplied(await pipeline.exec());
   }
 
-  /** Of these route (or, with that prefix, certificate) keys, the live ones not stamped `stamp`: domain or name → revision. */
-  async unseen(keys: readonly string[], stamp: string, prefix = routeKey(this.layout, "")): Promise<Map<string, string>> {
-    const pipeline = this.redis.pipeline() as unknown as Batch;
-    for (let at = 0; at < keys.length; at += PER_CALL) {
-      const part = keys.slice(at, at + PER_CALL);
-      pipeline.dynrouteUnseen(part.length, ...part, stamp);
+  /** Connected: anything else fails at once (no offline queue). */
+  get ready(): boolean {
+    return this.redis.status === "ready";
+  }
+
+  /** Whether this server still holds what the last reconciliation wrote (see sentinelKey). */
+  async sentinel(): Promise<SentinelState> {
+    const [stored, info] = await Promise.all([this.redis.get(sentinelKey(this.layout)), this.redis.info("server")]);
+    if (stored === runId(info)) return "intact";
+    return stored === null ? "missing" : "restarted";
+  }
+
+  /**
+   * Marks this server as reconciled; called before a reconciliation pushes, so
+   * that if Redis is emptied during the run the sentinel is missing afterwards.
+   */
+  async setSentinel(): Promise<void> {
+    await this.redis.set(sentinelKey(this.layout), runId(await this.redis.info("server")));
+  }
+
+  /** Live routes not stamped `stamp` (domain → revision), a batch at a time: what a reconciliation did not push. */
+  unseenRoutes(stamp: string): AsyncGenerator<Map<string, string>> {
+    return this.unseenUnder(routeKey(this.layout, ""), stamp);
+  }
+
+  /** Live certificates not stamped `stamp` (name → revision), a batch at a time. */
+  unseenCertificates(stamp: string): AsyncGenerator<Map<string, string>> {
+    return this.unseenUnder(certificateKey(this.layout, ""), stamp);
+  }
+
+  /** Domains with derived entries, a batch at a time: the wildcard index's, and (compat) those with a frontend set. */
+  async *derivedDomains(): AsyncGenerator<string[]> {
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.redis.hscan(wildcardIndexKey(this.layout), cursor, "COUNT", SCAN_COUNT);
+      cursor = next;
+      yield flat.filter((_, i) => i % 2 === 0);
+    } while (cursor !== "0");
+    if (!this.layout.compatFrontend) return;
+    const prefix = frontendKey(this.layout, "");
+    for await (const keys of this.keysUnder(prefix)) yield keys.map((k) => k.slice(prefix.length));
+  }
+
+  private async *unseenUnder(prefix: string, stamp: string): AsyncGenerator<Map<string, string>> {
+    for await (const keys of this.keysUnder(prefix)) {
+      const pipeline = this.redis.pipeline() as unknown as Batch;
+      for (let at = 0; at < keys.length; at += PER_CALL) {
+        const part = keys.slice(at, at + PER_CALL);
+        pipeline.dynrouteUnseen(part.length, ...part, stamp);
+      }
+      const found = new Map<string, string>();
+      for (const [err, flat] of (await pipeline.exec()) ?? []) {
+        if (err) throw err;
+        const list = flat as string[];
+        for (let i = 0; i < list.length; i += 2) found.set(list[i]!.slice(prefix.length), list[i + 1]!);
+      }
+      if (found.size > 0) yield found;
     }
-    const found = new Map<string, string>();
-    for (const [err, flat] of (await pipeline.exec()) ?? []) {
-      if (err) throw err;
-      const list = flat as string[];
-      for (let i = 0; i < list.length; i += 2) found.set(list[i]!.slice(prefix.length), list[i + 1]!);
-    }
-    return found;
+  }
+
+  /** Keys starting with `prefix`, a SCAN step at a time (steps with none are skipped). */
+  private async *keysUnder(prefix: string): AsyncGenerator<string[]> {
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.redis.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+      cursor = next;
+      if (keys.length > 0) yield keys;
+    } while (cursor !== "0");
   }
 
   /** The revision Redis holds for each domain (0 when none), tombstones included. */
@@ -401,6 +467,8 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   for (let at = 0; at < items.length; at += size) out.push(items.slice(at, at + size));
   return out;
 }
+
+const runId = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? "unknown";
 
 function countApplied(results: Array<[Error | null, unknown]> | null): number {
   if (!results) throw new Error("redis pipeline was discarded");

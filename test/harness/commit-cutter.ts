@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 
-const COMMIT = Buffer.concat([Buffer.from([0x03]), Buffer.from("COMMIT")]);
+/** A COM_QUERY (0x03) that commits: COMMIT alone, or last in a batch of statements (as the store sends writes). */
+const commits = (payload: Buffer) => payload[0] === 0x03 && /(^|;\s*)COMMIT$/.test(payload.subarray(1).toString("latin1"));
 
 /**
  * A TCP proxy in front of MariaDB that loses the answer to chosen COMMITs:
@@ -36,7 +37,7 @@ export class CommitCutter {
         pending = Buffer.concat([pending, chunk]);
         while (pending.length >= 4 && pending.length >= 4 + pending.readUIntLE(0, 3)) {
           const size = pending.readUIntLE(0, 3);
-          if (pending.subarray(4, 4 + size).equals(COMMIT) && shouldCut()) cutNextAnswer = true;
+          if (commits(pending.subarray(4, 4 + size)) && shouldCut()) cutNextAnswer = true;
           pending = pending.subarray(4 + size);
         }
         upstream.write(chunk);

@@ -13,7 +13,7 @@ import { loadConfig, type Config } from "../../src/config/config.js";
 import { createLogger } from "../../src/log/logger.js";
 import { createDatabase } from "./mariadb.js";
 import { openStore, type Store } from "../../src/store/open-store.js";
-import { createRedis } from "../../src/sync/redis-client.js";
+import { createRedisClients } from "../../src/sync/redis-client.js";
 
 export const TOKEN = "test-admin-token-0123456789";
 /** Tests route to loopback backends, which the default backend policy refuses. */
@@ -71,7 +71,7 @@ export async function startTestDaemon(storeEnv: StoreEnv, env: Record<string, st
   });
   const logger = createLogger(config.logLevel, sink);
   const store = openStore(config.store, logger);
-  const app = await startApp(config, { store, redis: createRedis(config.redis.target, logger), logger });
+  const app = await startApp(config, { store, redis: createRedisClients(config.redis.target, logger, config.relay.leaseTtlMs), logger });
   const baseUrl = `http://127.0.0.1:${app.listener.address.port}`;
   const transport = (protocol: Protocol, token: string | null = TOKEN) => {
     const interceptors: Interceptor[] = token === null ? [] : [bearer(token)];

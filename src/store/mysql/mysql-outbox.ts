@@ -21,13 +21,13 @@ export function drainOutbox(pool: Pool, limit: number, apply: (changes: RouteCha
   );
 }
 
-export function drainCertificateOutbox(pool: Pool, limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
-  return drainRows(pool, "certificate_outbox", "id, name, chain_pem, sealed_key", limit, (rows) => apply(rows.map((r) => toCertificateChange(r as CertificateOutboxRow))));
+export function drainCertificateOutbox(pool: Pool, limit: number, apply: (changes: CertificateChange[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
+  return drainRows(pool, "certificate_outbox", "id, name, chain_pem, sealed_key", limit, (rows) => apply(rows.map((r) => toCertificateChange(r as CertificateOutboxRow))), lease);
 }
 
 /**
  * In one transaction: lock up to `limit` of a table's oldest rows (skipping rows another relay holds), apply them,
- * delete them. With `lease`, its fence is checked first.
+ * delete them. With `lease`, its fence is checked before applying.
  */
 async function drainRows(pool: Pool, table: string, columns: string, limit: number, apply: (rows: RowDataPacket[]) => Promise<void>, lease?: MysqlRelayLease): Promise<number> {
   const conn = await pool.getConnection();
@@ -36,10 +36,11 @@ async function drainRows(pool: Pool, table: string, columns: string, limit: numb
     await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
     await conn.beginTransaction();
     try {
-      // The fence: first in the transaction, so the lease row stays locked until the batch commits.
-      if (lease && !(await lease.renew(conn))) throw new Error("the relay lease was taken over; not applying");
       const [rows] = await conn.query<RowDataPacket[]>(`SELECT ${columns} FROM ${table} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, [limit]);
       if (rows.length > 0) {
+        // The fence, before applying: the lease row stays locked until the batch commits. Only
+        // when there is something to apply, so that an empty turn writes nothing (no commit to sync).
+        if (lease && !(await lease.renew(conn))) throw new Error("the relay lease was taken over; not applying");
         await apply(rows);
         await conn.query(`DELETE FROM ${table} WHERE id IN (?)`, [rows.map((r) => r.id)]);
       }

@@ -55,6 +55,7 @@ import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
 import { mysqlTx } from "./mysql-tx.js";
+import { TxConnection } from "./tx-connection.js";
 import {
   AUDIT_COLUMNS,
   auditConditions,
@@ -90,19 +91,24 @@ export interface MysqlStoreOptions {
 
 /** Opens a pool and starts migrating in the background; calls answer "unavailable" until that is done. */
 export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
-  const pool = createPool({
-    uri: opts.url,
-    connectionLimit: opts.poolSize ?? 10,
-    connectTimeout: 3000,
-    enableKeepAlive: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    timezone: "Z",
-    charset: "utf8mb4",
-    // No stack capture per query (measured ~4% of a GET's CPU): failures become StoreErrors with their cause.
-    trace: false,
-  });
-  return new MysqlStore(pool, opts);
+  const pool = (connectionLimit: number, multipleStatements = false) =>
+    createPool({
+      uri: opts.url,
+      connectionLimit,
+      connectTimeout: 3000,
+      enableKeepAlive: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      timezone: "Z",
+      charset: "utf8mb4",
+      // No stack capture per query (measured ~4% of a GET's CPU): failures become StoreErrors with their cause.
+      trace: false,
+      multipleStatements,
+    });
+  const size = opts.poolSize ?? 10;
+  // Write transactions send several statements per round trip (see TxConnection), on connections of their own; the
+  // relay drains one batch at a time on a connection of its own: API calls filling the pools must not delay it.
+  return new MysqlStore(pool(size), pool(size, true), pool(1), opts);
 }
 
 export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
@@ -118,6 +124,8 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   constructor(
     readonly pool: Pool,
+    private readonly writePool: Pool,
+    private readonly drainPool: Pool,
     private readonly opts: MysqlStoreOptions,
   ) {
     this.logger = opts.logger;
@@ -253,9 +261,9 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     return this.transaction((tx) => deleteCertificateIn(tx, tenantId, name));
   }
 
-  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
+  drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {
     this.assertReady();
-    return outbox.drainCertificateOutbox(this.pool, limit, apply).catch(toStoreError);
+    return outbox.drainCertificateOutbox(this.drainPool, limit, apply, this.ownLease(lease)).catch(toStoreError);
   }
 
   scanCertificates(afterId: bigint, limit: number): Promise<CertificateRow[]> {
@@ -301,8 +309,12 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
 
   drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>, lease?: RelayLease): Promise<number> {
     this.assertReady();
+    return outbox.drainOutbox(this.drainPool, limit, apply, this.ownLease(lease)).catch(toStoreError);
+  }
+
+  private ownLease(lease: RelayLease | undefined): outbox.MysqlRelayLease | undefined {
     if (lease && !(lease instanceof outbox.MysqlRelayLease)) throw new TypeError("not a lease of this store");
-    return outbox.drainOutbox(this.pool, limit, apply, lease).catch(toStoreError);
+    return lease;
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -329,7 +341,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   async close(): Promise<void> {
     this.closed = true;
     await this.ready;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.writePool.end(), this.drainPool.end()]);
   }
 
   private assertReady(): void {
@@ -346,18 +358,17 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     this.assertReady();
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
-      let begun = false;
+      let tx: TxConnection | undefined;
       try {
-        conn = await this.pool.getConnection();
-        await conn.beginTransaction();
-        begun = true;
-        const result = await fn(mysqlTx(conn));
-        await conn.commit();
+        conn = await this.writePool.getConnection();
+        tx = new TxConnection(conn);
+        const result = await fn(mysqlTx(tx));
+        await tx.commit();
         for (const listener of this.commitListeners) listener();
         return result;
       } catch (err) {
-        const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!begun && isConnectionError(err)));
-        if (conn && begun && !isConnectionError(err)) await conn.rollback().catch(() => undefined);
+        const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!tx?.begun && isConnectionError(err)));
+        if (tx && !isConnectionError(err)) await tx.rollback().catch(() => undefined);
         if (conn && isConnectionError(err)) {
           conn.destroy();
           conn = undefined;

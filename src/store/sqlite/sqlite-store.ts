@@ -91,12 +91,15 @@ import {
   type TenantRow,
 } from "../sql-shared.js";
 import { migrateSqlite } from "./sqlite-schema.js";
+import { WalSync, type FileSync } from "./wal-sync.js";
 
 
 export interface SqliteStoreOptions {
   /** The database file; its folder is created when missing. */
   file: string;
   logger: Logger;
+  /** How files are made durable (default: fdatasync on the thread pool). */
+  sync?: FileSync;
 }
 
 /** Another process holds the database file: one daemon owns an embedded store. */
@@ -117,7 +120,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     // EXCLUSIVE before WAL: no shared-memory index, and no other process may read or write.
     db.pragma("locking_mode = EXCLUSIVE");
     db.pragma("journal_mode = WAL");
-    // FULL: a commit is on disk before the write is acknowledged.
+    // FULL while migrating; then WalSync takes over (a commit is still on disk before the write is acknowledged).
     db.pragma("synchronous = FULL");
     db.exec("BEGIN EXCLUSIVE; COMMIT");
   } catch (err) {
@@ -128,7 +131,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     throw err;
   }
   migrateSqlite(db, opts.logger);
-  return new SqliteStore(db);
+  return new SqliteStore(db, new WalSync(db, opts.file, opts.sync));
 }
 
 export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {
@@ -140,7 +143,10 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
 
-  constructor(readonly db: Database) {
+  constructor(
+    readonly db: Database,
+    private readonly wal: WalSync,
+  ) {
     this.prepare = statementCache(db);
   }
 
@@ -201,7 +207,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   insertKey(key: KeyRecord): Promise<void> {
-    return this.serial(() => void this.prepare(INSERT_KEY).run(...keyValues(key, (d) => d.getTime())));
+    return this.durably(() => void this.prepare(INSERT_KEY).run(...keyValues(key, (d) => d.getTime())));
   }
 
   findKey(id: string): Promise<KeyRecord | undefined> {
@@ -217,12 +223,13 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   async revokeKey(id: string, now: Date): Promise<KeyRecord | undefined> {
-    await this.serial(() => this.prepare("UPDATE api_keys SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL").run(now.getTime(), id));
+    await this.durably(() => this.prepare("UPDATE api_keys SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL").run(now.getTime(), id));
     return this.findKey(id);
   }
 
   touchKey(id: string, now: Date): Promise<void> {
-    return this.serial(() => void this.prepare("UPDATE api_keys SET last_used_time = ? WHERE id = ?").run(now.getTime(), id));
+    // A last use lost with the machine is harmless: nothing waits for its sync.
+    return this.mutate(() => void this.prepare("UPDATE api_keys SET last_used_time = ? WHERE id = ?").run(now.getTime(), id));
   }
 
   listAudit(q: AuditQuery): Promise<AuditRecord[]> {
@@ -231,11 +238,11 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   pruneAudit(before: Date): Promise<number> {
-    return this.serial(() => this.prepare("DELETE FROM audit_events WHERE time < ?").run(before.getTime()).changes);
+    return this.mutate(() => this.prepare("DELETE FROM audit_events WHERE time < ?").run(before.getTime()).changes);
   }
 
   pruneIdempotency(before: Date): Promise<number> {
-    return this.serial(() => this.prepare("DELETE FROM idempotency WHERE created_at < ?").run(before.getTime()).changes);
+    return this.mutate(() => this.prepare("DELETE FROM idempotency WHERE created_at < ?").run(before.getTime()).changes);
   }
 
   getTenant(tenantId: string): Promise<TenantRecord> {
@@ -247,7 +254,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   async putTenant(tenantId: string, settings: TenantSettings): Promise<TenantRecord> {
-    await this.serial(() =>
+    await this.durably(() =>
       this.prepare(
         "INSERT INTO tenants (tenant_id, zones, mapping_quota, update_time) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET zones = excluded.zones, mapping_quota = excluded.mapping_quota, update_time = excluded.update_time",
       ).run(tenantId, JSON.stringify(settings.zones), settings.mappingQuota, Date.now()),
@@ -269,23 +276,23 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
    * blocks the API. Rows are deleted only after `apply` resolves.
    */
   async drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
-    const rows = await this.serial(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
+    const rows = await this.published(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
     if (rows.length === 0) return 0;
     await apply(rows.map((r) => ({ domain: r.domain, revision: BigInt(r.id), backends: r.backends === null ? null : JSON.parse(r.backends), committedAt: new Date(r.created_at) })));
-    await this.serial(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
     return rows.length;
   }
 
   async drainCertificateOutbox(limit: number, apply: (changes: CertificateChange[]) => Promise<void>): Promise<number> {
-    const rows = await this.serial(() => this.prepare("SELECT id, name, chain_pem, sealed_key FROM certificate_outbox ORDER BY id LIMIT ?").all(limit) as CertificateOutboxRow[]);
+    const rows = await this.published(() => this.prepare("SELECT id, name, chain_pem, sealed_key FROM certificate_outbox ORDER BY id LIMIT ?").all(limit) as CertificateOutboxRow[]);
     if (rows.length === 0) return 0;
     await apply(rows.map(toCertificateChange));
-    await this.serial(() => this.db.prepare(`DELETE FROM certificate_outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.db.prepare(`DELETE FROM certificate_outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
     return rows.length;
   }
 
   scanCertificates(afterId: bigint, limit: number): Promise<CertificateScanRow[]> {
-    return this.serial(() =>
+    return this.published(() =>
       (this.prepare("SELECT id, name, chain_pem, sealed_key, revision FROM certificates WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit) as CertificateRow[]).map((r) => ({
         id: BigInt(r.id),
         name: r.name,
@@ -300,7 +307,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   putAcmeState(state: AcmeState): Promise<void> {
-    return this.serial(
+    return this.durably(
       () =>
         void this.prepare(
           `INSERT INTO acme_states (${ACME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, state = excluded.state, reason = excluded.reason, expire_time = excluded.expire_time, fingerprint = excluded.fingerprint, next_attempt_time = excluded.next_attempt_time, failures = excluded.failures`,
@@ -317,7 +324,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   pruneAcmeStates(): Promise<number> {
-    return this.serial(() => this.prepare(PRUNE_ACME).run().changes);
+    return this.mutate(() => this.prepare(PRUNE_ACME).run().changes);
   }
 
   certificateSummary(): Promise<{ byState: Record<string, number>; earliestExpiry: Date | null }> {
@@ -330,7 +337,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   certifiedNames(names: readonly string[]): Promise<Set<string>> {
     if (names.length === 0) return Promise.resolve(new Set());
-    return this.serial(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
+    return this.published(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -341,12 +348,12 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   scanRoutes(afterId: bigint, limit: number): Promise<RouteRow[]> {
-    return this.serial(() => (this.prepare(SCAN_ROUTES).all(afterId, limit) as MappingRow[]).map(rowToRoute));
+    return this.published(() => (this.prepare(SCAN_ROUTES).all(afterId, limit) as MappingRow[]).map(rowToRoute));
   }
 
   mappedDomains(domains: readonly string[]): Promise<Set<string>> {
     if (domains.length === 0) return Promise.resolve(new Set());
-    return this.serial(
+    return this.published(
       () => new Set((this.db.prepare(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as MappingRow[]).map((r) => r.domain)),
     );
   }
@@ -362,16 +369,17 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   async close(): Promise<void> {
-    await this.serial(() => {
+    await this.serial(async () => {
       this.closed = true;
       this.db.close();
+      await this.wal.close();
     });
   }
 
   /**
    * One call at a time: statements are synchronous, but a write transaction
    * spans awaits (the shared write rules are async), and no other call may
-   * see it half done.
+   * see it half done. Reads only: writes go through mutate (WalSync must count them).
    */
   private serial<T>(fn: () => T | Promise<T>): Promise<T> {
     const run = this.queue.then(() => {
@@ -382,8 +390,39 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     return run.catch(toStoreError);
   }
 
+  /**
+   * A write (every one goes through here, so WalSync counts it): refused once
+   * the file could not be made durable; returns once committed, not yet durable.
+   */
+  private mutate<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      if (this.wal.failure) throw this.wal.failure;
+      const value = await fn();
+      // Not awaited by this write; the next calls queue behind it. One that fails is tried again at the next turn.
+      if (this.wal.committed()) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
+      return value;
+    });
+  }
+
+  /** A write acknowledged only once it is on disk. */
+  private async durably<T>(fn: () => T | Promise<T>): Promise<T> {
+    const value = await this.mutate(fn);
+    await this.wal.durable();
+    return value;
+  }
+
+  /**
+   * A read whose rows leave for Redis: only what is on disk may, or a change
+   * lost with the machine would leave its revision served, above the next write's.
+   */
+  private async published<T>(fn: () => T): Promise<T> {
+    const rows = await this.serial(fn);
+    await this.wal.durable();
+    return rows;
+  }
+
   private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
-    const result = await this.serial(async () => {
+    const result = await this.durably(async () => {
       this.db.exec("BEGIN IMMEDIATE");
       try {
         const value = await fn(sqliteTx(this.db, this.prepare));
