@@ -115,9 +115,11 @@ describe("the README's start command", () => {
     const dir = checkoutCopy();
     const started = await npmStart(dir, { DYNROUTE_ADDR: `127.0.0.1:${await freePort()}`, REDIS_URL: inject("redisUrl"), DYNROUTE_REDIS_PREFIX: "sigterm:" });
     const exited = once(started.proc, "close"); // after its output is read
+    // A stop of a daemon that is up (the relay leading, Redis reached), as a service manager's stop usually is.
+    await waitFor("the daemon to be ready", async () => expect((await rest(started.baseUrl, "GET", "/readyz", { token: null })).status).toBe(200));
     started.proc.kill("SIGTERM"); // to npm's pid only, as systemd's KillMode=mixed or a supervisor does
-    const [code] = await exited;
-    expect(code).toBe(0);
+    const [code, signal] = await exited;
+    expect({ code, signal }, started.stdout.join("\n")).toEqual({ code: 0, signal: null });
     expect(started.stdout.join("\n")).toContain('"signal":"SIGTERM"');
     await waitFor("npm start's group to be gone", async () => {
       try {
