@@ -158,6 +158,28 @@ describe.each(stores)("certificates on %s", (kind) => {
     expect((await rest(daemon.baseUrl, "GET", "/v1/gamma/certificates", { token: gamma })).json.certificates.map((c: { name: string }) => c.name)).toEqual(["a.gamma.example"]);
   });
 
+  it("lists certificates a page at a time, by name", async () => {
+    const delta = await makeKey(daemon, "delta");
+    expect((await rest(daemon.baseUrl, "PUT", "/v1/delta/mapping", { token: delta, body: { domain: "*.delta.example", backends: ["http://127.0.0.1:9"] } })).status).toBe(201);
+    for (const name of ["c.delta.example", "a.delta.example", "b.delta.example"]) {
+      const leaf = ca.issue([name]);
+      expect((await put("delta", name, { certificate_chain: leaf.chain, private_key: leaf.key }, delta)).status).toBe(200);
+    }
+    const list = (query: string) => rest(daemon.baseUrl, "GET", `/v1/delta/certificates${query}`, { token: delta });
+    const first = await list("?limit=2");
+    expect(first.json.certificates.map((c: { name: string }) => c.name)).toEqual(["a.delta.example", "b.delta.example"]);
+    expect(first.json.next_page_token).not.toBe("");
+    const second = await list(`?limit=2&page_token=${first.json.next_page_token}`);
+    expect(second.json.certificates.map((c: { name: string }) => c.name)).toEqual(["c.delta.example"]);
+    expect(second.json.next_page_token ?? "").toBe("");
+    expect((await list("")).json.certificates).toHaveLength(3);
+    // A token is the tenant's: another tenant's list refuses it, as it refuses garbage.
+    const elsewhere = await rest(daemon.baseUrl, "GET", `/v1/alpha/certificates?page_token=${first.json.next_page_token}`, { token: alpha });
+    expect(elsewhere.status, elsewhere.text).toBe(400);
+    expect((await list("?page_token=garbage")).status).toBe(400);
+    expect((await list("?limit=501")).status).toBe(400);
+  });
+
   it("accepts a wildcard certificate for a mapped wildcard and names under it", async () => {
     const leaf = ca.issue(["*.apps.alpha.example"]);
     const res = await put("alpha", "*.apps.alpha.example", { certificate_chain: leaf.chain, private_key: leaf.key });

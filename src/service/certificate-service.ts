@@ -6,6 +6,10 @@ import { normalizeDomain } from "../domain/domain-name.js";
 import type { AcmeStore, CertificateRecord, CertificateStore } from "../store/store.js";
 import { parseCertificate } from "../tls/certificate.js";
 import type { SecretBox } from "../tls/secret-box.js";
+import { decodeNameToken, encodeNameToken } from "./page-token.js";
+
+/** Certificates per page when the request does not say (the proto's documented default). */
+const DEFAULT_PAGE = 100;
 
 /**
  * CertificateService: checks what can be checked from the upload alone
@@ -34,7 +38,12 @@ export function createCertificateService({ store, secrets }: { store: Certificat
     },
 
     async listCertificates(req) {
-      return { certificates: await withSource(await store.listCertificates(req.tenantId)) };
+      const limit = req.limit === 0 ? DEFAULT_PAGE : req.limit;
+      const after = req.pageToken === "" ? "" : decodeNameToken(req.pageToken, req.tenantId, "page_token");
+      // One more than asked tells whether there is a next page.
+      const records = await store.listCertificates(req.tenantId, after, limit + 1);
+      const page = records.slice(0, limit);
+      return { certificates: await withSource(page), nextPageToken: records.length > limit ? encodeNameToken(page[page.length - 1]!.name, req.tenantId) : "" };
     },
 
     async deleteCertificate(req) {

@@ -280,6 +280,8 @@ export const rowToSettings = (row: TenantRow): TenantSettings => ({ zones: JSON.
 
 /** The columns both stores keep for a certificate, in the order both read them. */
 export const CERTIFICATE_COLUMNS = "id, tenant_id, name, chain_pem, sealed_key, dns_names, issuer, not_before, not_after, fingerprint, revision, update_time";
+/** A page of a tenant's certificates by name (params: tenant, the last name of the page before or "", limit). */
+export const LIST_CERTIFICATES = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE tenant_id = ? AND name > ? ORDER BY name LIMIT ?`;
 
 export interface CertificateRow {
   id: number | string;

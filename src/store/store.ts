@@ -255,7 +255,8 @@ export interface CertificateStore {
   putCertificate(tenantId: string, input: CertificateInput): Promise<CertificateRecord>;
   getCertificate(tenantId: string, name: string): Promise<CertificateRecord>;
   /** By name. */
-  listCertificates(tenantId: string): Promise<CertificateRecord[]>;
+  /** Up to `limit` of the tenant's certificates with names after `afterName` (""), by name. */
+  listCertificates(tenantId: string, afterName: string, limit: number): Promise<CertificateRecord[]>;
   deleteCertificate(tenantId: string, name: string): Promise<void>;
 }
 

@@ -1,3 +1,4 @@
+import { keepPreviousData } from "@tanstack/react-query";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useState } from "react";
 import { CertificateService } from "../../../gen/dynroute/v1/certificate_pb.js";
@@ -11,6 +12,7 @@ import { formatTime } from "../format";
 import { canEdit, useSession } from "../session";
 import { useInvalidate } from "../useInvalidate";
 import { PlainList } from "../components/PlainList";
+import { Pager, usePageTokens } from "../components/Pager";
 
 /** The tenant's TLS certificates with their expiry; editors upload, replace and delete them. */
 export function CertificatesPage() {
@@ -18,7 +20,8 @@ export function CertificatesPage() {
   const editable = canEdit(session.role);
   // The name whose certificate the form replaces; "" uploads a new one.
   const [replacing, setReplacing] = useState("");
-  const list = useQuery(CertificateService.method.listCertificates, { tenantId: session.tenant });
+  const pages = usePageTokens();
+  const list = useQuery(CertificateService.method.listCertificates, { tenantId: session.tenant, pageToken: pages.token }, { placeholderData: keepPreviousData });
   const invalidate = useInvalidate(CertificateService);
   const remove = useMutation(CertificateService.method.deleteCertificate, { onSuccess: invalidate });
   const certificates = list.data?.certificates;
@@ -86,6 +89,7 @@ export function CertificatesPage() {
           </tbody>
         </table>
       )}
+      {list.data && (pages.index > 0 || list.data.nextPageToken) && <Pager pages={pages} nextPageToken={list.data.nextPageToken} />}
       {editable && (
         <>
           {replacing && (

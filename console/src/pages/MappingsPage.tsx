@@ -12,6 +12,7 @@ import { formatTime } from "../format";
 import { href } from "../route";
 import { canEdit, useSession } from "../session";
 import { PlainList } from "../components/PlainList";
+import { Pager, usePageTokens } from "../components/Pager";
 
 const PAGE_SIZE = 25;
 const POLL_MS = 1000;
@@ -21,23 +22,22 @@ export function MappingsPage() {
   const { session } = useSession();
   const [filters, setFilters] = useState({ domainSuffix: "", labelSelector: "", status: "" });
   const [draft, setDraft] = useState(filters);
-  // The page tokens that led here: the last one is this page's, earlier ones the pages before.
-  const [tokens, setTokens] = useState([""]);
+  const pages = usePageTokens();
   const list = useQuery(
     MappingService.method.listMappings,
-    { tenantId: session.tenant, ...filters, pageToken: tokens.at(-1), limit: PAGE_SIZE, total: true },
+    { tenantId: session.tenant, ...filters, pageToken: pages.token, limit: PAGE_SIZE, total: true },
     { placeholderData: keepPreviousData, refetchInterval: (q) => (q.state.data?.mappings.some((m) => !m.live) ? POLL_MS : false) },
   );
   const page = list.data;
   const errors = fieldViolations(list.error);
-  const first = (tokens.length - 1) * PAGE_SIZE;
+  const first = pages.index * PAGE_SIZE;
   const shown = page?.mappings.length ?? 0;
   const pending = page?.mappings.filter((m) => !m.live).length ?? 0;
 
   const search = (e: FormEvent) => {
     e.preventDefault();
     setFilters({ domainSuffix: draft.domainSuffix.trim(), labelSelector: draft.labelSelector.trim(), status: draft.status });
-    setTokens([""]);
+    pages.reset();
   };
 
   return (
@@ -129,14 +129,7 @@ export function MappingsPage() {
               </tbody>
             </table>
           )}
-          <nav className="pager" aria-label="Pages">
-            <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-              Previous page
-            </button>
-            <button type="button" disabled={!page.nextPageToken} onClick={() => setTokens([...tokens, page.nextPageToken])}>
-              Next page
-            </button>
-          </nav>
+          <Pager pages={pages} nextPageToken={page.nextPageToken} />
         </>
       )}
     </>

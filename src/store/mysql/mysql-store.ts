@@ -10,6 +10,7 @@ import {
   rowToAcme,
   type AcmeRow,
   CERTIFICATE_COLUMNS,
+  LIST_CERTIFICATES,
   CERTIFICATE_SUMMARY,
   EARLIEST_EXPIRY,
   PRUNE_ACME,
@@ -252,8 +253,8 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     return rowToCertificate(rows[0] as CertificateSqlRow);
   }
 
-  async listCertificates(tenantId: string): Promise<CertificateRecord[]> {
-    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE tenant_id = ? ORDER BY name`, [tenantId]));
+  async listCertificates(tenantId: string, afterName: string, limit: number): Promise<CertificateRecord[]> {
+    const [rows] = await this.read(() => this.pool.query<RowDataPacket[]>(LIST_CERTIFICATES, [tenantId, afterName, limit]));
     return rows.map((r) => rowToCertificate(r as CertificateSqlRow));
   }
 

@@ -50,6 +50,7 @@ import {
   PRUNE_ACME,
   rowsToDue,
   CERTIFICATE_COLUMNS,
+  LIST_CERTIFICATES,
   CERTIFICATE_INSERT_COLUMNS,
   CERTIFICATE_INSERT_VALUES,
   certificateValues,
@@ -198,8 +199,8 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     });
   }
 
-  listCertificates(tenantId: string): Promise<CertificateRecord[]> {
-    return this.serial(() => (this.prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE tenant_id = ? ORDER BY name`).all(tenantId) as CertificateRow[]).map(rowToCertificate));
+  listCertificates(tenantId: string, afterName: string, limit: number): Promise<CertificateRecord[]> {
+    return this.serial(() => (this.prepare(LIST_CERTIFICATES).all(tenantId, afterName, limit) as CertificateRow[]).map(rowToCertificate));
   }
 
   deleteCertificate(tenantId: string, name: string): Promise<void> {
