@@ -201,6 +201,18 @@ describe("failures", () => {
       }, 5000);
       (await ask()).forEach((res, i) => (i % 4 === 3 ? expect(res.status).toBe(404) : expect(res.json?.backend, res.body).toBe("abc"[i % 4])));
 
+      // A key Redis answers with an error (wrong type, as an older system might leave) fails only its own host,
+      // not the hosts whose reads shared its round trip.
+      const client = new Redis(redis.url);
+      try {
+        await client.set("e2e:route:wrongtype.nocache.e2e.example", "x");
+        const mixed = await Promise.all(Array.from({ length: 60 }, (_, i) => request(uncached.port, i % 4 === 3 ? "wrongtype.nocache.e2e.example" : hosts[i % 4]!)));
+        mixed.forEach((res, i) => (i % 4 === 3 ? expect(res.status, res.body).toBe(503) : expect(res.json?.backend, res.body).toBe("abc"[i % 4])));
+      } finally {
+        await client.del("e2e:route:wrongtype.nocache.e2e.example");
+        client.disconnect();
+      }
+
       await api("PUT", `/v1/e2e/mapping/${hosts[0]}`, { backends: [c().url] });
       await waitFor("the change", async () => expect((await request(uncached.port, hosts[0]!)).json.backend).toBe("c"), 5000);
 

@@ -22,13 +22,26 @@ local function new_batch()
   return { commands = {}, slots = {}, n = 0, waiting = 0, sema = semaphore.new() }
 end
 
+-- Replies by slot, or nil, err when the round trip failed; an error reply fails only its own slot (errs).
 local function round_trip(commands)
   local red, err = redis.connect(config.redis)
   if not red then return nil, err end
-  local replies, perr = red:pipeline(commands)
+  local replies, perr, errs = red:pipeline(commands, true)
   if not replies then red:close(); return nil, perr end
   red:keepalive()
-  return replies
+  return replies, nil, errs
+end
+
+-- The longest one round trip may take within the Redis timeouts: asking each sentinel, connecting,
+-- AUTH, SELECT and the pipeline's reply (the settings do not change after startup).
+local budget_ms
+local function round_trip_ms()
+  if not budget_ms then
+    local r = config.redis
+    local sentinels = r.sentinels and #r.sentinels or 0
+    budget_ms = (sentinels + 1) * (r.connect_timeout + r.read_timeout) + 3 * r.read_timeout
+  end
+  return budget_ms
 end
 
 -- Sends `batch`, hands the replies to its waiters, and the next batch (queued
@@ -36,9 +49,9 @@ end
 local function lead(batch)
   if queued == batch then queued = nil end
   busy_since = ngx.now()
-  local ok, replies, err = pcall(round_trip, batch.commands)
+  local ok, replies, err, errs = pcall(round_trip, batch.commands)
   if not ok then replies, err = nil, replies end
-  batch.replies, batch.err, batch.done = replies, err, true
+  batch.replies, batch.err, batch.errs, batch.done = replies, err, errs, true
   if batch.waiting > 0 then batch.sema:post(batch.waiting) end
   if queued then queued.sema:post(1) else busy = false end
 end
@@ -58,7 +71,7 @@ function _M.read(command, key)
     batch.commands[slot] = command
     batch.slots[key] = slot
   end
-  local timeout_ms = config.redis.connect_timeout + config.redis.read_timeout
+  local timeout_ms = round_trip_ms()
   -- Defensive: a round trip is bounded by the Redis timeouts (and errors are caught), but were a leader's
   -- request ever torn down mid-way, the worker's reads must not wait for it for good.
   if busy and ngx.now() - busy_since > 2 * timeout_ms / 1000 then busy = false end
@@ -77,6 +90,7 @@ function _M.read(command, key)
     end
   end
   if not batch.replies then return nil, batch.err end
+  if batch.errs and batch.errs[slot] then return nil, batch.errs[slot] end
   return batch.replies[slot]
 end
 

@@ -161,22 +161,26 @@ function _M.command(self, ...)
   return v, rerr
 end
 
--- Sends every command at once, then reads every reply: one round trip.
-function _M.pipeline(self, commands)
+-- Sends every command at once, then reads every reply: one round trip. An error reply fails the
+-- whole pipeline, unless `per_command`: then it fails only its command, whose reply is nil and whose
+-- error is in the third value (a table by index, nil when every command succeeded).
+function _M.pipeline(self, commands, per_command)
   local buf = {}
   for i, c in ipairs(commands) do buf[i] = encode(c) end
   local ok, err = self.sock:send(concat(buf))
   if not ok then lost(self.opts); return nil, err end
-  local replies = {}
+  local replies, errs = {}, nil
   for i = 1, #commands do
     local v, rerr = read_reply(self.sock)
     if v == nil then
-      if sub(rerr, 1, 6) ~= "redis:" then lost(self.opts) end
-      return nil, rerr
+      if sub(rerr, 1, 6) ~= "redis:" then lost(self.opts); return nil, rerr end
+      if not per_command then return nil, rerr end
+      errs = errs or {}
+      errs[i] = rerr
     end
     replies[i] = v
   end
-  return replies
+  return replies, nil, errs
 end
 
 -- The next message of a subscribed connection; nil, "timeout" when none came in time.
