@@ -58,17 +58,22 @@ async function stop(proc: ChildProcess): Promise<void> {
   await once(proc, "exit");
 }
 
-/** Ctrl-C on `npm start`: SIGINT to the group, then wait until every process of it is gone. */
-async function interrupt(started: Started): Promise<void> {
-  process.kill(-started.proc.pid!, "SIGINT");
-  await waitFor("npm start to end", async () => {
+/** Waits until no process of `npm start`'s group runs any more. */
+async function groupGone(started: Started): Promise<void> {
+  await waitFor("npm start's group to be gone", async () => {
     try {
       process.kill(-started.proc.pid!, 0);
     } catch {
       return;
     }
-    throw new Error("still running");
+    throw new Error("a process of npm start still runs");
   });
+}
+
+/** Ctrl-C on `npm start`: SIGINT to the group, then wait until every process of it is gone. */
+async function interrupt(started: Started): Promise<void> {
+  process.kill(-started.proc.pid!, "SIGINT");
+  await groupGone(started);
 }
 
 /** A checkout as a new user has it after `npm ci` (which builds): sources, build output, dependencies. */
@@ -121,14 +126,7 @@ describe("the README's start command", () => {
     const [code, signal] = await exited;
     expect({ code, signal }, started.stdout.join("\n")).toEqual({ code: 0, signal: null });
     expect(started.stdout.join("\n")).toContain('"signal":"SIGTERM"');
-    await waitFor("npm start's group to be gone", async () => {
-      try {
-        process.kill(-started.proc.pid!, 0);
-      } catch {
-        return;
-      }
-      throw new Error("a process of npm start still runs");
-    });
+    await groupGone(started);
   });
 });
 
