@@ -39,7 +39,7 @@ function storedTls(mode: TlsMode, field: string): StoredTlsMode {
   }
 }
 
-const protoTls = { "": TlsMode.UNSPECIFIED, automatic: TlsMode.AUTOMATIC, manual: TlsMode.MANUAL } as const;
+export const protoTls = { "": TlsMode.UNSPECIFIED, automatic: TlsMode.AUTOMATIC, manual: TlsMode.MANUAL } as const;
 const protoState = { pending: CertificateStatus_State.PENDING, issued: CertificateStatus_State.ISSUED, failed: CertificateStatus_State.FAILED } as const;
 
 /** A mapping's automatic certificate as the API shows it. */

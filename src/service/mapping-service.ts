@@ -13,7 +13,7 @@ import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
 import { StoreError, type MappingRecord, type MappingStatus, type MappingStore, type WriteContext } from "../store/store.js";
 import { idempotencyOf } from "./idempotency.js";
-import { toInput, toProto } from "./mapping-convert.js";
+import { protoTls, toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -107,7 +107,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
             backends: paths.length === 0 || paths.includes("backends") ? body.backends : current.backends,
             labels: labelsAfter(paths, body.labels, current.labels),
             status: (paths.length === 0 || paths.includes("status")) && body.status !== "" ? body.status : current.status,
-            tls: paths.length === 0 || paths.includes("tls") ? body.tls : toProto(current).tls,
+            tls: paths.length === 0 || paths.includes("tls") ? body.tls : protoTls[current.tls],
           });
           validateMessage(validator, MappingSchema, merged, "mapping");
           return toInput(merged, req.tenantId, "mapping.", backendRules);
@@ -155,7 +155,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
       req.tenantId,
       normalizeDomain(req.domain, "domain"),
       (current) => {
-        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, status: current.status, tls: toProto(current).tls, ...change(current) });
+        const merged = create(MappingSchema, { domain: current.domain, backends: current.backends, labels: current.labels, status: current.status, tls: protoTls[current.tls], ...change(current) });
         validateMessage(validator, MappingSchema, merged);
         return toInput(merged, req.tenantId, "", backendRules);
       },
