@@ -23,7 +23,7 @@ local find, sub, lower, tonumber = string.find, string.sub, string.lower, tonumb
 
 local _M = {}
 
-local parsed = lrucache.new(2000) -- server name -> { g, f, cert, key } or { g, f } for none
+local parsed = lrucache.new(2000) -- server name -> { g, f, body, cert, key } (no cert, key: none)
 local NONE_SEP = "\0"
 
 local function fetch(name)
@@ -53,7 +53,13 @@ local function shared(name, gen, now)
 end
 
 local function parse(name, body, gen, fresh_until)
-  local entry = { g = gen, f = fresh_until }
+  local entry = parsed:get(name)
+  -- The PEM this worker parsed before: only its freshness changes (parsing is the costly part).
+  if entry and entry.body == body then
+    entry.g, entry.f = gen, fresh_until
+    return entry
+  end
+  entry = { g = gen, f = fresh_until, body = body }
   if body ~= "" then
     local at = find(body, NONE_SEP, 1, true)
     local cert, cerr = ssl.parse_pem_cert(sub(body, 1, at - 1))
