@@ -297,8 +297,7 @@ export class RouteWriter {
     if (changes.length === 0) return 0;
     const { layout } = this;
     const pipeline = this.redis.pipeline() as unknown as Batch;
-    for (let at = 0; at < changes.length; at += PER_CALL) {
-      const part = changes.slice(at, at + PER_CALL);
+    for (const part of chunks(changes, PER_CALL)) {
       const keys = [wildcardIndexKey(layout), ...part.flatMap((c) => [routeKey(layout, c.domain), frontendKey(layout, c.domain)])];
       const args = part.flatMap((c) => [c.revision.toString(), c.backends === null ? "" : JSON.stringify(c.backends), c.domain]);
       pipeline.dynrouteApply(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", stamp, ...args);
@@ -311,8 +310,7 @@ export class RouteWriter {
     if (changes.length === 0) return 0;
     const { layout } = this;
     const pipeline = this.redis.pipeline() as unknown as Batch;
-    for (let at = 0; at < changes.length; at += PER_CALL) {
-      const part = changes.slice(at, at + PER_CALL);
+    for (const part of chunks(changes, PER_CALL)) {
       const keys = part.map((c) => certificateKey(layout, c.name));
       const args = part.flatMap((c) => [c.revision.toString(), c.tls?.chainPem ?? "", c.tls?.keyPem ?? "", c.name]);
       pipeline.dynrouteApplyCert(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), CERTIFICATE_CHANGED, stamp, ...args);
@@ -326,8 +324,7 @@ export class RouteWriter {
     const { layout } = this;
     const entries = [...names];
     const pipeline = this.redis.pipeline() as unknown as Batch;
-    for (let at = 0; at < entries.length; at += PER_CALL) {
-      const part = entries.slice(at, at + PER_CALL);
+    for (const part of chunks(entries, PER_CALL)) {
       const keys = part.map(([name]) => certificateKey(layout, name));
       pipeline.dynrouteRetireCert(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), CERTIFICATE_CHANGED, ...part.flatMap(([name, rev]) => [rev, name]));
     }
@@ -356,8 +353,7 @@ export class RouteWriter {
     const { layout } = this;
     const entries = [...routes];
     const pipeline = this.redis.pipeline() as unknown as Batch;
-    for (let at = 0; at < entries.length; at += PER_CALL) {
-      const part = entries.slice(at, at + PER_CALL);
+    for (const part of chunks(entries, PER_CALL)) {
       const keys = [wildcardIndexKey(layout), ...part.flatMap(([domain]) => [routeKey(layout, domain), frontendKey(layout, domain)])];
       const args = part.flatMap(([domain, rev]) => [rev, domain]);
       pipeline.dynrouteRetire(keys.length, ...keys, layout.tombstoneTtlSeconds, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...args);
@@ -370,8 +366,7 @@ export class RouteWriter {
     if (domains.length === 0) return 0;
     const { layout } = this;
     const pipeline = this.redis.pipeline() as unknown as Batch;
-    for (let at = 0; at < domains.length; at += PER_CALL) {
-      const part = domains.slice(at, at + PER_CALL);
+    for (const part of chunks(domains, PER_CALL)) {
       const keys = [wildcardIndexKey(layout), ...part.flatMap((d) => [routeKey(layout, d), frontendKey(layout, d)])];
       pipeline.dynroutePrune(keys.length, ...keys, invalidationChannel(layout), layout.compatFrontend ? "1" : "0", ...part);
     }
@@ -424,8 +419,7 @@ export class RouteWriter {
   private async *unseenUnder(prefix: string, stamp: string): AsyncGenerator<Map<string, string>> {
     for await (const keys of this.keysUnder(prefix)) {
       const pipeline = this.redis.pipeline() as unknown as Batch;
-      for (let at = 0; at < keys.length; at += PER_CALL) {
-        const part = keys.slice(at, at + PER_CALL);
+      for (const part of chunks(keys, PER_CALL)) {
         pipeline.dynrouteUnseen(part.length, ...part, stamp);
       }
       const found = new Map<string, string>();

@@ -22,15 +22,6 @@ local function new_batch()
   return { commands = {}, slots = {}, n = 0, waiting = 0, sema = semaphore.new() }
 end
 
--- Replies by slot, or nil, err when the round trip failed; an error reply fails only its own slot (errs).
-local function round_trip(commands)
-  local red, err = redis.connect(config.redis)
-  if not red then return nil, err end
-  local replies, perr, errs = red:pipeline(commands, true)
-  if not replies then red:close(); return nil, perr end
-  red:keepalive()
-  return replies, nil, errs
-end
 
 -- The longest one round trip may take within the Redis timeouts: asking each sentinel, connecting,
 -- AUTH, SELECT and the pipeline's reply (the settings do not change after startup).
@@ -49,7 +40,8 @@ end
 local function lead(batch)
   if queued == batch then queued = nil end
   busy_since = ngx.now()
-  local ok, replies, err, errs = pcall(round_trip, batch.commands)
+  -- An error reply fails only its own slot (errs); a failed round trip, every slot.
+  local ok, replies, err, errs = pcall(redis.round_trip, config.redis, batch.commands, true)
   if not ok then replies, err = nil, replies end
   batch.replies, batch.err, batch.errs, batch.done = replies, err, errs, true
   if batch.waiting > 0 then batch.sema:post(batch.waiting) end

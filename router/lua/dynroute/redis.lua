@@ -183,6 +183,17 @@ function _M.pipeline(self, commands, per_command)
   return replies, nil, errs
 end
 
+-- One round trip on a pooled connection: connects (or reuses one), sends `commands` as a pipeline and
+-- gives the connection back; closes it instead when the round trip failed. Returns what pipeline does.
+function _M.round_trip(opts, commands, per_command)
+  local red, err = _M.connect(opts)
+  if not red then return nil, err end
+  local replies, perr, errs = red:pipeline(commands, per_command)
+  if not replies then red:close(); return nil, perr end
+  red:keepalive()
+  return replies, nil, errs
+end
+
 -- The next message of a subscribed connection; nil, "timeout" when none came in time.
 function _M.read(self)
   return read_reply(self.sock)

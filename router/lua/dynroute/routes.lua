@@ -115,14 +115,11 @@ end
 
 -- One round trip: the exact host's backends and/or the whole wildcard index (a flat list).
 local function fetch(host, want_exact, want_index)
-  local red, err = redis.connect(config.redis)
-  if not red then return nil, err end
   local commands = {}
   if want_exact then commands[1] = exact_command(host) end
   if want_index then commands[#commands + 1] = { "HGETALL", config.prefix .. "wildcards" } end
-  local replies, perr = red:pipeline(commands)
-  if not replies then red:close(); return nil, perr end
-  red:keepalive()
+  local replies, err = redis.round_trip(config.redis, commands)
+  if not replies then return nil, err end
   local exact, index
   if want_exact then exact = exact_value(replies[1]) end
   if want_index then

@@ -27,16 +27,13 @@ local parsed = lrucache.new(2000) -- server name -> { g, f, body, cert, key } (n
 local NONE_SEP = "\0"
 
 local function fetch(name)
-  local red, err = redis.connect(config.redis)
-  if not red then return nil, err end
   local commands = { { "HMGET", config.prefix .. "cert:" .. name, "chain", "key" } }
   local dot = find(name, ".", 1, true)
   if dot and sub(name, 1, 2) ~= "*." then
     commands[2] = { "HMGET", config.prefix .. "cert:*." .. sub(name, dot + 1), "chain", "key" }
   end
-  local replies, perr = red:pipeline(commands)
-  if not replies then red:close(); return nil, perr end
-  red:keepalive()
+  local replies, err = redis.round_trip(config.redis, commands)
+  if not replies then return nil, err end
   for _, r in ipairs(replies) do
     if type(r) == "table" and type(r[1]) == "string" and type(r[2]) == "string" then return r[1] .. NONE_SEP .. r[2] end
   end
