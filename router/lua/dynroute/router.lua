@@ -26,6 +26,7 @@ local _M = {}
 local hot = lrucache.new(10000)
 local misses = lrucache.new(10000)
 local HIT = 'dynroute_router_cache_total{result="hit"}'
+local handoff -- a plan on its way to @dynroute_vars (resume)
 
 local function find(host, epoch)
   local entry = hot:get(host) or misses:get(host)
@@ -68,9 +69,18 @@ function _M.access()
     end
     return answer.send(502, "no backend of " .. host .. " can be reached: " .. tostring(err))
   end
-  -- The plan is the request's ctx (one table per request, not two).
-  ngx.ctx = plan
   local first = plan.peers[plan.start]
+  if config.backend_host == "backend" then
+    ngx.var.dynroute_host = first.host
+  elseif ngx.var.http_host ~= host and routes.normalize_header(ngx.var.http_host) ~= host then
+    -- An absolute-form target names another host than the Host header: the backend gets the one routed by.
+    ngx.var.dynroute_host = host
+  end
+  if first.scheme == "http" and plan.pooled and first.path == "" then
+    -- The plan is the request's ctx (one table per request, not two).
+    ngx.ctx = plan
+    return
+  end
   -- Variables default to the common case in nginx.conf; write only what differs (each write costs).
   if first.scheme ~= "http" then
     ngx.var.dynroute_scheme = first.scheme
@@ -78,12 +88,20 @@ function _M.access()
   end
   if not plan.pooled then ngx.var.dynroute_upstream = "dynroute_fresh" end
   if first.path ~= "" then ngx.var.dynroute_path = first.path end
-  if config.backend_host == "backend" then
-    ngx.var.dynroute_host = first.host
-  elseif ngx.var.http_host ~= host and routes.normalize_header(ngx.var.http_host) ~= host then
-    -- An absolute-form target names another host than the Host header: the backend gets the one routed by.
-    ngx.var.dynroute_host = host
+  handoff = plan
+  return ngx.exec("@dynroute_vars")
+end
+
+-- @dynroute_vars's access phase: ngx.exec ran it at once, before any other request of this worker,
+-- so the plan waits in one slot (ngx.ctx does not survive the redirect).
+function _M.resume()
+  local plan = handoff
+  handoff = nil
+  if not plan then
+    ngx.log(ngx.ERR, "dynroute: @dynroute_vars without a plan")
+    return ngx.exit(500)
   end
+  ngx.ctx = plan
 end
 
 -- Tries the planned peers in order, from `start` round the list; a failed try marks its peer down.
