@@ -29,13 +29,14 @@ local HIT = 'dynroute_router_cache_total{result="hit"}'
 local handoff -- a plan on its way to @dynroute_vars (resume)
 
 local function find(host, epoch)
-  local entry = hot:get(host) or misses:get(host)
+  -- Without a route cache (ROUTER_CACHE_TTL=0) no answer is ever fresh: nothing is kept here.
+  local entry = config.cache_ttl > 0 and (hot:get(host) or misses:get(host))
   if entry and entry.epoch == epoch and entry.fresh_to > ngx.now() then
     metrics.inc(HIT)
     return entry.route, entry.why
   end
   if not routes.valid(host) then return nil, "invalid" end
-  local route, why, fresh_to = routes.lookup(host)
+  local route, why, fresh_to = routes.lookup(host, epoch)
   if fresh_to then
     local keep, drop = hot, misses
     if not route then keep, drop = misses, hot end
