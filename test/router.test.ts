@@ -336,6 +336,14 @@ describe("failing backends", () => {
       expect(res.json).toEqual({ code: "unavailable", message: "the backend answered something that is not HTTP" });
     }, 5000);
     await waitFor("the log line", async () => expect(sick.accessLog().find((l) => l.host === "garbage.e2e.example")).toMatchObject({ status: 502 }));
+    // Counted once, as the 502 it became (workers add their counts every second).
+    const errors = async () => {
+      await new Promise((r) => setTimeout(r, 1100));
+      return (await sick.metrics()).get('dynroute_router_requests_total{class="5xx"}') ?? 0;
+    };
+    const before502 = await errors();
+    expect((await viaSick("garbage.e2e.example")).status).toBe(502);
+    expect((await errors()) - before502).toBe(1);
 
     await api("PUT", "/v1/e2e/mapping/garbage.e2e.example", { backends: [garbage.url, a().url] });
     await waitFor("the change", async () => expect((await viaSick("garbage.e2e.example")).status).toBe(200), 5000);

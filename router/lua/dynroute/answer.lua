@@ -22,6 +22,18 @@ function _M.send(status, message, code)
   return ngx.exit(status)
 end
 
+-- A whole HTTP/1.1 answer as bytes, for a request nginx writes no header for (it
+-- takes a backend's answer without a status line for HTTP/0.9, see router.lua).
+local reasons = { [502] = "Bad Gateway" }
+
+function _M.send_raw(status, message)
+  local body = _M.body(status, message)
+  ngx.status = status
+  ngx.print("HTTP/1.1 ", status, " ", reasons[status], "\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n",
+    "Content-Length: ", #body, "\r\nConnection: close\r\n\r\n", body)
+  return ngx.exit(status)
+end
+
 -- For error_page: the status nginx decided on, explained (its own 494, "request
 -- header too large", arrives as HTTP's 431: see nginx.conf).
 local messages = {

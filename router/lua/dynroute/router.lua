@@ -1,6 +1,6 @@
 -- The request path: the access phase finds the route and plans the peers
 -- (cosockets are not allowed later); the balancer picks them in order, and
--- marks a peer that failed down; the filters count answers and turn a
+-- marks a peer that failed down; the header filter counts answers and turns a
 -- backend answer that is not HTTP into a 502. Answers live in a per-worker LRU by
 -- host, valid while no invalidation has happened since (one integer from
 -- the shared dict) and until they would go stale: the common request parses
@@ -26,15 +26,17 @@ local _M = {}
 local hot = lrucache.new(10000)
 local misses = lrucache.new(10000)
 local HIT = 'dynroute_router_cache_total{result="hit"}'
+local handoff -- a plan on its way to @dynroute_vars (resume)
 
 local function find(host, epoch)
-  local entry = hot:get(host) or misses:get(host)
+  -- Without a route cache (ROUTER_CACHE_TTL=0) no answer is ever fresh: nothing is kept here.
+  local entry = config.cache_ttl > 0 and (hot:get(host) or misses:get(host))
   if entry and entry.epoch == epoch and entry.fresh_to > ngx.now() then
     metrics.inc(HIT)
     return entry.route, entry.why
   end
   if not routes.valid(host) then return nil, "invalid" end
-  local route, why, fresh_to = routes.lookup(host)
+  local route, why, fresh_to = routes.lookup(host, epoch)
   if fresh_to then
     local keep, drop = hot, misses
     if not route then keep, drop = misses, hot end
@@ -68,9 +70,18 @@ function _M.access()
     end
     return answer.send(502, "no backend of " .. host .. " can be reached: " .. tostring(err))
   end
-  -- The plan is the request's ctx (one table per request, not two).
-  ngx.ctx = plan
   local first = plan.peers[plan.start]
+  if config.backend_host == "backend" then
+    ngx.var.dynroute_host = first.host
+  elseif ngx.var.http_host ~= host and routes.normalize_header(ngx.var.http_host) ~= host then
+    -- An absolute-form target names another host than the Host header: the backend gets the one routed by.
+    ngx.var.dynroute_host = host
+  end
+  if first.scheme == "http" and plan.pooled and first.path == "" then
+    -- The plan is the request's ctx (one table per request, not two).
+    ngx.ctx = plan
+    return
+  end
   -- Variables default to the common case in nginx.conf; write only what differs (each write costs).
   if first.scheme ~= "http" then
     ngx.var.dynroute_scheme = first.scheme
@@ -78,12 +89,20 @@ function _M.access()
   end
   if not plan.pooled then ngx.var.dynroute_upstream = "dynroute_fresh" end
   if first.path ~= "" then ngx.var.dynroute_path = first.path end
-  if config.backend_host == "backend" then
-    ngx.var.dynroute_host = first.host
-  elseif ngx.var.http_host ~= host and routes.normalize_header(ngx.var.http_host) ~= host then
-    -- An absolute-form target names another host than the Host header: the backend gets the one routed by.
-    ngx.var.dynroute_host = host
+  handoff = plan
+  return ngx.exec("@dynroute_vars")
+end
+
+-- @dynroute_vars's access phase: ngx.exec ran it at once, before any other request of this worker,
+-- so the plan waits in one slot (ngx.ctx does not survive the redirect).
+function _M.resume()
+  local plan = handoff
+  handoff = nil
+  if not plan then
+    ngx.log(ngx.ERR, "dynroute: @dynroute_vars without a plan")
+    return ngx.exit(500)
   end
+  ngx.ctx = plan
 end
 
 -- Tries the planned peers in order, from `start` round the list; a failed try marks its peer down.
@@ -115,36 +134,22 @@ end
 -- a log phase), with the time from the first try to the backend's response
 -- headers (ngx.now() as the balancer saw it: no variable to read). nginx 1.22
 -- passes a backend answer without a status line on as HTTP/0.9 (no status
--- line, no headers, the bytes as they came): count it as the failure it is,
--- and answer a whole HTTP/1.1 502 in its place (the body filter).
+-- line, no headers, the bytes as they came): that is a failure, answered
+-- by the error page (ngx.exit here ends the proxying and goes there), which
+-- counts it. Not a body filter: that would cost every answer a Lua call per
+-- chunk to catch the rare one.
 function _M.header_filter()
   local status = ngx.status
-  local ctx = ngx.ctx
-  local started = ctx.started -- false or nil: no backend was tried (the router answered itself)
   if status == 9 then
+    local ctx = ngx.ctx
     ngx.log(ngx.WARN, "dynroute: backend ", ngx.var.upstream_addr, " answered something that is not HTTP")
     metrics.inc("dynroute_router_upstream_garbage_total")
     health.mark(ctx.peers[(ctx.start + ctx.tried - 2) % #ctx.peers + 1].health, "not HTTP")
-    status = 502
-    ngx.status = status
-    ctx.garbage = true
+    return ngx.exit(502)
   end
+  local started = ngx.ctx.started -- false or nil: no backend was tried (the router answered itself)
   metrics.request(status, started and ngx.now() - started)
   if config.hsts and ngx.var.https == "on" then ngx.header["Strict-Transport-Security"] = config.hsts end
-end
-
-function _M.body_filter()
-  local ctx = ngx.ctx
-  if not ctx.garbage then return end
-  if ctx.garbage == "sent" then
-    ngx.arg[1] = nil
-    return
-  end
-  ctx.garbage = "sent"
-  local body = answer.body(502, "the backend answered something that is not HTTP")
-  ngx.arg[1] = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
-    .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
-  ngx.arg[2] = true
 end
 
 -- error_page for what nginx itself decided (a backend's own answers pass
@@ -152,6 +157,12 @@ end
 function _M.error_page()
   local status = ngx.status
   if status == 502 or status == 504 then
+    -- Only the header filter turns a backend's 200 into a 502: its answer was not HTTP (and is marked).
+    -- nginx took it for HTTP/0.9 and so writes no status line or headers for this request: the answer does.
+    local tries = status == 502 and ngx.var.upstream_status
+    if tries and tries:sub(-3) == "200" then
+      return answer.send_raw(502, "the backend answered something that is not HTTP")
+    end
     -- ngx.ctx does not survive the internal redirect here; variables do.
     local addrs = ngx.var.upstream_addr
     local last = addrs and addrs:match("([^%s,:]+:%d+)$") or addrs and addrs:match("(%[[%x:.]+%]:%d+)$")

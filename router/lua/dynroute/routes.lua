@@ -32,6 +32,7 @@ local wild_meta, wild_meta_raw -- that copy's freshness, parsed, and the stored 
 local parsed = lrucache.new(10000) -- host -> its route, parsed
 local tokens = 0
 local index_fetching = false -- without a route cache: a request of this worker reads the index (the others use the last)
+local index_epoch, generation_seen -- without a route cache: the epoch at which this worker's index copy was last found fresh, and the generation then
 
 -- A Host header as nginx makes $host of it: lower case, no port, no trailing dot.
 function _M.normalize_header(raw)
@@ -187,16 +188,26 @@ local function decide(host, exact, index)
   return nil, "unavailable"
 end
 
--- The route for a normalised host, or nil and why: "none" (nothing maps it)
+-- The route for a normalised host (`epoch`: _M.epoch() as the request read it), or nil and why: "none" (nothing maps it)
 -- or "unavailable" (Redis unreachable, nothing cached); third, until when the
 -- answer is fresh (nil: stale or uncached, do not copy it).
-function _M.lookup(host)
+function _M.lookup(host, epoch)
   local now = ngx.now()
-  local generation = routes:get("gen") or 0
   if config.cache_ttl == 0 then
     -- No route cache: every request asks Redis for the host (the index is still kept, a second at most),
-    -- in the round trips the worker's concurrent requests share.
-    local index, ifresh = cached_index(now, generation)
+    -- in the round trips the worker's concurrent requests share. Whatever voids this worker's copy of
+    -- the index before it goes stale (a wildcard's change, missed messages) moves the epoch: while the
+    -- epoch stays, a fresh copy needs no look at the shared dict.
+    local index, ifresh
+    local generation = generation_seen
+    if epoch == index_epoch and wild_meta.f >= now then
+      index, ifresh = wild, true
+    else
+      generation = routes:get("gen") or 0
+      index, ifresh = cached_index(now, generation)
+      generation_seen = generation
+      index_epoch = ifresh and epoch or nil
+    end
     local ok, exact, flat
     if ifresh or (index and index_fetching) then
       local reply, err = batch.read(exact_command(host), host)
@@ -223,6 +234,7 @@ function _M.lookup(host)
     return decide(host, exact, index)
   end
 
+  local generation = routes:get("gen") or 0
   local exact, efresh, efresh_to = cached_exact(host, now, generation)
   local index, ifresh, ifresh_to = cached_index(now, generation)
   -- The index matters only when the host has no route of its own (or that is not known yet).
