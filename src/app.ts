@@ -32,6 +32,7 @@ import { createAuditService } from "./service/audit-service.js";
 import { createCertificateService } from "./service/certificate-service.js";
 import { createKeyService } from "./service/key-service.js";
 import { createTenantService } from "./service/tenant-service.js";
+import { fifoGate } from "./service/fifo-gate.js";
 import { createMappingService } from "./service/mapping-service.js";
 import { createReflectionServices } from "./service/reflection-service.js";
 import type { Store } from "./store/open-store.js";
@@ -41,6 +42,10 @@ import { OutboxRelay } from "./sync/relay.js";
 import { RouteWriter } from "./sync/route-writer.js";
 import { AcmeManager } from "./tls/acme-manager.js";
 import { SecretBox } from "./tls/secret-box.js";
+
+// Two: one list's store read overlaps another's serialisation (one at a time answered 15-20% fewer 500-mapping
+// pages), and an event-loop turn stays a page or two long (at four, new connections waited seconds again).
+const LISTS_AT_ONCE = 2;
 
 const API_DESCRIPTION =
   "Map a domain to backends; nginx routes requests by Host to them. JSON over HTTP, transcoded from the dynroute.v1 protobuf API (also served over Connect, gRPC and gRPC-Web). Field names as in the proto (tenant_id); input also takes lowerCamelCase.";
@@ -87,7 +92,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const services = [
     createServiceImplSpec<typeof MappingService>(
       MappingService,
-      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => apiWriter.revisions(domains) }),
+      createMappingService({ store, validator, backendRules: { policy: backendPolicy, pathless: config.redis.compatFrontend }, servedRevisions: (domains) => apiWriter.revisions(domains), listGate: fifoGate(LISTS_AT_ONCE) }),
     ),
     createServiceImplSpec<typeof AdminService>(AdminService, createAdminService({ reconciler })),
     createServiceImplSpec<typeof KeyService>(KeyService, createKeyService({ keys: store, authenticator })),

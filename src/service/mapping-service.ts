@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { MappingSchema, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
+import { MappingSchema, type ListMappingsRequest, type Mapping, type MappingService } from "../../gen/dynroute/v1/mapping_pb.js";
 import { writerOf } from "../auth/principal.js";
 import { normalizeDomain } from "../domain/domain-name.js";
 import { inputError } from "../domain/errors.js";
@@ -12,6 +12,7 @@ import { parseLabelSelector } from "../domain/label-selector.js";
 import type { BackendRules } from "../policy/backend-url.js";
 import { validateMessage } from "../rpc/validation.js";
 import { StoreError, type MappingRecord, type MappingStatus, type MappingStore, type WriteContext } from "../store/store.js";
+import type { Gate } from "./fifo-gate.js";
 import { idempotencyOf } from "./idempotency.js";
 import { protoTls, toInput, toProto } from "./mapping-convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -30,6 +31,8 @@ export interface MappingServiceDeps {
   backendRules: BackendRules;
   /** Which revision routers serve per domain, for Mapping.live. */
   servedRevisions: (domains: readonly string[]) => Promise<bigint[]>;
+  /** Lists run through it: a page costs milliseconds of CPU, and too many at once starve new connections (see fifoGate). */
+  listGate: Gate;
 }
 
 /**
@@ -37,13 +40,40 @@ export interface MappingServiceDeps {
  * proto annotations (see the validation interceptor); this adds the rules the
  * annotations cannot state, normalises domains, and talks to the store.
  */
-export function createMappingService({ store, validator, backendRules, servedRevisions }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
+export function createMappingService({ store, validator, backendRules, servedRevisions, listGate }: MappingServiceDeps): ServiceImpl<typeof MappingService> {
   /** Marks mappings whose revision Redis serves (unknown, Redis unreachable, counts as not live). */
   async function withLiveness(mappings: Mapping[]): Promise<Mapping[]> {
     if (mappings.length === 0) return mappings;
     const served = await servedRevisions(mappings.map((m) => m.domain)).catch(() => undefined);
     if (served) mappings.forEach((m, i) => (m.live = served[i]! >= m.revision));
     return mappings;
+  }
+
+  /** One page of a tenant's mappings, with liveness and the token of the next. */
+  async function listMappings(req: ListMappingsRequest) {
+    const labels = parseLabelSelector(req.labelSelector, "label_selector");
+    const domainSuffix = req.domainSuffix === "" ? undefined : normalizeDomain(req.domainSuffix, "domain_suffix");
+    const domainContains = req.q === "" ? undefined : searchText(req.q);
+    const status = req.status === "" ? undefined : (req.status as MappingStatus);
+    const filters = JSON.stringify([req.tenantId, labels, domainSuffix ?? "", domainContains ?? "", status ?? ""]);
+    if (req.pageToken !== "" && req.offset !== 0) throw inputError("offset", "offset.page_token", "cannot be combined with page_token");
+    const limit = req.limit === 0 ? DEFAULT_PAGE_SIZE : req.limit;
+    const page = await store.list(req.tenantId, {
+      offset: req.offset,
+      limit,
+      ...(req.pageToken === "" ? {} : { afterId: decodePageToken(req.pageToken, filters, "page_token") }),
+      labels,
+      ...(domainSuffix === undefined ? {} : { domainSuffix }),
+      ...(domainContains === undefined ? {} : { domainContains }),
+      ...(status === undefined ? {} : { status }),
+      withTotal: req.total,
+    });
+    const last = page.records[page.records.length - 1];
+    return {
+      mappings: await withLiveness(page.records.map(toProto)),
+      nextPageToken: page.hasMore && last ? encodePageToken(last.id, filters) : "",
+      ...(page.total === undefined ? {} : { totalSize: page.total }),
+    };
   }
 
   return {
@@ -60,31 +90,7 @@ export function createMappingService({ store, validator, backendRules, servedRev
       return { mapping };
     },
 
-    async listMappings(req) {
-      const labels = parseLabelSelector(req.labelSelector, "label_selector");
-      const domainSuffix = req.domainSuffix === "" ? undefined : normalizeDomain(req.domainSuffix, "domain_suffix");
-      const domainContains = req.q === "" ? undefined : searchText(req.q);
-      const status = req.status === "" ? undefined : (req.status as MappingStatus);
-      const filters = JSON.stringify([req.tenantId, labels, domainSuffix ?? "", domainContains ?? "", status ?? ""]);
-      if (req.pageToken !== "" && req.offset !== 0) throw inputError("offset", "offset.page_token", "cannot be combined with page_token");
-      const limit = req.limit === 0 ? DEFAULT_PAGE_SIZE : req.limit;
-      const page = await store.list(req.tenantId, {
-        offset: req.offset,
-        limit,
-        ...(req.pageToken === "" ? {} : { afterId: decodePageToken(req.pageToken, filters, "page_token") }),
-        labels,
-        ...(domainSuffix === undefined ? {} : { domainSuffix }),
-        ...(domainContains === undefined ? {} : { domainContains }),
-        ...(status === undefined ? {} : { status }),
-        withTotal: req.total,
-      });
-      const last = page.records[page.records.length - 1];
-      return {
-        mappings: await withLiveness(page.records.map(toProto)),
-        nextPageToken: page.hasMore && last ? encodePageToken(last.id, filters) : "",
-        ...(page.total === undefined ? {} : { totalSize: page.total }),
-      };
-    },
+    listMappings: (req) => listGate(() => listMappings(req)),
 
     async updateMapping(req, ctx) {
       const body = req.mapping;
