@@ -125,7 +125,13 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
     rows.push({ measure: `propagation ${label}`, rate: `${Math.round(lat.length / elapsed)} writes/s`, "p50 ms": ms(percentile(lat, 50)), "p99 ms": ms(percentile(lat, 99)), "max ms": ms(lat.at(-1)!), notes: `${lat.length} writes; ack → route in Redis` });
   };
   // Fixed rates: offered by the open-loop generator in a process of its own (bench/open-loop.ts).
+  // The daemon's CPU time (user + system, in clock ticks of 10 ms), from /proc: what a write costs it whatever the machine's load.
+  const daemonCpuMs = () => {
+    const fields = readFileSync(`/proc/${daemon.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  };
   const openLoop = async (rate: number, seconds: number, connections: number) => {
+    const cpuBefore = daemonCpuMs();
     const gen = spawn(process.execPath, ["dist/bench/open-loop.js", `http://127.0.0.1:${port}`, TOKEN, String(rate), String(seconds), String(connections), `o${rate}-`], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     gen.stdout!.on("data", (d) => (out += d));
@@ -133,6 +139,7 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
     const { lateMaxMs, writes } = JSON.parse(out) as { lateMaxMs: number; writes: Array<[string, number, number, number]> };
     const ok = writes.filter(([, , , status]) => status === 201);
     await Promise.all(ok.map(([d]) => announced(d)));
+    const cpuPerWrite = (daemonCpuMs() - cpuBefore) / writes.length;
     const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
     const fromAck = sorted(ok.map(([d, , ack]) => Math.max(0, seenAt.get(d)! - ack)));
     const fromDue = sorted(ok.map(([d, due]) => seenAt.get(d)! - due));
@@ -144,7 +151,7 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
       "p50 ms": ms(percentile(fromAck, 50)),
       "p99 ms": ms(percentile(fromAck, 99)),
       "max ms": ms(fromAck.at(-1)!),
-      notes: `${ok.length}/${writes.length} writes 201, ${connections} keep-alive connections; ack → route in Redis. From the scheduled send: answer p50/p99 ${ms(percentile(answer, 50))}/${ms(percentile(answer, 99))} ms, route in Redis p50/p99 ${ms(percentile(fromDue, 50))}/${ms(percentile(fromDue, 99))} ms; sends at most ${ms(lateMaxMs)} ms behind schedule`,
+      notes: `${ok.length}/${writes.length} writes 201, ${connections} keep-alive connections; ack → route in Redis. From the scheduled send: answer p50/p99 ${ms(percentile(answer, 50))}/${ms(percentile(answer, 99))} ms, route in Redis p50/p99 ${ms(percentile(fromDue, 50))}/${ms(percentile(fromDue, 99))} ms; sends at most ${ms(lateMaxMs)} ms behind schedule; daemon CPU ${ms(cpuPerWrite)} ms per write`,
     });
   };
   progress("propagation: floor measured");

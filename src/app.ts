@@ -85,7 +85,7 @@ export async function startApp(config: Config, { store, redis, logger, port }: A
   const certificates = new CertificateSync(store, writer, secrets, logger);
   const reconciler = new Reconciler(store, writer, backendPolicy, certificates, logger, metrics);
   const relay = new OutboxRelay(store, writer, reconciler, certificates, logger, metrics, config.relay);
-  store.onCommit(relay.wake);
+  store.onCommit(relay.committed);
 
   const authenticator = createAuthenticator({ tokens: tokenChecker(config.tokens), keys: store, logger });
 

@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { relative } from "node:path";
+import { setFlagsFromString } from "node:v8";
 import { loadOrCreateToken } from "./auth/generated-token.js";
 import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { createLogger } from "./log/logger.js";
@@ -9,6 +10,12 @@ import { listen, type Listener } from "./server/listener.js";
 import { openStore, type Store } from "./store/open-store.js";
 import { StoreOwnedError } from "./store/sqlite/sqlite-store.js";
 import { createRedisClients } from "./sync/redis-client.js";
+
+// The old generation grows to 2.5 times what survived the last full collection, not V8's up to four times:
+// a full reconciliation's short-lived garbage (rows promoted while their batch waits for Redis) otherwise
+// took the peak RSS at 1M mappings from ~178 to ~230 MB, for no speed (2 times: ~160 MB, but ~20% slower).
+// V8 reads it at each collection, so setting it here works; a value on the command line wins.
+if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent"))) setFlagsFromString("--heap-growing-percent=150");
 
 let config: Config;
 try {

@@ -372,4 +372,27 @@ describe("daemon and MySQL faults", () => {
       await daemon.close();
     }
   });
+
+  it("(k) a committed change reaches Redis at once, not after its outbox row is drained; the drain still deletes the row", async () => {
+    const url = await createDatabase(db.adminUrl);
+    const daemon = await startTestDaemon({ MYSQL_URL: url }, { REDIS_URL: redisServer.url });
+    const locker = await createConnection(url);
+    try {
+      await daemon.store.ready;
+      await waitFor("the relay lease", async () => expect(daemon.app.relay.role).toBe("leader"));
+      // A drain renews the lease in its transaction before applying: holding the lease row stalls it there.
+      await locker.beginTransaction();
+      await locker.query("SELECT fence FROM relay_lease WHERE id = 1 FOR UPDATE");
+      const { mapping } = await daemon.client("connect").createMapping({ tenantId: "t", mapping: { domain: "at-once.example", backends: ["http://a:1"] } });
+      const route = `${daemon.config.redis.prefix}route:at-once.example`;
+      await waitFor("the route", async () => expect(await redis.hgetall(route)).toEqual({ rev: String(mapping!.revision), backends: '["http://a:1"]' }), 5_000); // well within the lease (10 s)
+      expect((await daemon.store.outboxStats()).depth, "the row waits for the stalled drain").toBe(1);
+      await locker.rollback();
+      await waitFor("the row to be drained", async () => expect((await daemon.store.outboxStats()).depth).toBe(0));
+      await eventuallyRedisMatchesMySQL(url, redis, { prefix: daemon.config.redis.prefix });
+    } finally {
+      await locker.end();
+      await daemon.close();
+    }
+  });
 });

@@ -329,8 +329,12 @@ export interface OutboxStore {
   certifiedNames(names: readonly string[]): Promise<Set<string>>;
   /** The relay lease for `ttlMs` (renewed while held) if no one else holds it, else undefined. */
   tryAcquireRelayLease(ttlMs: number): Promise<RelayLease | undefined>;
-  /** Calls `listener` after every committed write (the relay drains at once). */
-  onCommit(listener: () => void): void;
+  /**
+   * Calls `listener` after every committed write with the route changes it
+   * appended to the outbox (none for other writes): the relay applies them
+   * and drains at once.
+   */
+  onCommit(listener: (changes: readonly RouteChange[]) => void): void;
 }
 
 export type StoreErrorCode = "not_found" | "already_exists" | "failed_precondition" | "permission_denied" | "resource_exhausted" | "unavailable";

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
-import type { OutboxStore, RelayLease } from "../store/store.js";
+import type { OutboxStore, RelayLease, RouteChange } from "../store/store.js";
 import type { CertificateSync } from "./certificate-sync.js";
 import type { Reconciler } from "./reconciler.js";
 import type { RouteWriter } from "./route-writer.js";
@@ -25,7 +25,9 @@ export type RelayRole = "leader" | "standby" | "stopped";
  * and drains; the others stand by and take over when it is released or
  * expires (its holder died or lost the database). Every batch checks the
  * lease in its own transaction, so a relay that lost it applies nothing more.
- * The leader wakes at once after a local commit and polls for the rest.
+ * The leader applies a local commit's route changes at once and drains
+ * their outbox rows at the next poll (see committed); it polls for other
+ * replicas' commits.
  * Redis unreachable: the transaction rolls back, the backlog stays in MySQL,
  * and the relay backs off and retries. Redis emptied (sentinel missing or a
  * new run_id): full reconciliation, draining the outbox between its batches
@@ -40,6 +42,13 @@ export class OutboxRelay {
   private nextReconcileAt = 0;
   private nextSentinelCheckAt = 0;
   private reconcileRequested: string | undefined;
+  /**
+   * Revisions applied on commit whose outbox rows are not drained yet (→ when
+   * noted): the drain deletes those rows without applying them again. Only a
+   * saving: a row whose entry is gone (pruned, or the drain read it first) is
+   * applied again, a no-op at the same revision.
+   */
+  private readonly appliedOnCommit = new Map<bigint, number>();
 
   constructor(
     private readonly store: OutboxStore,
@@ -61,7 +70,33 @@ export class OutboxRelay {
     this.loop ??= this.run();
   }
 
-  /** A local write committed: drain now instead of at the next poll. */
+  /**
+   * A local write committed. Its route changes go to Redis now, without the
+   * drain's round trips to the database (under load its transactions queue
+   * behind the API's writes), but only while this relay surely holds the
+   * lease (held() keeps a margin before its expiry), so no other relay applies
+   * meanwhile. Versioned writes keep this safe in any order with the drain and
+   * a reconciliation, as for any replay. The outbox rows stay the durable
+   * record, deleted by the next poll's drain (one batch rather than a
+   * transaction per commit) once this apply succeeded; anything not applied
+   * here wakes the drain at once.
+   */
+  committed = (changes: readonly RouteChange[]): void => {
+    if (changes.length === 0 || this.stopped || !this.lease?.held() || !this.writer.ready) return this.wake();
+    this.writer.apply(changes).then(
+      () => {
+        const now = Date.now();
+        for (const c of changes) this.appliedOnCommit.set(c.revision, now);
+        this.applied(changes, now);
+      },
+      (err: Error) => {
+        this.logger.debug({ err: err.message }, "apply on commit failed; the drain applies it");
+        this.wake();
+      },
+    );
+  };
+
+  /** Drain now instead of at the next poll. */
   wake = (): void => {
     this.woken = true;
     this.wakeUp?.();
@@ -160,11 +195,21 @@ export class OutboxRelay {
 
   private drainBatch(): Promise<number> {
     return this.store.drainOutbox(this.opts.batchSize, async (changes) => {
-      await this.writer.apply(changes);
-      const now = Date.now();
-      for (const c of changes) if (c.committedAt) this.metrics.applyLag.observe(Math.max(0, now - c.committedAt.getTime()) / 1000);
-      this.metrics.appliedChanges.inc(changes.length);
+      const pending = changes.filter((c) => !this.appliedOnCommit.delete(c.revision));
+      await this.writer.apply(pending);
+      this.applied(pending, Date.now());
+      // Entries (oldest first) whose rows an earlier drain took: one that read them before their apply here finished.
+      const stale = Date.now() - 10 * this.opts.pollMs;
+      for (const [revision, at] of this.appliedOnCommit) {
+        if (at >= stale) break;
+        this.appliedOnCommit.delete(revision);
+      }
     }, this.lease);
+  }
+
+  private applied(changes: readonly RouteChange[], now: number): void {
+    for (const c of changes) if (c.committedAt) this.metrics.applyLag.observe(Math.max(0, now - c.committedAt.getTime()) / 1000);
+    this.metrics.appliedChanges.inc(changes.length);
   }
 
   private sleep(ms: number, wakeable = true): Promise<void> {

@@ -52,6 +52,7 @@ import {
   type WriteContext,
   type IdempotencyStore,
 } from "../store.js";
+import { notingOutbox } from "../noted-outbox.js";
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
@@ -119,7 +120,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   readonly ready: Promise<void>;
 
   private readonly logger: Logger;
-  private readonly commitListeners: Array<() => void> = [];
+  private readonly commitListeners: Array<(changes: readonly RouteChange[]) => void> = [];
   /** Names this store's relay in relay_lease (for operators reading the row). */
   private readonly leaseHolder = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
 
@@ -335,7 +336,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     return outbox.tryAcquireRelayLease(this.pool, this.opts.url, this.leaseHolder, ttlMs).catch(toStoreError);
   }
 
-  onCommit(listener: () => void): void {
+  onCommit(listener: (changes: readonly RouteChange[]) => void): void {
     this.commitListeners.push(listener);
   }
 
@@ -363,9 +364,10 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
       try {
         conn = await this.writePool.getConnection();
         tx = new TxConnection(conn);
-        const result = await fn(mysqlTx(tx));
+        const written: RouteChange[] = [];
+        const result = await fn(notingOutbox(mysqlTx(tx), written));
         await tx.commit();
-        for (const listener of this.commitListeners) listener();
+        for (const listener of this.commitListeners) listener(written);
         return result;
       } catch (err) {
         const retry = attempt < TX_ATTEMPTS && (isRetryable(err) || (!tx?.begun && isConnectionError(err)));

@@ -91,6 +91,7 @@ import {
   type MappingRow,
   type TenantRow,
 } from "../sql-shared.js";
+import { notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
@@ -139,7 +140,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   /** Opened and migrated synchronously; kept for symmetry with the MySQL store. */
   readonly ready = Promise.resolve();
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly commitListeners: Array<() => void> = [];
+  private readonly commitListeners: Array<(changes: readonly RouteChange[]) => void> = [];
   private closed = false;
 
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
@@ -365,7 +366,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     return { held: () => held && !this.closed, release: async () => void (held = false) };
   }
 
-  onCommit(listener: () => void): void {
+  onCommit(listener: (changes: readonly RouteChange[]) => void): void {
     this.commitListeners.push(listener);
   }
 
@@ -423,10 +424,11 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+    const written: RouteChange[] = [];
     const result = await this.durably(async () => {
       this.db.exec("BEGIN IMMEDIATE");
       try {
-        const value = await fn(sqliteTx(this.db, this.prepare));
+        const value = await fn(notingOutbox(sqliteTx(this.db, this.prepare), written));
         this.db.exec("COMMIT");
         return value;
       } catch (err) {
@@ -434,7 +436,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
         throw err;
       }
     });
-    for (const listener of this.commitListeners) listener();
+    for (const listener of this.commitListeners) listener(written);
     return result;
   }
 }
