@@ -2,7 +2,8 @@
 // Connect, on both stores (MySQL and the embedded SQLite file), beside a bare node:http server answering
 // the same JSON in the same run (the ceiling) and one doing the same I/O as a GET (a SELECT and an HGET).
 // Each store starts with 1,000 mappings (as the peer comparison). Load from wrk (apt-get install
-// wrk) on the same machine. Run: npm run bench:http   (BENCH_SECONDS, BENCH_CONNECTIONS to tune;
+// wrk) on the same machine; each row also has the server's CPU µs per request (from /proc).
+// Run: npm run bench:http   (BENCH_SECONDS, BENCH_CONNECTIONS to tune;
 // BENCH_KINDS=create,get,page runs only those kinds of scenario, with the baselines they compare with)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
