@@ -2,7 +2,8 @@
 // Connect, on both stores (MySQL and the embedded SQLite file), beside a bare node:http server answering
 // the same JSON in the same run (the ceiling) and one doing the same I/O as a GET (a SELECT and an HGET).
 // Each store starts with 1,000 mappings (as the issue's peer comparison). Load from wrk (apt-get install
-// wrk) on the same machine. Run: npm run bench:http   (BENCH_SECONDS, BENCH_CONNECTIONS to tune;
+// wrk) on the same machine; each row also has the server's CPU µs per request (from /proc).
+// Run: npm run bench:http   (BENCH_SECONDS, BENCH_CONNECTIONS to tune;
 // BENCH_KINDS=create,get,page runs only those kinds of scenario, with the baselines they compare with)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -11,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDatabase, PrivateMariaDb } from "../test/harness/mariadb.js";
 import { freePort } from "../test/harness/ports.js";
+import { cpuSeconds } from "../test/harness/proc-cpu.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { table } from "./table.js";
 import { createScript, DOMAIN, luaString, PAGE_TENANT, SEEDED, startDaemon, TOKEN, waitForPort } from "./workload.js";
@@ -33,6 +35,8 @@ interface Result {
   p99: number;
   errors: number;
   connections: number;
+  /** CPU time (user + system) of the server under test per request: barely moved by other load, unlike req/s. */
+  cpuUs: number;
 }
 
 async function main() {
@@ -41,12 +45,14 @@ async function main() {
   const [db, redis] = await Promise.all([PrivateMariaDb.start(), PrivateRedis.start()]);
   const procs: ChildProcess[] = [];
   const results: Result[] = [];
-  const run = async (scenario: string, kind: Result["kind"], url: string, script: string, connections = CONNECTIONS) => {
+  const run = async (scenario: string, kind: Result["kind"], pid: number, url: string, script: string, connections = CONNECTIONS) => {
     if (!wanted(kind)) return;
     progress(scenario);
     // Pages take long at 50 connections on 2 cores: a generous timeout keeps their tail in the figures.
     const timeoutSeconds = kind === "page" ? 30 : undefined;
-    results.push({ scenario, kind, connections, ...(await wrk(url, { dir, name: scenario, script, seconds: SECONDS, connections, timeoutSeconds })) });
+    const cpuBefore = cpuSeconds(pid);
+    const r = await wrk(url, { dir, name: scenario, script, seconds: SECONDS, connections, timeoutSeconds });
+    results.push({ scenario, kind, connections, ...r, cpuUs: ((cpuSeconds(pid) - cpuBefore) * 1e6) / r.requests });
   };
   try {
     const daemon = (store: "mysql" | "sqlite", mysqlUrl: string) => startDaemon(store, { mysqlUrl, redisUrl: redis.url, dataDir: join(dir, "data"), procs });
@@ -56,42 +62,43 @@ async function main() {
     // Baselines in processes of their own, like the daemon (see baseline-server.ts).
     const baseline = async (mode: string) => {
       const p = await freePort();
-      procs.push(
-        spawn(process.execPath, ["dist/bench/baseline-server.js"], {
-          env: { PATH: process.env.PATH, MODE: mode, PORT: String(p), MAPPING: JSON.stringify(mysql.created), MYSQL_URL: mysqlUrl, REDIS_URL: redis.url, ROUTE_PREFIX: "mysql:" },
-          stdio: ["ignore", "ignore", "inherit"],
-        }),
-      );
+      const proc = spawn(process.execPath, ["dist/bench/baseline-server.js"], {
+        env: { PATH: process.env.PATH, MODE: mode, PORT: String(p), MAPPING: JSON.stringify(mysql.created), MYSQL_URL: mysqlUrl, REDIS_URL: redis.url, ROUTE_PREFIX: "mysql:" },
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+      procs.push(proc);
       await waitForPort(p);
-      return `http://127.0.0.1:${p}`;
+      return { base: `http://127.0.0.1:${p}`, pid: proc.pid! };
     };
     const staticBase = await baseline("static");
     const sameIoBase = await baseline("same-io");
-    await run("ceiling: node:http GET, same JSON", "ceiling-get", `${staticBase}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"`);
-    await run("same I/O: node:http + SELECT + HGET", "same-io", `${sameIoBase}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"`);
-    await run("ceiling: node:http PUT, parses body", "ceiling-put", `${staticBase}/v1/bench/mapping`, createScript((d) => `'{"domain":"' .. ${d} .. '","backends":["http://a:1","http://b:2"]}'`));
+    await run("ceiling: node:http GET, same JSON", "ceiling-get", staticBase.pid, `${staticBase.base}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"`);
+    await run("same I/O: node:http + SELECT + HGET", "same-io", sameIoBase.pid, `${sameIoBase.base}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"`);
+    await run("ceiling: node:http PUT, parses body", "ceiling-put", staticBase.pid, `${staticBase.base}/v1/bench/mapping`, createScript((d) => `'{"domain":"' .. ${d} .. '","backends":["http://a:1","http://b:2"]}'`));
 
     const sqlite = await daemon("sqlite", mysqlUrl);
-    for (const [store, { base }] of [["MySQL", mysql], ["SQLite", sqlite]] as const) {
+    for (const [store, { base, pid }] of [["MySQL", mysql], ["SQLite", sqlite]] as const) {
       const auth = `wrk.headers["Authorization"] = "Bearer ${TOKEN}"`;
       const connectGet = JSON.stringify({ tenantId: "bench", domain: DOMAIN });
-      await run(`${store}: REST GET /v1/bench/mapping/{domain}`, "get", `${base}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"\n${auth}`);
+      await run(`${store}: REST GET /v1/bench/mapping/{domain}`, "get", pid, `${base}/v1/bench/mapping/${DOMAIN}`, `wrk.method = "GET"\n${auth}`);
       await run(
         `${store}: Connect GetMapping (POST)`,
         "get",
+        pid,
         `${base}/dynroute.v1.MappingService/GetMapping`,
         `wrk.method = "POST"\nwrk.body = ${luaString(connectGet)}\nwrk.headers["Content-Type"] = "application/json"\n${auth}`,
       );
-      await run(`${store}: Connect GetMapping (GET)`, "get", `${base}/dynroute.v1.MappingService/GetMapping?connect=v1&encoding=json&message=${encodeURIComponent(connectGet)}`, `wrk.method = "GET"\n${auth}`);
+      await run(`${store}: Connect GetMapping (GET)`, "get", pid, `${base}/dynroute.v1.MappingService/GetMapping?connect=v1&encoding=json&message=${encodeURIComponent(connectGet)}`, `wrk.method = "GET"\n${auth}`);
       const tag = store[0]!.toLowerCase();
-      await run(`${store}: REST PUT /v1/bench/mapping (create)`, "create", `${base}/v1/bench/mapping`, createScript((d) => `'{"domain":"${tag}r' .. ${d} .. '","backends":["http://a:1","http://b:2"]}'`));
+      await run(`${store}: REST PUT /v1/bench/mapping (create)`, "create", pid, `${base}/v1/bench/mapping`, createScript((d) => `'{"domain":"${tag}r' .. ${d} .. '","backends":["http://a:1","http://b:2"]}'`));
       await run(
         `${store}: Connect CreateMapping (POST)`,
         "create",
+        pid,
         `${base}/dynroute.v1.MappingService/CreateMapping`,
         createScript((d) => `'{"tenantId":"bench","mapping":{"domain":"${tag}k' .. ${d} .. '","backends":["http://a:1","http://b:2"]}}'`).replace('wrk.method = "PUT"', 'wrk.method = "POST"'),
       );
-      await run(`${store}: REST GET ?limit=${PAGE} (a page)`, "page", `${base}/v1/${PAGE_TENANT}/mapping?limit=${PAGE}`, `wrk.method = "GET"\n${auth}`, PAGE_CONNECTIONS);
+      await run(`${store}: REST GET ?limit=${PAGE} (a page)`, "page", pid, `${base}/v1/${PAGE_TENANT}/mapping?limit=${PAGE}`, `wrk.method = "GET"\n${auth}`, PAGE_CONNECTIONS);
     }
     printTable(results);
   } finally {
@@ -116,6 +123,7 @@ function printTable(results: Result[]) {
       "p99/p50": (r.p99 / r.p50).toFixed(1),
       "× ceiling": baseline ? "1.00 (baseline)" : r.kind === "page" ? `${Math.round(r.rps * PAGE)} mappings/s` : (r.rps / ceiling).toFixed(2),
       "× same I/O": r.kind === "get" ? (r.rps / of("same-io")).toFixed(2) : r.kind === "same-io" ? "1.00 (baseline)" : "",
+      "CPU µs/req": r.cpuUs.toFixed(0),
       "non-2xx/errors": r.errors.toString(),
     };
   });

@@ -12,6 +12,7 @@ export const SEEDED = 1000;
 
 export interface Daemon {
   base: string;
+  pid: number;
   /** The mapping at DOMAIN as created (tenant "bench"). */
   created: unknown;
 }
@@ -20,12 +21,11 @@ export interface Daemon {
 export async function startDaemon(store: "mysql" | "sqlite", opts: { mysqlUrl: string; redisUrl: string; dataDir: string; procs: ChildProcess[] }): Promise<Daemon> {
   const port = await freePort();
   const where = store === "mysql" ? { MYSQL_URL: opts.mysqlUrl } : { DYNROUTE_DATA_DIR: opts.dataDir };
-  opts.procs.push(
-    spawn(process.execPath, ["dist/src/main.js"], {
-      env: { PATH: process.env.PATH, ...where, REDIS_URL: opts.redisUrl, DYNROUTE_REDIS_PREFIX: `${store}:`, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${port}` },
-      stdio: ["ignore", "ignore", "inherit"], // default log level (info, one line a call), written as in production
-    }),
-  );
+  const proc = spawn(process.execPath, ["dist/src/main.js"], {
+    env: { PATH: process.env.PATH, ...where, REDIS_URL: opts.redisUrl, DYNROUTE_REDIS_PREFIX: `${store}:`, DYNROUTE_TOKENS: TOKEN, DYNROUTE_ADDR: `127.0.0.1:${port}` },
+    stdio: ["ignore", "ignore", "inherit"], // default log level (info, one line a call), written as in production
+  });
+  opts.procs.push(proc);
   const base = `http://127.0.0.1:${port}`;
   const created = await until(async () => {
     const res = await put(`${base}/v1/bench/mapping`, { domain: DOMAIN, backends: ["http://a:1", "http://b:2"] });
@@ -33,7 +33,7 @@ export async function startDaemon(store: "mysql" | "sqlite", opts: { mysqlUrl: s
     return res.json();
   });
   await seed(`${base}/v1/${PAGE_TENANT}/mapping`, { authorization: `Bearer ${TOKEN}` });
-  return { base, created };
+  return { base, pid: proc.pid!, created };
 }
 
 /**

@@ -32,6 +32,10 @@ describe("normalizeDomain", () => {
     ["foo.*.example.org", "domain.wildcard"],
     ["*.*.example.org", "domain.wildcard"],
     ["10.0.0.1", "domain.hostname"],
+    // IPv4 forms that do not look like one (hex, short): URL host parsing reads them as addresses.
+    ["1.0x7f", "domain.hostname"],
+    ["a.0x1", "domain.hostname"],
+    ["xn--zz.example", "domain.hostname"],
     [`${"a".repeat(64)}.example`, "domain.hostname"],
     [Array(64).fill("abc").join("."), "domain.hostname"],
   ])("rejects %j", (raw, ruleId) => {

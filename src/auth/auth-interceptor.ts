@@ -47,7 +47,7 @@ export function authorizeInterceptor(anyKey: ReadonlySet<string>): Interceptor {
     if (!found) rules.set(method, (found = methodAccess(method, anyKey.has(method.parent.typeName))));
     return found;
   };
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const principal = req.contextValues.get(principalKey);
     if (!principal) throw new ConnectError("not authenticated", Code.Unauthenticated);
     const { minRole, tenantField } = rule(req.method);

@@ -8,7 +8,8 @@ import { nodeHeaders, webHeaders } from "../server/web-headers.js";
 import { noneMatch, parseEntityTags, strongRevisions, type EntityTag } from "./entity-tags.js";
 import { errorAnswer, httpError, type ErrorAnswer } from "./error-body.js";
 import type { FieldPath, HttpRoute } from "./http-routes.js";
-import { expandPath, matchPath, pathParts } from "./path-template.js";
+import { expandPath } from "./path-template.js";
+import { routeTable, type PathMatch } from "./route-table.js";
 import { decodeRequest } from "./request-decoder.js";
 
 export interface RestGatewayOptions {
@@ -34,7 +35,7 @@ const jsonOut = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
  * false for paths no binding matches.
  */
 export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
-  const { routes } = opts;
+  const lookup = routeTable(opts.routes);
   const specs = new Map<HttpRoute["method"], UnaryImplSpec>();
   for (const { methods } of opts.services) for (const spec of Object.values(methods)) if (spec.kind === "unary") specs.set(spec.method, spec);
 
@@ -43,28 +44,24 @@ export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
     const target = req.url ?? "/";
     const q = target.indexOf("?");
     const url = { pathname: q < 0 ? target : target.slice(0, q), searchParams: new URLSearchParams(q < 0 ? "" : target.slice(q + 1)), target };
-    let matches: Array<{ route: HttpRoute; vars: Map<string, string> }>;
-    const parts = pathParts(url.pathname);
+    let found: PathMatch | undefined;
     try {
-      matches = routes.flatMap((route) => {
-        const vars = matchPath(route.template, parts);
-        return vars ? [{ route, vars }] : [];
-      });
+      found = lookup(url.pathname);
     } catch {
       send(req, res, httpError(400, Code.InvalidArgument, "the path has malformed percent-encoding"));
       return true;
     }
-    if (matches.length === 0) return false;
+    if (!found) return false;
 
-    const allowed = [...new Set(matches.flatMap(({ route }) => (route.httpMethod === "GET" ? ["GET", "HEAD"] : [route.httpMethod])))];
     const method = req.method ?? "GET";
     if (method === "OPTIONS") {
-      res.writeHead(204, { allow: [...allowed, "OPTIONS"].join(", ") });
+      res.writeHead(204, { allow: [...found.allowed(), "OPTIONS"].join(", ") });
       res.end();
       return true;
     }
-    const match = matches.find(({ route }) => route.httpMethod === (method === "HEAD" ? "GET" : method));
+    const match = found.route(method);
     if (!match) {
+      const allowed = found.allowed();
       send(req, res, httpError(405, Code.Unimplemented, `${method} is not allowed here; use ${allowed.join(", ")}`, { allow: [...allowed, "OPTIONS"].join(", ") }));
       return true;
     }

@@ -90,7 +90,7 @@ export function deferMessage(values: ContextValues, schema: DescMessage, bytes: 
 
 /** Hands the handler the message deferParsing read, or answers why it did not parse; place it after authentication. */
 export function decodeInterceptor(): Interceptor {
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const result = req.stream ? undefined : req.contextValues.get(parsed);
     if (result === undefined) return next(req);
     if ("failure" in result) throw inputError("body", "body.parse", result.failure);

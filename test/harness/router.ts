@@ -10,6 +10,7 @@ import { join } from "node:path";
 import dgram from "node:dgram";
 import { Redis } from "ioredis";
 import { freePort, waitFor } from "./ports.js";
+import { cpuSeconds } from "./proc-cpu.js";
 
 /** The repo's nginx + Lua router, started by its own script in a prefix of its own, on a free port. */
 export class PrivateRouter {
@@ -105,11 +106,7 @@ export class PrivateRouter {
 /** CPU time (user and system) used by the worker processes of the nginx whose master is `pid`, in seconds (Linux /proc). */
 export function workersCpuSeconds(pid: number): number {
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
-  return children.reduce((sum, child) => {
-    // utime and stime, fields 14 and 15 of stat (counted from 1, 3 being the first after the command's ")"), in 1/100 s.
-    const fields = readFileSync(`/proc/${child}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return sum + (Number(fields[11]) + Number(fields[12])) / 100;
-  }, 0);
+  return children.reduce((sum, child) => sum + cpuSeconds(Number(child)), 0);
 }
 
 export interface Answer {
