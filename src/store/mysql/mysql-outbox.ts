@@ -163,10 +163,9 @@ export class MysqlRelayLease implements RelayLease {
 
   private async beat(): Promise<void> {
     try {
-      this.own ??= createConnection({ uri: this.url, connectTimeout: 3000, enableKeepAlive: true });
-      const conn = await this.own;
-      conn.on("error", () => undefined); // noticed by the next query, which drops it
-      await this.renew(conn);
+      // One listener per connection, not per beat: an error is noticed by the next query, which drops it.
+      this.own ??= createConnection({ uri: this.url, connectTimeout: 3000, enableKeepAlive: true }).then((c) => c.on("error", () => undefined));
+      await this.renew(await this.own);
     } catch {
       this.drop(); // a new connection next beat; the lease lapses if none works in time
     }
