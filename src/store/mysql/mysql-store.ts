@@ -57,6 +57,7 @@ import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
 import { mysqlTx } from "./mysql-tx.js";
 import { TxConnection } from "./tx-connection.js";
+import { WriteGroups } from "./write-groups.js";
 import {
   AUDIT_COLUMNS,
   auditConditions,
@@ -122,6 +123,10 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   private readonly commitListeners: Array<() => void> = [];
   /** Names this store's relay in relay_lease (for operators reading the row). */
   private readonly leaseHolder = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  private readonly groups = new WriteGroups({
+    alone: (write) => this.transaction(write),
+    together: (body) => this.onConnection(body, setImmediate),
+  });
 
   constructor(
     readonly pool: Pool,
@@ -134,7 +139,9 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   }
 
   create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
-    return this.transaction((tx) => createIn(tx, tenantId, input, ctx));
+    const write = (tx: MappingTx) => createIn(tx, tenantId, input, ctx);
+    // A wildcard locks its name tree exclusively: in a group, it would not wait for the names under it there.
+    return input.domain.startsWith("*.") ? this.transaction(write) : this.groups.run(write);
   }
 
   async get(tenantId: string, domain: string): Promise<MappingView> {
@@ -350,20 +357,25 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     if (!this.migrated) throw new StoreError("unavailable", "the database is not ready yet; retry later");
   }
 
+  private transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+    return this.onConnection((tx) => fn(mysqlTx(tx)));
+  }
+
   /**
-   * Runs fn in one transaction: again from the start when it lost a deadlock,
-   * or when the pooled connection was dead before anything was sent (as after
-   * a database restart).
+   * Runs fn in one transaction on a write connection (see TxConnection for
+   * `schedule`): again from the start when it lost a deadlock, or when the
+   * pooled connection was dead before anything was sent (as after a database
+   * restart).
    */
-  private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+  private async onConnection<T>(fn: (tx: TxConnection) => Promise<T>, schedule?: (send: () => void) => void): Promise<T> {
     this.assertReady();
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
       let tx: TxConnection | undefined;
       try {
         conn = await this.writePool.getConnection();
-        tx = new TxConnection(conn);
-        const result = await fn(mysqlTx(tx));
+        tx = new TxConnection(conn, schedule);
+        const result = await fn(tx);
         await tx.commit();
         for (const listener of this.commitListeners) listener();
         return result;
