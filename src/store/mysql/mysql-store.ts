@@ -58,6 +58,7 @@ import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
 import { mysqlTx } from "./mysql-tx.js";
 import { TxConnection } from "./tx-connection.js";
+import { WriteGroups } from "./write-groups.js";
 import {
   AUDIT_COLUMNS,
   auditConditions,
@@ -123,6 +124,10 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   private readonly commitListeners: Array<(changes: readonly RouteChange[]) => void> = [];
   /** Names this store's relay in relay_lease (for operators reading the row). */
   private readonly leaseHolder = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  private readonly groups = new WriteGroups({
+    alone: (write) => this.transaction(write),
+    together: (body) => this.onConnection(body, setImmediate),
+  });
 
   constructor(
     readonly pool: Pool,
@@ -135,7 +140,9 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   }
 
   create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
-    return this.transaction((tx) => createIn(tx, tenantId, input, ctx));
+    const write = (tx: MappingTx) => createIn(tx, tenantId, input, ctx);
+    // A wildcard locks its name tree exclusively: in a group, it would not wait for the names under it there.
+    return input.domain.startsWith("*.") ? this.transaction(write) : this.groups.run(write);
   }
 
   async get(tenantId: string, domain: string): Promise<MappingView> {
@@ -351,21 +358,28 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     if (!this.migrated) throw new StoreError("unavailable", "the database is not ready yet; retry later");
   }
 
+  private transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+    return this.onConnection((_, newTx) => fn(newTx()));
+  }
+
   /**
-   * Runs fn in one transaction: again from the start when it lost a deadlock,
-   * or when the pooled connection was dead before anything was sent (as after
-   * a database restart).
+   * Runs fn in one transaction on a write connection (see TxConnection for
+   * `schedule`): again from the start when it lost a deadlock, or when the
+   * pooled connection was dead before anything was sent (as after a database
+   * restart). `newTx` gives the write statements on that connection, noting
+   * the route changes they append for the commit listeners.
    */
-  private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+  private async onConnection<T>(fn: (conn: TxConnection, newTx: () => MappingTx) => Promise<T>, schedule?: (send: () => void) => void): Promise<T> {
     this.assertReady();
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
       let tx: TxConnection | undefined;
       try {
         conn = await this.writePool.getConnection();
-        tx = new TxConnection(conn);
+        const txc = new TxConnection(conn, schedule);
+        tx = txc;
         const written: RouteChange[] = [];
-        const result = await fn(notingOutbox(mysqlTx(tx), written));
+        const result = await fn(txc, () => notingOutbox(mysqlTx(txc), written));
         await tx.commit();
         for (const listener of this.commitListeners) listener(written);
         return result;

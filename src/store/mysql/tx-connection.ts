@@ -30,8 +30,18 @@ export class TxConnection {
   begun = false;
   /** Something was sent: ROLLBACK is due on failure. */
   sent = false;
+  /** The error of the first round trip that failed, as the server gave it. */
+  failure: unknown;
 
-  constructor(private readonly conn: PoolConnection) {}
+  /**
+   * `schedule` decides when held statements go: by default at the end of the
+   * current tick; a group of writes (see WriteGroups) waits for the next turn
+   * of the event loop, so the statements of all its writes go together.
+   */
+  constructor(
+    private readonly conn: PoolConnection,
+    private readonly schedule: (send: () => void) => void = queueMicrotask,
+  ) {}
 
   hold(sql: string, params: readonly unknown[]): void {
     this.statements.push({ sql: this.conn.format(sql, params) });
@@ -42,7 +52,7 @@ export class TxConnection {
       this.statements.push({ sql: this.conn.format(sql, params), waiter: { resolve, reject }, ...(explain && { explain }) });
       if (!this.flushDue) {
         this.flushDue = true;
-        queueMicrotask(() => void this.flush());
+        this.schedule(() => void this.flush());
       }
     }) as Promise<T>;
   }
@@ -67,6 +77,7 @@ export class TxConnection {
       const each = (batch.length === 1 ? [results] : results) as Result[];
       batch.forEach((s, i) => s.waiter?.resolve(each[i]!));
     } catch (err) {
+      this.failure ??= err;
       const reason = batch.reduce((e, s) => s.explain?.(e) ?? e, err);
       for (const s of batch) s.waiter?.reject(reason);
     }

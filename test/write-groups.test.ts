@@ -1,0 +1,128 @@
+// Concurrent creates on MySQL share transactions (see WriteGroups): each must still get the outcome it
+// would get alone, and nothing acknowledged may be lost when the database dies mid-group.
+import { createConnection } from "mysql2/promise";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMysqlStore, type MysqlStore } from "../src/store/mysql/mysql-store.js";
+import type { MappingInput, WriteContext } from "../src/store/store.js";
+import { peekOutbox } from "./harness/convergence.js";
+import { createDatabase, PrivateMariaDb } from "./harness/mariadb.js";
+
+const input = (domain: string): MappingInput => ({ domain, backends: ["http://a:1"], labels: {}, status: "enabled", tls: "" });
+const ctx = (idempotency?: WriteContext["idempotency"]): WriteContext => ({ keyId: "admin", requestId: "r", ...(idempotency && { idempotency }) });
+const settle = (p: Promise<{ revision: bigint }>) => p.then((r) => r.revision, (err: { code?: string }) => err.code ?? String(err));
+
+let db: PrivateMariaDb;
+let store: MysqlStore;
+beforeAll(async () => {
+  db = await PrivateMariaDb.start();
+  store = createMysqlStore({ url: await createDatabase(db.adminUrl), logger: pino({ level: "silent" }) });
+  await store.ready;
+});
+afterAll(async () => {
+  await store.close();
+  await db.destroy();
+});
+
+const commits = async () => {
+  const conn = await createConnection(db.adminUrl);
+  const [[row]] = (await conn.query("SHOW GLOBAL STATUS LIKE 'Com_commit'")) as unknown as [[{ Value: string }]];
+  await conn.end();
+  return Number(row.Value);
+};
+
+describe("creates grouped into shared transactions", () => {
+  // Two writes fill the groups in flight; the writes after them wait and go as one group.
+  const fillers = (tag: string) => [0, 1].map((i) => store.create("t", input(`${tag}${i}.group.example`), ctx()));
+
+  it("commit the others when a write fails having only read: a zone, another tenant's claim, a quota", async () => {
+    await store.create("other", input("theirs.group.example"), ctx());
+    await store.putTenant("zoned", { zones: ["zone.example"], mappingQuota: 0 });
+    await store.putTenant("quota", { zones: [], mappingQuota: 3 });
+    await store.create("quota", input("q0.group.example"), ctx());
+
+    const before = await commits();
+    const first = fillers("fa");
+    const fresh = [...Array(10).keys()].map((i) => settle(store.create("t", input(`ok${i}.group.example`), ctx())));
+    const underOthers = settle(store.create("t", input("a.theirs.group.example"), ctx()));
+    const outsideZone = settle(store.create("zoned", input("x.group.example"), ctx()));
+    const insideZone = settle(store.create("zoned", input("in.zone.example"), ctx()));
+    const quota = [...Array(4).keys()].map((i) => settle(store.create("quota", input(`q${i + 1}.group.example`), ctx())));
+    await Promise.all(first);
+
+    const revisions = await Promise.all(fresh);
+    expect(revisions.every((r) => typeof r === "bigint")).toBe(true);
+    expect(await underOthers).toBe("already_exists");
+    expect(await outsideZone).toBe("permission_denied");
+    expect(typeof (await insideZone)).toBe("bigint");
+    // One mapping already counted: two more fit under the quota of 3.
+    const quotaOutcomes = await Promise.all(quota);
+    expect(quotaOutcomes.filter((r) => typeof r === "bigint")).toHaveLength(2);
+    expect(quotaOutcomes.filter((r) => r === "resource_exhausted")).toHaveLength(2);
+    expect((await store.getTenant("quota")).mappingCount).toBe(3);
+    // 19 writes shared transactions.
+    expect((await commits()) - before).toBeLessThan(19);
+    // Every write that succeeded is stored at its revision, which is its domain's only outbox row.
+    const outbox = await peekOutbox(store);
+    for (const [i, revision] of revisions.entries()) {
+      expect((await store.get("t", `ok${i}.group.example`)).revision).toBe(revision);
+      expect(outbox.filter((c) => c.domain === `ok${i}.group.example`).map((c) => c.revision)).toEqual([revision]);
+    }
+  });
+
+  it("roll the group back when a write fails after writing: it leaves nothing behind", async () => {
+    const first = fillers("fc");
+    const fresh = [...Array(5).keys()].map((i) => settle(store.create("t", input(`okc${i}.group.example`), ctx())));
+    const keyedOutsideZone = settle(store.create("zoned", input("y.group.example"), ctx({ key: "k-zone", fingerprint: "fz" })));
+    await Promise.all(first);
+    expect((await Promise.all(fresh)).every((r) => typeof r === "bigint")).toBe(true);
+    expect(await keyedOutsideZone).toBe("permission_denied");
+    // No key was kept with the failed write: its retry is decided again.
+    expect(await settle(store.create("zoned", input("y.group.example"), ctx({ key: "k-zone", fingerprint: "fz" })))).toBe("permission_denied");
+  });
+
+  it("run each write alone again when a statement of the group fails: a taken domain, a replayed key", async () => {
+    const replayed = await store.create("t", input("replayed.group.example"), ctx({ key: "k-done", fingerprint: "f1" }));
+    const first = fillers("fb");
+    const fresh = [...Array(5).keys()].map((i) => settle(store.create("t", input(`okb${i}.group.example`), ctx())));
+    const twice = [0, 1].map(() => settle(store.create("t", input("twice.group.example"), ctx())));
+    const othersName = settle(store.create("t", input("theirs.group.example"), ctx()));
+    const sameKey = [0, 1].map(() => settle(store.create("t", input("keyed.group.example"), ctx({ key: "k-new", fingerprint: "f2" }))));
+    const retried = settle(store.create("t", input("replayed.group.example"), ctx({ key: "k-done", fingerprint: "f1" })));
+    await Promise.all(first);
+
+    expect((await Promise.all(fresh)).every((r) => typeof r === "bigint")).toBe(true);
+    const twiceOutcomes = await Promise.all(twice);
+    expect(twiceOutcomes.filter((r) => typeof r === "bigint")).toHaveLength(1);
+    expect(twiceOutcomes.filter((r) => r === "already_exists")).toHaveLength(1);
+    expect(await othersName).toBe("already_exists");
+    const keyed = await Promise.all(sameKey);
+    expect(typeof keyed[0]).toBe("bigint");
+    expect(keyed[1]).toBe(keyed[0]);
+    expect(await retried).toBe(replayed.revision);
+    expect((await store.get("t", "keyed.group.example")).revision).toBe(keyed[0]);
+  });
+
+  it("lose no acknowledged write when the database is killed mid-group", async () => {
+    const acknowledged: string[] = [];
+    let n = 0;
+    const writer = async () => {
+      for (let i = 0; i < 40; i++) {
+        const domain = `crash${n++}.group.example`;
+        await store.create("crash", input(domain), ctx()).then(
+          () => acknowledged.push(domain),
+          () => undefined,
+        );
+      }
+    };
+    const writers = Promise.all([...Array(16)].map(writer));
+    await new Promise((r) => setTimeout(r, 150));
+    await db.kill();
+    await new Promise((r) => setTimeout(r, 200));
+    await db.resume();
+    await writers;
+    expect(acknowledged.length).toBeGreaterThan(0);
+    const stored = new Set((await store.list("crash", { limit: 1000, offset: 0, labels: [], withTotal: false })).records.map((r) => r.domain));
+    expect(acknowledged.filter((d) => !stored.has(d))).toEqual([]);
+  });
+});
