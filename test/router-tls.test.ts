@@ -8,7 +8,7 @@ import { TestCa } from "./harness/certs.js";
 import { freePort } from "./harness/ports.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
-import { Backend, PrivateRouter, request } from "./harness/router.js";
+import { Backend, PrivateRouter, RawBackend, request } from "./harness/router.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -103,6 +103,33 @@ describe("TLS in the router", () => {
     session.close();
     expect(headers[":status"]).toBe(200);
     expect(JSON.parse(body)).toMatchObject({ backend: "a", url: "/h2" });
+  });
+
+  it("answers a backend's non-HTTP answer over HTTP/2 with the JSON 502, not an HTTP/1.1 message inside the stream", async () => {
+    const garbage = await RawBackend.start("garbage");
+    try {
+      expect((await api("PUT", "/v1/acme/mapping", { domain: "garbage.platform.example", backends: [garbage.url] })).status).toBe(201);
+      const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: "garbage.platform.example", ca: ca.pem });
+      try {
+        const got = async () => {
+          const stream = session.request({ ":path": "/x", ":authority": "garbage.platform.example" });
+          let body = "";
+          stream.on("data", (c: Buffer) => (body += c));
+          const [headers] = (await new Promise((resolve) => stream.on("response", (h) => resolve([h])))) as [http2.IncomingHttpHeaders];
+          await new Promise((resolve) => stream.on("end", resolve));
+          return { status: headers[":status"], type: headers["content-type"], body };
+        };
+        // The route reaches the router through the outbox; until then the host is unknown (404).
+        await expect.poll(async () => (await got()).status, { timeout: 5000 }).toBe(502);
+        const res = await got();
+        expect(res.type).toBe("application/json; charset=utf-8");
+        expect(JSON.parse(res.body)).toEqual({ code: "unavailable", message: "the backend answered something that is not HTTP" });
+      } finally {
+        session.close();
+      }
+    } finally {
+      await garbage.stop();
+    }
   });
 
   it("falls back to a wildcard certificate one label up, then to the operator's default", async () => {

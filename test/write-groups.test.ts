@@ -103,6 +103,26 @@ describe("creates grouped into shared transactions", () => {
     expect((await store.get("t", "keyed.group.example")).revision).toBe(keyed[0]);
   });
 
+  it("keep each write's outcome when the group's statements together outgrow the server's max_allowed_packet", async () => {
+    // Each write is well below the limit; only a group's last round trip (its audit rows and idempotency results,
+    // twice the labels of each write, ahead of COMMIT) is above it. The server refuses that packet unrun.
+    const admin = await createConnection(db.adminUrl);
+    await admin.query("SET GLOBAL max_allowed_packet = 1048576");
+    const small = createMysqlStore({ url: await createDatabase(db.adminUrl), logger: pino({ level: "silent" }) });
+    try {
+      await small.ready;
+      const labels = Object.fromEntries([...Array(64).keys()].map((i) => [`label-${i}-${"k".repeat(50)}`, "v".repeat(63)]));
+      const big = (domain: string): MappingInput => ({ ...input(domain), labels });
+      const writes = [...Array(66).keys()].map((i) => settle(small.create("t", big(`big${i}.group.example`), ctx({ key: `k-big-${i}`, fingerprint: `fb${i}` }))));
+      const outcomes = await Promise.all(writes);
+      expect(outcomes.filter((r) => typeof r !== "bigint")).toEqual([]);
+    } finally {
+      await small.close();
+      await admin.query("SET GLOBAL max_allowed_packet = DEFAULT");
+      await admin.end();
+    }
+  });
+
   it("lose no acknowledged write when the database is killed mid-group", async () => {
     const acknowledged: string[] = [];
     let n = 0;

@@ -27,6 +27,9 @@ end
 local reasons = { [502] = "Bad Gateway" }
 
 function _M.send_raw(status, message)
+  -- Only HTTP/1 writes no header then: HTTP/2 frames the status and headers itself whatever the backend's version,
+  -- so raw bytes there would arrive as the body of a text/plain answer.
+  if ngx.var.server_protocol == "HTTP/2.0" then return _M.send(status, message) end
   local body = _M.body(status, message)
   ngx.status = status
   ngx.print("HTTP/1.1 ", status, " ", reasons[status], "\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n",
