@@ -251,3 +251,24 @@ it("a private key sealed with another DYNROUTE_SECRET_KEY holds up neither route
     await daemon.close();
   }
 });
+
+it("a mapping delete that drops a certificate reaches Redis at once, not at the relay's next poll", async () => {
+  const ca = new TestCa();
+  const redis = new Redis(inject("redisUrl"));
+  // A long poll: each drain is followed by 10 s of sleep that only a commit can cut short.
+  const daemon = await startTestDaemon(await freshStore("sqlite"), { DYNROUTE_RELAY_POLL_MS: "10000" });
+  const key = (kind: string) => `${daemon.config.redis.prefix}${kind}:drop.keys.example`;
+  try {
+    expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/mapping", { body: { domain: "drop.keys.example", backends: ["http://127.0.0.1:9"] } })).status).toBe(201);
+    // Until the relay has met Redis once, it may sleep a whole poll.
+    await expect.poll(() => redis.hget(key("route"), "backends"), { timeout: 15_000 }).toBe('["http://127.0.0.1:9"]');
+    const leaf = ca.issue(["drop.keys.example"]);
+    expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/certificates/drop.keys.example", { body: { certificate_chain: leaf.chain, private_key: leaf.key } })).status).toBe(200);
+    await expect.poll(() => redis.hget(key("cert"), "chain"), { timeout: 2000 }).toContain("BEGIN CERTIFICATE");
+    expect((await rest(daemon.baseUrl, "DELETE", "/v1/vault/mapping/drop.keys.example")).status).toBe(204);
+    await expect.poll(() => redis.hget(key("cert"), "deleted"), { timeout: 2000 }).toBe("1");
+  } finally {
+    redis.disconnect();
+    await daemon.close();
+  }
+});

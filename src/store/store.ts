@@ -286,6 +286,13 @@ export interface RouteChange {
   committedAt?: Date;
 }
 
+/** What one committed write appended to the outboxes. */
+export interface CommittedChanges {
+  routes: RouteChange[];
+  /** Whether it changed a certificate too (a mapping write may drop the certificates of names it gave up). */
+  certificates: boolean;
+}
+
 /** A live mapping as the router needs it, with its row id for resuming a scan. */
 export interface RouteRow extends RouteChange {
   id: bigint;
@@ -330,11 +337,10 @@ export interface OutboxStore {
   /** The relay lease for `ttlMs` (renewed while held) if no one else holds it, else undefined. */
   tryAcquireRelayLease(ttlMs: number): Promise<RelayLease | undefined>;
   /**
-   * Calls `listener` after every committed write with the route changes it
-   * appended to the outbox (none for other writes): the relay applies them
-   * and drains at once.
+   * Calls `listener` after every committed write with what it appended to the
+   * outboxes: the relay applies its route changes and drains at once.
    */
-  onCommit(listener: (changes: readonly RouteChange[]) => void): void;
+  onCommit(listener: (changes: CommittedChanges) => void): void;
 }
 
 export type StoreErrorCode = "not_found" | "already_exists" | "failed_precondition" | "permission_denied" | "resource_exhausted" | "unavailable";

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
-import type { OutboxStore, RelayLease, RouteChange } from "../store/store.js";
+import type { CommittedChanges, OutboxStore, RelayLease, RouteChange } from "../store/store.js";
 import type { CertificateSync } from "./certificate-sync.js";
 import type { Reconciler } from "./reconciler.js";
 import type { RouteWriter } from "./route-writer.js";
@@ -79,15 +79,17 @@ export class OutboxRelay {
    * a reconciliation, as for any replay. The outbox rows stay the durable
    * record, deleted by the next poll's drain (one batch rather than a
    * transaction per commit) once this apply succeeded; anything not applied
-   * here wakes the drain at once.
+   * here, and a certificate change, wake the drain at once.
    */
-  committed = (changes: readonly RouteChange[]): void => {
-    if (changes.length === 0 || this.stopped || !this.lease?.held() || !this.writer.ready) return this.wake();
-    this.writer.apply(changes).then(
+  committed = ({ routes, certificates }: CommittedChanges): void => {
+    const direct = routes.length > 0 && !this.stopped && this.lease?.held() === true && this.writer.ready;
+    if (certificates || !direct) this.wake();
+    if (!direct) return;
+    this.writer.apply(routes).then(
       () => {
         const now = Date.now();
-        for (const c of changes) this.appliedOnCommit.set(c.revision, now);
-        this.applied(changes, now);
+        for (const c of routes) this.appliedOnCommit.set(c.revision, now);
+        this.applied(routes, now);
       },
       (err: Error) => {
         this.logger.debug({ err: err.message }, "apply on commit failed; the drain applies it");

@@ -39,6 +39,7 @@ import {
   type OutboxStats,
   type OutboxStore,
   type RelayLease,
+  type CommittedChanges,
   type RouteChange,
   type RouteRow,
   type AuditQuery,
@@ -52,7 +53,7 @@ import {
   type WriteContext,
   type IdempotencyStore,
 } from "../store.js";
-import { notingOutbox } from "../noted-outbox.js";
+import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
@@ -121,7 +122,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   readonly ready: Promise<void>;
 
   private readonly logger: Logger;
-  private readonly commitListeners: Array<(changes: readonly RouteChange[]) => void> = [];
+  private readonly commitListeners: Array<(changes: CommittedChanges) => void> = [];
   /** Names this store's relay in relay_lease (for operators reading the row). */
   private readonly leaseHolder = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   private readonly groups = new WriteGroups({
@@ -343,7 +344,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     return outbox.tryAcquireRelayLease(this.pool, this.opts.url, this.leaseHolder, ttlMs).catch(toStoreError);
   }
 
-  onCommit(listener: (changes: readonly RouteChange[]) => void): void {
+  onCommit(listener: (changes: CommittedChanges) => void): void {
     this.commitListeners.push(listener);
   }
 
@@ -378,7 +379,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
         conn = await this.writePool.getConnection();
         const txc = new TxConnection(conn, schedule);
         tx = txc;
-        const written: RouteChange[] = [];
+        const written = noChanges();
         const result = await fn(txc, () => notingOutbox(mysqlTx(txc), written));
         await tx.commit();
         for (const listener of this.commitListeners) listener(written);

@@ -24,6 +24,7 @@ import {
   type OutboxStats,
   type OutboxStore,
   type RelayLease,
+  type CommittedChanges,
   type RouteChange,
   type RouteRow,
   type AuditQuery,
@@ -91,7 +92,7 @@ import {
   type MappingRow,
   type TenantRow,
 } from "../sql-shared.js";
-import { notingOutbox } from "../noted-outbox.js";
+import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
@@ -140,7 +141,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   /** Opened and migrated synchronously; kept for symmetry with the MySQL store. */
   readonly ready = Promise.resolve();
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly commitListeners: Array<(changes: readonly RouteChange[]) => void> = [];
+  private readonly commitListeners: Array<(changes: CommittedChanges) => void> = [];
   private closed = false;
 
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
@@ -366,7 +367,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     return { held: () => held && !this.closed, release: async () => void (held = false) };
   }
 
-  onCommit(listener: (changes: readonly RouteChange[]) => void): void {
+  onCommit(listener: (changes: CommittedChanges) => void): void {
     this.commitListeners.push(listener);
   }
 
@@ -424,7 +425,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
-    const written: RouteChange[] = [];
+    const written = noChanges();
     const result = await this.durably(async () => {
       this.db.exec("BEGIN IMMEDIATE");
       try {
