@@ -260,8 +260,9 @@ it("a mapping delete that drops a certificate reaches Redis at once, not at the 
   const key = (kind: string) => `${daemon.config.redis.prefix}${kind}:drop.keys.example`;
   try {
     expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/mapping", { body: { domain: "drop.keys.example", backends: ["http://127.0.0.1:9"] } })).status).toBe(201);
-    // Until the relay has met Redis once, it may sleep a whole poll.
+    // The relay's loop has drained once (the route's outbox row is gone): until it has met Redis, it may sleep a whole poll.
     await expect.poll(() => redis.hget(key("route"), "backends"), { timeout: 15_000 }).toBe('["http://127.0.0.1:9"]');
+    await expect.poll(async () => (await daemon.store.outboxStats()).depth, { timeout: 15_000 }).toBe(0);
     const leaf = ca.issue(["drop.keys.example"]);
     expect((await rest(daemon.baseUrl, "PUT", "/v1/vault/certificates/drop.keys.example", { body: { certificate_chain: leaf.chain, private_key: leaf.key } })).status).toBe(200);
     await expect.poll(() => redis.hget(key("cert"), "chain"), { timeout: 2000 }).toContain("BEGIN CERTIFICATE");
