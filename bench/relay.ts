@@ -18,6 +18,7 @@ import { RouteWriter } from "../src/sync/route-writer.js";
 import { createDatabase, PrivateMariaDb } from "../test/harness/mariadb.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { freePort } from "../test/harness/ports.js";
+import { offerCreates } from "./offer.js";
 import { percentile, table } from "./table.js";
 
 const TOKEN = "bench-token-0123456789abcdef";
@@ -132,22 +133,15 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
   };
   const openLoop = async (rate: number, seconds: number, connections: number) => {
     const cpuBefore = daemonCpuMs();
-    const gen = spawn(process.execPath, ["dist/bench/open-loop.js", `http://127.0.0.1:${port}`, TOKEN, String(rate), String(seconds), String(connections), `o${rate}-`], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    gen.stdout!.on("data", (d) => (out += d));
-    await once(gen, "exit");
-    const { lateMaxMs, writes } = JSON.parse(out) as { lateMaxMs: number; writes: Array<[string, number, number, number]> };
-    const ok = writes.filter(([, , , status]) => status === 201);
+    const { writes, ok, doneRate, answerMs: answer, lateMaxMs } = await offerCreates(`http://127.0.0.1:${port}`, TOKEN, rate, seconds, connections, `o${rate}-`);
     await Promise.all(ok.map(([d]) => announced(d)));
     const cpuPerWrite = (daemonCpuMs() - cpuBefore) / writes.length;
     const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
     const fromAck = sorted(ok.map(([d, , ack]) => Math.max(0, seenAt.get(d)! - ack)));
     const fromDue = sorted(ok.map(([d, due]) => seenAt.get(d)! - due));
-    const answer = sorted(ok.map(([, due, ack]) => ack - due));
-    const span = (Math.max(...writes.map((w) => w[2])) - writes[0]![1]) / 1000;
     rows.push({
       measure: `propagation at ${rate.toLocaleString("en")} writes/s offered (open loop, own process)`,
-      rate: `${Math.round(ok.length / span)} writes/s done`,
+      rate: `${Math.round(doneRate)} writes/s done`,
       "p50 ms": ms(percentile(fromAck, 50)),
       "p99 ms": ms(percentile(fromAck, 99)),
       "max ms": ms(fromAck.at(-1)!),

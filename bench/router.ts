@@ -4,12 +4,13 @@
 // Redis): throughput at saturation, and latency at a moderate load (the p99 the
 // router adds); end-to-end propagation: from the API's acknowledgement of a
 // change until a request through the router reaches the new backend, with
-// invalidation (split where the change is published) and with the TTL alone;
+// invalidation (split where the change is published), with it while
+// bench/open-loop.ts offers 1,000 creates/s to the same daemon, and with the TTL alone;
 // and a flood of distinct unknown hosts with many labels: Redis commands per
 // request (INFO commandstats) and worker memory after it.
 // Run: npm run bench:router   (needs wrk and the router packages; BENCH_PARTS: some of
 // throughput,latency,propagation,flood (default all); BENCH_SECONDS, BENCH_ROUNDS, BENCH_LATENCY_SECONDS,
-// BENCH_CHANGES, BENCH_TTL_CHANGES, BENCH_FLOOD_HOSTS)
+// BENCH_CHANGES, BENCH_TTL_CHANGES, BENCH_LOAD_RATE, BENCH_LOAD_SECONDS, BENCH_LOAD_CHANGES, BENCH_FLOOD_HOSTS)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
@@ -19,6 +20,7 @@ import { freePort, waitFor } from "../test/harness/ports.js";
 import { PrivateRedis } from "../test/harness/redis.js";
 import { Redis } from "ioredis";
 import { PrivateRouter, request, workersCpuSeconds } from "../test/harness/router.js";
+import { offerCreates } from "./offer.js";
 import { startStaticNginx } from "./static-nginx.js";
 import { percentile, table } from "./table.js";
 import { assertWrk, wrk, type WrkResult } from "./wrk.js";
@@ -29,6 +31,11 @@ const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 200);
 // Each TTL-only change waits out the TTL (1 s): fewer of them say as much.
 const TTL_CHANGES = Number(process.env.BENCH_TTL_CHANGES ?? 50);
+// Propagation under load: creates/s offered by the open-loop generator, for how long, and at most how many changes sampled meanwhile.
+const LOAD_RATE = Number(process.env.BENCH_LOAD_RATE ?? 1000);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
+const LOAD_CHANGES = Number(process.env.BENCH_LOAD_CHANGES ?? 300);
+const LOAD_CONNECTIONS = 64;
 const CONNECTIONS = 32;
 // Latency runs: each connection pauses this long between its requests (some 6,000 req/s in all here, far from saturation).
 const LATENCY_CONNECTIONS = 16;
@@ -127,19 +134,23 @@ async function main() {
     }
 
     if (PARTS.has("propagation")) {
-      // Change i moves the mapping to backend y (even i) or x (odd), acknowledged on return: the body it answers with.
-      const change = async (i: number) => {
-        const target = i % 2 === 0 ? "y" : "x";
+      // Each change moves the mapping from the backend it is on (x at first) to the other, acknowledged on return: the body it answers with.
+      let changed = 0;
+      const change = async () => {
+        const target = changed++ % 2 === 0 ? "y" : "x";
         const res = await put(`/v1/bench/mapping/${HOST}`, "PUT", { backends: [`http://127.0.0.1:${target === "x" ? xPort : yPort}`] });
         if (res.status !== 200) throw new Error(`update answered ${res.status}`);
         return target;
       };
       const spread = [
         await propagation("invalidation (cache TTL 300 s)", cached, CHANGES, redis.url, change),
+        await propagationUnderLoad(api, cached, redis.url, change),
         await propagation("TTL only (1 s, no invalidation)", ttlOnly, TTL_CHANGES, redis.url, change),
       ];
-      console.log("\npropagation: API acknowledgement → first request through the router that reaches the new backend; split where the change is published (seen by a subscriber of the bench)\n");
-      console.log(table(Object.keys(spread[0]!), spread));
+      console.log(
+        `\npropagation: API acknowledgement → first request through the router that reaches the new backend; split where the change is published (seen by a subscriber of the bench). Under load: the same changes, spread over the load, while bench/open-loop.ts offers REST creates of other domains to the same daemon from a process of its own, on schedule whether or not earlier ones were answered, over ${LOAD_CONNECTIONS} keep-alive connections\n`,
+      );
+      console.log(table([...new Set(spread.flatMap((row) => Object.keys(row)))], spread));
     }
 
     if (PARTS.has("flood")) {
@@ -156,6 +167,32 @@ async function main() {
     await redis.destroy();
   }
 }
+
+/**
+ * The propagation of changes sampled while the open-loop generator offers LOAD_RATE creates/s to the same daemon:
+ * from 1 s after it is started (past its start-up and first writes) to 1 s before its schedule ends, spread evenly.
+ */
+async function propagationUnderLoad(api: string, router: PrivateRouter, redisUrl: string, change: () => Promise<string>): Promise<Record<string, string>> {
+  const started = performance.now();
+  const offered = offerCreates(api, TOKEN, LOAD_RATE, LOAD_SECONDS, LOAD_CONNECTIONS, "load-");
+  await sleep(1000);
+  const window = { from: epoch(), to: 0 };
+  const row = await propagation(`invalidation, ${LOAD_RATE.toLocaleString("en")} creates/s offered`, router, LOAD_CHANGES, redisUrl, change, {
+    everyMs: ((LOAD_SECONDS - 2) * 1000) / LOAD_CHANGES,
+    until: started + (LOAD_SECONDS - 1) * 1000,
+  });
+  window.to = epoch();
+  const { writes, ok, doneRate, answerMs, lateMaxMs } = await offered;
+  const schedule = writes[0]![1];
+  const s = (t: number) => ((t - schedule) / 1000).toFixed(1);
+  return {
+    ...row,
+    "offered load (what the generator reported)": `${ok.length}/${writes.length} creates 201 in ${LOAD_SECONDS} s, ${Math.round(doneRate)}/s done; answer p50/p99/max ${percentile(answerMs, 50).toFixed(1)}/${percentile(answerMs, 99).toFixed(1)}/${percentile(answerMs, 100).toFixed(1)} ms from the scheduled send; sends at most ${lateMaxMs.toFixed(1)} ms behind schedule; changes sampled from ${s(window.from)} s to ${s(window.to)} s of it`,
+  };
+}
+
+const epoch = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 
@@ -180,9 +217,17 @@ async function alternate<S extends { name: string; port: number; cpu: () => numb
 
 /**
  * Makes `changes` changes and polls through `router` after each until it answers with the new body. A subscriber of
- * the invalidation channel splits each sample where the relay published the change.
+ * the invalidation channel splits each sample where the relay published the change. With `pace`, change i starts no
+ * sooner than `everyMs` × i after the first, and none starts after `until` (performance.now()).
  */
-async function propagation(name: string, router: PrivateRouter, changes: number, redisUrl: string, change: (i: number) => Promise<string>): Promise<Record<string, string>> {
+async function propagation(
+  name: string,
+  router: PrivateRouter,
+  changes: number,
+  redisUrl: string,
+  change: () => Promise<string>,
+  pace?: { everyMs: number; until: number },
+): Promise<Record<string, string>> {
   progress(`propagation, ${name}`);
   const subscriber = new Redis(redisUrl);
   let published = 0;
@@ -191,14 +236,22 @@ async function propagation(name: string, router: PrivateRouter, changes: number,
   });
   await subscriber.subscribe("route-invalidate");
   const total: number[] = [];
+  const answers: number[] = []; // each change's own write: sent → acknowledged
   const polls: number[] = []; // each request of the polling: what one look through the router costs the bench
   const toPublish: number[] = [];
   const toServe: number[] = [];
   try {
+    const first = performance.now();
     for (let i = 0; i < changes; i++) {
+      if (pace) {
+        const wait = first + i * pace.everyMs - performance.now();
+        if (wait > 0) await sleep(wait);
+        if (performance.now() > pace.until) break;
+      }
       const sent = performance.now();
-      const target = await change(i);
+      const target = await change();
       const acked = performance.now();
+      answers.push(acked - sent);
       for (;;) {
         const asked = performance.now();
         const body = (await request(router.port, HOST)).body;
@@ -220,12 +273,13 @@ async function propagation(name: string, router: PrivateRouter, changes: number,
   const ms = (xs: number[], p: number) => (xs.length ? percentile([...xs].sort((a, b) => a - b), p).toFixed(1) : "");
   return {
     scenario: name,
-    changes: String(changes),
+    changes: String(total.length),
     "p50 ms": ms(total, 50),
     "p99 ms": ms(total, 99),
     "max ms": ms(total, 100),
     "ack → published p50 / p99 / max": toPublish.length ? `${ms(toPublish, 50)} / ${ms(toPublish, 99)} / ${ms(toPublish, 100)}` : "",
     "published → served p50 / p99 / max": toServe.length ? `${ms(toServe, 50)} / ${ms(toServe, 99)} / ${ms(toServe, 100)}` : "",
+    "write answered p50 / p99 / max": `${ms(answers, 50)} / ${ms(answers, 99)} / ${ms(answers, 100)}`,
     "one poll p50 / p99 / max": `${ms(polls, 50)} / ${ms(polls, 99)} / ${ms(polls, 100)}`,
   };
 }
@@ -261,7 +315,7 @@ end`;
       commands += Number(m[2]);
       byCommand.push(`${m[1]} ${m[2]}`);
     }
-    await new Promise((r) => setTimeout(r, 1100)); // workers report their Lua memory every second
+    await sleep(1100); // workers report their Lua memory every second
     const after = { rss: router.workerRss(), lua: await luaMemory(router) };
     const mb = (xs: number[]) => xs.map((x) => (x / 1048576).toFixed(1)).join(" / ");
     return {
