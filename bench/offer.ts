@@ -10,6 +10,8 @@ export interface Offered {
   writes: OfferedWrite[];
   /** The writes answered 201. */
   ok: OfferedWrite[];
+  /** The others, counted by status (0: no answer, the connection failed), e.g. ", 1 answered 503"; "" when none. */
+  others: string;
   /** 201s per second, from the first scheduled send to the last answer. */
   doneRate: number;
   /** Of the 201s: scheduled send → answer, ms, ascending. */
@@ -29,9 +31,12 @@ export async function offerCreates(base: string, token: string, rate: number, se
   const { lateMaxMs, writes } = JSON.parse(out) as { lateMaxMs: number; writes: OfferedWrite[] };
   const ok = writes.filter(([, , , status]) => status === 201);
   const lastAnswer = writes.reduce((m, [, , acked]) => Math.max(m, acked), 0);
+  const counts = new Map<number, number>();
+  for (const [, , , status] of writes) if (status !== 201) counts.set(status, (counts.get(status) ?? 0) + 1);
   return {
     writes,
     ok,
+    others: [...counts].map(([status, n]) => `, ${n} answered ${status === 0 ? "nothing (connection failed)" : status}`).join(""),
     doneRate: ok.length / ((lastAnswer - writes[0]![1]) / 1000),
     answerMs: ok.map(([, due, acked]) => acked - due).sort((a, b) => a - b),
     lateMaxMs,

@@ -133,7 +133,7 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
   };
   const openLoop = async (rate: number, seconds: number, connections: number) => {
     const cpuBefore = daemonCpuMs();
-    const { writes, ok, doneRate, answerMs: answer, lateMaxMs } = await offerCreates(`http://127.0.0.1:${port}`, TOKEN, rate, seconds, connections, `o${rate}-`);
+    const { writes, ok, others, doneRate, answerMs: answer, lateMaxMs } = await offerCreates(`http://127.0.0.1:${port}`, TOKEN, rate, seconds, connections, `o${rate}-`);
     await Promise.all(ok.map(([d]) => announced(d)));
     const cpuPerWrite = (daemonCpuMs() - cpuBefore) / writes.length;
     const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
@@ -145,7 +145,7 @@ async function propagation(db: PrivateMariaDb, redisServer: PrivateRedis) {
       "p50 ms": ms(percentile(fromAck, 50)),
       "p99 ms": ms(percentile(fromAck, 99)),
       "max ms": ms(fromAck.at(-1)!),
-      notes: `${ok.length}/${writes.length} writes 201, ${connections} keep-alive connections; ack → route in Redis. From the scheduled send: answer p50/p99 ${ms(percentile(answer, 50))}/${ms(percentile(answer, 99))} ms, route in Redis p50/p99 ${ms(percentile(fromDue, 50))}/${ms(percentile(fromDue, 99))} ms; sends at most ${ms(lateMaxMs)} ms behind schedule; daemon CPU ${ms(cpuPerWrite)} ms per write`,
+      notes: `${ok.length}/${writes.length} writes 201${others}, ${connections} keep-alive connections; ack → route in Redis. From the scheduled send: answer p50/p99 ${ms(percentile(answer, 50))}/${ms(percentile(answer, 99))} ms, route in Redis p50/p99 ${ms(percentile(fromDue, 50))}/${ms(percentile(fromDue, 99))} ms; sends at most ${ms(lateMaxMs)} ms behind schedule; daemon CPU ${ms(cpuPerWrite)} ms per write`,
     });
   };
   progress("propagation: floor measured");
