@@ -377,11 +377,10 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
       let tx: TxConnection | undefined;
       try {
         conn = await this.writePool.getConnection();
-        const txc = new TxConnection(conn, schedule);
-        tx = txc;
+        const open = (tx = new TxConnection(conn, schedule));
         const written = noChanges();
-        const result = await fn(txc, () => notingOutbox(mysqlTx(txc), written));
-        await tx.commit();
+        const result = await fn(open, () => notingOutbox(mysqlTx(open), written));
+        await open.commit();
         for (const listener of this.commitListeners) listener(written);
         return result;
       } catch (err) {
