@@ -151,7 +151,7 @@ describe("TLS in the router", () => {
         const res = await httpsGet(tlsPort, "garbage1.platform.example", "/x", method);
         expect(res.status, method).toBe(502);
         expect(res.headers["strict-transport-security"], method).toBe("max-age=600");
-        // The usual answer keeps the connection open (chunked), this one closes it (Content-Length): both say so.
+        // The same names, framing aside (the usual answer is chunked, this one has a Content-Length).
         expect(headerNames(res.headers), method).toEqual(headerNames(usual.headers));
         expect(res.json, method).toEqual(method === "GET" ? { code: "unavailable", message: "the backend answered something that is not HTTP" } : undefined);
       }
