@@ -6,7 +6,8 @@
 # cache, and without (Redis per request). Per-phase split: callgrind_annotate --inclusive=yes on
 # the dumps left in $OUT (the nginx/Lua module entry points are named in the summary).
 #   bash bench/router-callgrind.sh [static|cached|nocache ...]
-# Settings: ROUTER_SRC [this checkout's router/], CG_SECONDS [10] measured wrk run, CG_CONNECTIONS [16], OUT [mktemp]
+# Settings: ROUTER_SRC [this checkout's router/], CG_SECONDS [10] measured wrk run, CG_CONNECTIONS [16], OUT [mktemp],
+#   CG_HOST_HEADER [bench.example] the Host header sent (bench.example:8080: a port, as clients to a port other than 80 send)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUTER_SRC=${ROUTER_SRC:-$here/router} # another checkout's router/ for before/after pairs
@@ -14,6 +15,7 @@ SECONDS_RUN=${CG_SECONDS:-10}
 CONNS=${CG_CONNECTIONS:-16}
 OUT=${OUT:-$(mktemp -d /tmp/dynroute-callgrind-XXXXXX)}
 HOST=bench.example
+HOST_HEADER=${CG_HOST_HEADER:-$HOST}
 scenarios=("$@"); [[ ${#scenarios[@]} -gt 0 ]] || scenarios=(static cached nocache)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
@@ -81,11 +83,11 @@ for name in "${scenarios[@]}"; do
     >"$OUT/$name.valgrind.log" 2>&1 &
   pid=$!
   pids+=($pid)
-  for _ in $(seq 300); do [[ $(curl -s -H "Host: $HOST" "http://127.0.0.1:$port/") == x ]] && break; sleep 0.2; done
+  for _ in $(seq 300); do [[ $(curl -s -H "Host: $HOST_HEADER" "http://127.0.0.1:$port/") == x ]] && break; sleep 0.2; done
   # Warm-up (JIT traces, pools, caches), then measure from zero.
-  wrk -t1 -c"$CONNS" -d5s -H "Host: $HOST" "http://127.0.0.1:$port/" >/dev/null
+  wrk -t1 -c"$CONNS" -d5s -H "Host: $HOST_HEADER" "http://127.0.0.1:$port/" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
-  requests=$(wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" -H "Host: $HOST" "http://127.0.0.1:$port/" | awk '/requests in/ { print $1 }')
+  requests=$(wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" -H "Host: $HOST_HEADER" "http://127.0.0.1:$port/" | awk '/requests in/ { print $1 }')
   callgrind_control -d "measured" "$pid" >/dev/null 2>&1
   sleep 1
   dump=$(ls -t "$OUT/$name".*.out.* 2>/dev/null | head -1)

@@ -8,7 +8,7 @@ import { TestCa } from "./harness/certs.js";
 import { freePort } from "./harness/ports.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
-import { Backend, PrivateRouter, RawBackend, request } from "./harness/router.js";
+import { Backend, headerNames, PrivateRouter, RawBackend, request } from "./harness/router.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,12 +37,13 @@ function handshake(port: number, servername: string): Promise<{ fingerprint: str
   });
 }
 
-function httpsGet(port: number, host: string, path = "/"): Promise<{ status: number; json: any; headers: import("node:http").IncomingHttpHeaders }> {
+/** An HTTP/1.1 request over TLS; `json` is the parsed body (undefined when there is none: HEAD). */
+function httpsGet(port: number, host: string, path = "/", method = "GET"): Promise<{ status: number; json: any; headers: import("node:http").IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: "127.0.0.1", port, path, servername: host, headers: { host }, ca: ca.pem, agent: false }, (res) => {
+    const req = https.request({ host: "127.0.0.1", port, path, method, servername: host, headers: { host }, ca: ca.pem, agent: false }, (res) => {
       let body = "";
       res.on("data", (c: Buffer) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(body), headers: res.headers }));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, json: body === "" ? undefined : JSON.parse(body), headers: res.headers }));
     });
     req.on("error", reject);
     req.end();
@@ -105,27 +106,54 @@ describe("TLS in the router", () => {
     expect(JSON.parse(body)).toMatchObject({ backend: "a", url: "/h2" });
   });
 
-  it("answers a backend's non-HTTP answer over HTTP/2 with the JSON 502, not an HTTP/1.1 message inside the stream", async () => {
+  it("answers a backend's non-HTTP answer over HTTP/2 with the JSON 502 (HSTS included; HEAD: no body), not an HTTP/1.1 message inside the stream", async () => {
     const garbage = await RawBackend.start("garbage");
     try {
       expect((await api("PUT", "/v1/acme/mapping", { domain: "garbage.platform.example", backends: [garbage.url] })).status).toBe(201);
       const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: "garbage.platform.example", ca: ca.pem });
       try {
-        const got = async () => {
-          const stream = session.request({ ":path": "/x", ":authority": "garbage.platform.example" });
+        const got = async (method = "GET") => {
+          const stream = session.request({ ":method": method, ":path": "/x", ":authority": "garbage.platform.example" });
           let body = "";
           stream.on("data", (c: Buffer) => (body += c));
+          // Listened to from the start: a HEAD answer's stream ends with its headers.
+          const ended = new Promise((resolve) => stream.on("end", resolve));
           const [headers] = (await new Promise((resolve) => stream.on("response", (h) => resolve([h])))) as [http2.IncomingHttpHeaders];
-          await new Promise((resolve) => stream.on("end", resolve));
-          return { status: headers[":status"], type: headers["content-type"], body };
+          await ended;
+          return { status: headers[":status"], type: headers["content-type"], hsts: headers["strict-transport-security"], body };
         };
         // The route reaches the router through the outbox; until then the host is unknown (404).
         await expect.poll(async () => (await got()).status, { timeout: 5000 }).toBe(502);
         const res = await got();
         expect(res.type).toBe("application/json; charset=utf-8");
+        expect(res.hsts).toBe("max-age=600");
         expect(JSON.parse(res.body)).toEqual({ code: "unavailable", message: "the backend answered something that is not HTTP" });
+        expect(await got("HEAD")).toEqual({ status: 502, type: "application/json; charset=utf-8", hsts: "max-age=600", body: "" });
       } finally {
         session.close();
+      }
+    } finally {
+      await garbage.stop();
+    }
+  });
+
+  it("answers a backend's non-HTTP answer over HTTP/1.1 on TLS with the headers of the router's other JSON errors there, HSTS included, to HEAD too", async () => {
+    const garbage = await RawBackend.start("garbage");
+    try {
+      expect((await api("PUT", "/v1/acme/mapping", { domain: "garbage1.platform.example", backends: [garbage.url] })).status).toBe(201);
+      // The route reaches the router through the outbox; until then the host is unknown (404).
+      await expect.poll(async () => (await httpsGet(tlsPort, "garbage1.platform.example")).status, { timeout: 5000 }).toBe(502);
+      // An error the router answers the usual way (nginx writes its headers): no mapping for the name.
+      const usual = await httpsGet(tlsPort, "nobody.platform.example");
+      expect(usual.status).toBe(404);
+      expect(usual.headers["strict-transport-security"]).toBe("max-age=600");
+      for (const method of ["GET", "HEAD"]) {
+        const res = await httpsGet(tlsPort, "garbage1.platform.example", "/x", method);
+        expect(res.status, method).toBe(502);
+        expect(res.headers["strict-transport-security"], method).toBe("max-age=600");
+        // The same names, framing aside (the usual answer is chunked, this one has a Content-Length).
+        expect(headerNames(res.headers), method).toEqual(headerNames(usual.headers));
+        expect(res.json, method).toEqual(method === "GET" ? { code: "unavailable", message: "the backend answered something that is not HTTP" } : undefined);
       }
     } finally {
       await garbage.stop();

@@ -8,14 +8,14 @@ import { join } from "node:path";
 import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshStore, LOOPBACK_ALLOWED, startTestDaemon, type TestDaemon } from "./harness/daemon.js";
-import { waitFor } from "./harness/ports.js";
+import { freePort, waitFor } from "./harness/ports.js";
 import { runDaemon } from "./harness/process.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { rest } from "./harness/rest.js";
 import { Redis } from "ioredis";
 import { BackendPolicy } from "../src/policy/backend-policy.js";
 import { RouteWriter } from "../src/sync/route-writer.js";
-import { Backend, NxDomainDns, PrivateRouter, RawBackend, rawRequest, request } from "./harness/router.js";
+import { Backend, headerNames, NxDomainDns, PrivateRouter, RawBackend, rawExchange, rawRequest, request } from "./harness/router.js";
 
 const run = promisify(execFile);
 
@@ -352,6 +352,54 @@ describe("failing backends", () => {
     expect(garbage.connections).toBe(before);
     // Workers add their counts to the shared figures every second.
     await waitFor("the metric", async () => expect((await sick.metrics()).get("dynroute_router_upstream_garbage_total")).toBeGreaterThanOrEqual(1));
+  });
+
+  it("answers a backend's non-HTTP answer with the headers of the router's other JSON errors, to HEAD (no body), HTTP/1.0 and HTTP/0.9 requests too", async () => {
+    const garbage = await RawBackend.start("garbage");
+    hung.push(garbage);
+    await api("PUT", "/v1/e2e/mapping", { domain: "garbage-head.e2e.example", backends: [garbage.url] });
+    // Nothing listens there: a 502 the router answers the usual way, through nginx's own header writing.
+    await api("PUT", "/v1/e2e/mapping", { domain: "refused.e2e.example", backends: [`http://127.0.0.1:${await freePort()}`] });
+    await waitFor("the routes", async () => {
+      expect((await viaSick("garbage-head.e2e.example")).status).toBe(502);
+      expect((await viaSick("refused.e2e.example")).status).toBe(502);
+    }, 5000);
+    const usual = await rawRequest(sick.port, "GET / HTTP/1.1\r\nHost: refused.e2e.example\r\nConnection: close\r\n\r\n");
+    expect(headerNames(usual.headers)).toEqual(["cache-control", "connection", "content-type", "date", "server"]);
+    // Each answer is read until the router closes the connection (an answer to HEAD has a Content-Length but no body).
+    for (const [method, version] of [["GET", "1.1"], ["HEAD", "1.1"], ["GET", "1.0"], ["HEAD", "1.0"]]) {
+      const what = `${method} HTTP/${version}`;
+      const res = await rawRequest(sick.port, `${method} /x HTTP/${version}\r\nHost: garbage-head.e2e.example\r\n\r\n`);
+      expect(res.status, what).toBe(502);
+      expect(headerNames(res.headers), what).toEqual(headerNames(usual.headers));
+      expect(res.headers, what).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+      expect(res.headers, what).toMatch(/\r\nConnection: close(\r\n|$)/);
+      if (method === "GET") expect(JSON.parse(res.body), what).toEqual({ code: "unavailable", message: "the backend answered something that is not HTTP" });
+      else expect(res.body, what).toBe("");
+    }
+    await waitFor("the log lines", async () => expect(sick.accessLog().filter((l) => l.host === "garbage-head.e2e.example" && l.method === "HEAD" && l.status === 502)).toHaveLength(2));
+    // An HTTP/0.9 request (absolute-form: it names its host no other way) expects no status line or headers, and
+    // gets none, as in the router's other answers.
+    expect(JSON.parse(await rawExchange(sick.port, "GET http://garbage-head.e2e.example/x\r\n"))).toEqual({ code: "unavailable", message: "the backend answered something that is not HTTP" });
+  });
+
+  it("closes the connection after that 502, as it says: a request pipelined behind it gets no answer on it, one ahead of it does", async () => {
+    const garbage = await RawBackend.start("garbage");
+    hung.push(garbage);
+    await api("PUT", "/v1/e2e/mapping", { domain: "garbage-pipe.e2e.example", backends: [garbage.url] });
+    await api("PUT", "/v1/e2e/mapping", { domain: "fine-pipe.e2e.example", backends: [a().url] });
+    await waitFor("the routes", async () => {
+      expect((await viaSick("garbage-pipe.e2e.example")).status).toBe(502);
+      expect((await viaSick("fine-pipe.e2e.example")).status).toBe(200);
+    }, 5000);
+    // An answer's status line follows the one before it right after its body, not necessarily at the start of a line.
+    const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    // The last request of each exchange asks the router to close after it, whatever the answers before it did.
+    const ask = (method: string, host: string, last = false) => `${method} /x HTTP/1.1\r\nHost: ${host}\r\n${last ? "Connection: close\r\n" : ""}\r\n`;
+    for (const method of ["GET", "HEAD"]) {
+      expect(statuses(await rawExchange(sick.port, ask(method, "garbage-pipe.e2e.example") + ask("GET", "fine-pipe.e2e.example", true))), method).toEqual([502]);
+      expect(statuses(await rawExchange(sick.port, ask("GET", "fine-pipe.e2e.example") + ask(method, "garbage-pipe.e2e.example", true))), method).toEqual([200, 502]);
+    }
   });
 
   it("asks DNS about a name that does not resolve once in a while, not on every request", async () => {

@@ -247,6 +247,23 @@ export function rawRequest(port: number, text: string | Buffer): Promise<{ statu
   });
 }
 
+/** Sends `text` as is and returns everything the router writes back until it closes the connection (for pipelined requests). */
+export function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+  });
+}
+
+/** The header names of an answer, lower case and sorted, without the framing ones (which differ by how the body is sent). */
+export function headerNames(headers: string | http.IncomingHttpHeaders): string[] {
+  const names = typeof headers === "string" ? headers.split("\r\n").slice(1).map((line) => line.slice(0, line.indexOf(":")).toLowerCase()) : Object.keys(headers);
+  return names.filter((name) => name !== "content-length" && name !== "transfer-encoding").sort();
+}
+
 function dechunk(text: string): string {
   let out = "";
   for (let at = 0; ; ) {

@@ -13,27 +13,59 @@ function _M.body(status, message, code)
   return cjson.encode({ code = code or codes[status] or "unknown", message = message }) .. "\n"
 end
 
+local JSON = "application/json; charset=utf-8"
+
+-- The status and headers of every answer of the router's own; router.lua's header filter adds
+-- Strict-Transport-Security on TLS, as to every answer.
+local function start(status)
+  ngx.status = status
+  ngx.header["Content-Type"] = JSON
+  ngx.header["Cache-Control"] = "no-store"
+end
+
 -- `code` overrides the one the status implies (e.g. "backend_refused").
 function _M.send(status, message, code)
-  ngx.status = status
-  ngx.header["Content-Type"] = "application/json; charset=utf-8"
-  ngx.header["Cache-Control"] = "no-store"
+  start(status)
   ngx.print(_M.body(status, message, code))
   return ngx.exit(status)
 end
 
--- A whole HTTP/1.1 answer as bytes, for a request nginx writes no header for (it
--- takes a backend's answer without a status line for HTTP/0.9, see router.lua).
 local reasons = { [502] = "Bad Gateway" }
+-- Headers nginx writes from fields of its own rather than from the header list (ngx.resp.get_headers
+-- names them in lower case): send_raw writes these itself.
+local written = { ["content-type"] = true, ["content-length"] = true, connection = true, ["transfer-encoding"] = true }
 
+-- A whole HTTP/1.1 answer as bytes, for a request nginx writes no status line or headers for (it takes
+-- a backend's answer without a status line for HTTP/0.9, see router.lua): send's answer, with what nginx
+-- would have written for it, in its order (Server as server_tokens off has it), the body's length, and
+-- Connection: close (nginx closes the connection after it, see below).
 function _M.send_raw(status, message)
-  -- Only HTTP/1 writes no header then: HTTP/2 frames the status and headers itself whatever the backend's version,
-  -- so raw bytes there would arrive as the body of a text/plain answer.
-  if ngx.var.server_protocol == "HTTP/2.0" then return _M.send(status, message) end
+  -- Only an HTTP/1 request gets it. HTTP/2 frames the status and headers itself whatever the backend's version,
+  -- so raw bytes there would arrive as the body of a text/plain answer; an HTTP/0.9 request (no protocol in its
+  -- line) expects no status line or headers, and gets none in any answer.
+  local protocol = ngx.var.server_protocol
+  if not protocol or protocol:sub(1, 7) ~= "HTTP/1." then return _M.send(status, message) end
+  start(status)
+  -- To nginx and lua-nginx-module all of it is body, which they drop for HEAD: the request is a GET while the
+  -- answer goes out (a HEAD again after, for the access log), and a HEAD's bytes stop before the body. nginx
+  -- knows no length for that body, on a request below HTTP/1.1 to it (HTTP/0.9, as the backend's answer made
+  -- it): so it closes the connection after it (its chunked filter), for HEAD too while it is a GET.
+  local head = ngx.req.get_method() == "HEAD"
+  if head then ngx.req.set_method(ngx.HTTP_GET) end
+  -- The header filters run as for any answer (router.lua counts it and adds HSTS), though nginx writes nothing.
+  ngx.send_headers()
   local body = _M.body(status, message)
-  ngx.status = status
-  ngx.print("HTTP/1.1 ", status, " ", reasons[status], "\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n",
-    "Content-Length: ", #body, "\r\nConnection: close\r\n\r\n", body)
+  local out = { "HTTP/1.1 ", status, " ", reasons[status], "\r\nServer: nginx\r\nDate: ", ngx.http_time(ngx.time()),
+    "\r\nContent-Type: ", JSON, "\r\nContent-Length: ", #body, "\r\nConnection: close\r\n" }
+  for name, value in pairs(ngx.resp.get_headers(nil, true)) do
+    if not written[name] then out[#out + 1] = name .. ": " .. value .. "\r\n" end
+  end
+  out[#out + 1] = "\r\n"
+  if not head then out[#out + 1] = body end
+  ngx.print(out)
+  -- Sent now: nginx would hold a short output back for more.
+  ngx.eof()
+  if head then ngx.req.set_method(ngx.HTTP_HEAD) end
   return ngx.exit(status)
 end
 

@@ -73,9 +73,10 @@ function _M.access()
   local first = plan.peers[plan.start]
   if config.backend_host == "backend" then
     ngx.var.dynroute_host = first.host
-  elseif ngx.var.http_host ~= host and routes.normalize_header(ngx.var.http_host) ~= host then
+  else
+    local sent = ngx.var.http_host
     -- An absolute-form target names another host than the Host header: the backend gets the one routed by.
-    ngx.var.dynroute_host = host
+    if sent ~= host and routes.normalize_header(sent) ~= host then ngx.var.dynroute_host = host end
   end
   if first.scheme == "http" and plan.pooled and first.path == "" then
     -- The plan is the request's ctx (one table per request, not two).
