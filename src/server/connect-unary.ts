@@ -6,7 +6,7 @@ import { compressionNegotiate, validateReadWriteMaxBytes, type Compression } fro
 import { codeToHttpStatus, contentTypeUnaryJson, contentTypeUnaryProto, contentTypeUnaryRegExp, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
 import type http from "node:http";
 import type http2 from "node:http2";
-import { invokeUnary, type UnaryImplSpec } from "../rpc/invoke-unary.js";
+import { unaryInvoker, type UnaryImplSpec } from "../rpc/invoke-unary.js";
 import { jsonWriter } from "../rpc/json-writer.js";
 import { deferMessage, readUpTo } from "./deferred-parse.js";
 import { nodeHeaders, webHeaders } from "./web-headers.js";
@@ -49,6 +49,7 @@ export function connectUnary(spec: UnaryImplSpec, opts: ConnectUnaryOptions): Co
   const compressions = [...opts.compressions];
   // connect writes JSON answers with protobuf-es's toJsonString and its default options.
   const writeJson = jsonWriter(output);
+  const invoke = unaryInvoker(spec, opts.interceptors);
 
   /** Answers the call whose message `read` yields; undefined: the request went to connect after all. */
   async function serve(req: NodeRequest, res: NodeResponse, read: () => Promise<Uint8Array | undefined>, binary: boolean) {
@@ -60,7 +61,7 @@ export function connectUnary(spec: UnaryImplSpec, opts: ConnectUnaryOptions): Co
       if (bytes === undefined) return;
       const contextValues = createContextValues();
       deferMessage(contextValues, input, bytes, !binary);
-      const answer = await invokeUnary(spec, opts.interceptors, {
+      const answer = await invoke({
         protocolName: "connect",
         requestMethod: req.method!,
         url: req.url!,
