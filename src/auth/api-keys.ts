@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 
 // "dr." + id + "." + 32 random bytes: the id finds the stored hash without a scan.
 const SECRET = /^dr\.(k_[0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
@@ -13,4 +13,4 @@ export function newKeySecret(): { id: string; secret: string } {
 export const keyIdOf = (secret: string) => SECRET.exec(secret)?.[1];
 
 /** What the store keeps of a secret. */
-export const secretHash = (secret: string) => createHash("sha256").update(secret).digest();
+export const secretHash = (secret: string) => hash("sha256", secret, "buffer");

@@ -1,7 +1,7 @@
 import { getOption, hasOption, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { access, type AccessRule } from "../../gen/dynroute/v1/access_pb.js";
-import type { Authenticator } from "./authenticator.js";
+import type { Authentication, Authenticator } from "./authenticator.js";
 import { isRole, outranks, principalKey, type Principal } from "./principal.js";
 import type { Role } from "../store/store.js";
 
@@ -17,11 +17,15 @@ export function presentedKey(header: Headers): string | undefined {
  * records the caller's principal for the interceptors and services after it.
  */
 export function authenticateInterceptor(authenticator: Authenticator): Interceptor {
-  return (next) => async (req) => {
-    const result = await authenticator.authenticate(presentedKey(req.header));
-    if ("refused" in result) throw new ConnectError(result.refused, Code.Unauthenticated);
-    req.contextValues.set(principalKey, result.principal);
-    return next(req);
+  // Not async: a token or a cached key is checked without a promise (the outer interceptors catch what this throws).
+  return (next) => (req) => {
+    const admit = (result: Authentication) => {
+      if ("refused" in result) throw new ConnectError(result.refused, Code.Unauthenticated);
+      req.contextValues.set(principalKey, result.principal);
+      return next(req);
+    };
+    const result = authenticator.authenticate(presentedKey(req.header));
+    return result instanceof Promise ? result.then(admit) : admit(result);
   };
 }
 

@@ -8,7 +8,8 @@ import type { TokenCheck } from "./tokens.js";
 export type Authentication = { principal: Principal } | { refused: string };
 
 export interface Authenticator {
-  authenticate(presented: string | undefined): Promise<Authentication>;
+  /** Synchronous unless the key has to be read from the store (a token, or a key cached within cacheMs, does not). */
+  authenticate(presented: string | undefined): Authentication | Promise<Authentication>;
   /** Drops a key from this daemon's cache at once (it was revoked here). */
   forget(keyId: string): void;
 }
@@ -34,13 +35,20 @@ const CACHE_LIMIT = 10_000;
 export function createAuthenticator({ tokens, keys, logger, cacheMs = 1000, touchEveryMs = 60_000 }: AuthenticatorOptions): Authenticator {
   const cache = new Map<string, { key: KeyRecord | undefined; at: number }>();
 
-  async function lookup(id: string): Promise<KeyRecord | undefined> {
-    const hit = cache.get(id);
-    if (hit && performance.now() - hit.at < cacheMs) return hit.key;
+  async function load(id: string): Promise<KeyRecord | undefined> {
     const key = await keys.findKey(id);
     if (cache.size >= CACHE_LIMIT) cache.clear();
     cache.set(id, { key, at: performance.now() });
     return key;
+  }
+
+  function verify(key: KeyRecord | undefined, presented: string): Authentication {
+    if (!key || !timingSafeEqual(key.secretHash, secretHash(presented))) return { refused: "invalid API key" };
+    const now = new Date();
+    if (key.revokeTime) return { refused: `API key ${key.id} was revoked` };
+    if (key.expireTime && key.expireTime <= now) return { refused: `API key ${key.id} expired` };
+    touch(key, now);
+    return { principal: { keyId: key.id, role: key.role, tenantId: key.tenantId } };
   }
 
   function touch(key: KeyRecord, now: Date): void {
@@ -50,20 +58,16 @@ export function createAuthenticator({ tokens, keys, logger, cacheMs = 1000, touc
   }
 
   return {
-    async authenticate(presented) {
+    authenticate(presented) {
       if (!presented) return { refused: "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>" };
       const id = keyIdOf(presented);
       if (id === undefined) {
         const tokenId = tokens(presented);
         return tokenId ? { principal: { keyId: tokenId, role: "admin", tenantId: "" } } : { refused: "invalid API key" };
       }
-      const key = await lookup(id);
-      if (!key || !timingSafeEqual(key.secretHash, secretHash(presented))) return { refused: "invalid API key" };
-      const now = new Date();
-      if (key.revokeTime) return { refused: `API key ${key.id} was revoked` };
-      if (key.expireTime && key.expireTime <= now) return { refused: `API key ${key.id} expired` };
-      touch(key, now);
-      return { principal: { keyId: key.id, role: key.role, tenantId: key.tenantId } };
+      const hit = cache.get(id);
+      if (hit && performance.now() - hit.at < cacheMs) return verify(hit.key, presented);
+      return load(id).then((key) => verify(key, presented));
     },
     forget(keyId) {
       cache.delete(keyId);

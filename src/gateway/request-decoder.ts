@@ -27,6 +27,13 @@ export interface HttpInput {
  * merged and a null entry is removed.
  */
 export function decodeRequest(route: HttpRoute, input: HttpInput): MessageShape<HttpRoute["method"]["input"]> {
+  if (route.body === undefined && input.ifMatch === undefined && input.query.size === 0 && onlyStringPathFields(route) && !someSurrogate(input.vars)) {
+    // Nothing but path variables, each a top-level string field: fromJson would set each string as it is
+    // (it refuses only text that is not valid UTF-16, left to it above).
+    const message = create(route.method.input) as Record<string, unknown>;
+    for (const [variable, path] of route.pathFields) message[path[0]!.localName] = input.vars.get(variable)!;
+    return message as MessageShape<HttpRoute["method"]["input"]>;
+  }
   const json: JsonObject = {};
   if (route.body === "*") {
     if (input.body !== undefined && !isObject(input.body)) throw inputError("body", "body.object", "must be a JSON object");
@@ -60,6 +67,25 @@ export function decodeRequest(route: HttpRoute, input: HttpInput): MessageShape<
   // Set on the message, not in the JSON: ProtoJSON's FieldMask form would mangle label keys (case, '_').
   if (mask) (message as Record<string, unknown>)[mask.field.localName] = create(FieldMaskSchema, { paths: mask.paths });
   return message;
+}
+
+const SURROGATE = /[\ud800-\udfff]/;
+
+function someSurrogate(vars: ReadonlyMap<string, string>): boolean {
+  for (const v of vars.values()) if (SURROGATE.test(v)) return true;
+  return false;
+}
+
+const stringPathFields = new WeakMap<HttpRoute, boolean>();
+
+/** Whether each path variable of the route sets a top-level string field (outside any oneof). */
+function onlyStringPathFields(route: HttpRoute): boolean {
+  let only = stringPathFields.get(route);
+  if (only === undefined) {
+    only = [...route.pathFields.values()].every((p) => p.length === 1 && p[0]!.fieldKind === "scalar" && p[0]!.scalar === ScalarType.STRING && !p[0]!.oneof);
+    stringPathFields.set(route, only);
+  }
+  return only;
 }
 
 /**

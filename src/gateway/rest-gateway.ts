@@ -1,7 +1,8 @@
-import { toJson, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
+import type { JsonValue, Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextKey, createContextValues, type Interceptor, type ServiceImplSpec, type UnaryResponse } from "@connectrpc/connect";
 import { inputError } from "../domain/errors.js";
-import { invokeUnary, type UnaryImplSpec } from "../rpc/invoke-unary.js";
+import { unaryInvoker, type InProcessCall } from "../rpc/invoke-unary.js";
+import { jsonWriter } from "../rpc/json-writer.js";
 import { sendJson } from "../server/json-response.js";
 import type { PlainRequest, PlainResponse, PlainRoute } from "../server/listener.js";
 import { nodeHeaders, webHeaders } from "../server/web-headers.js";
@@ -29,6 +30,17 @@ const NEVER_ABORTED = new AbortController().signal;
 // Field names as in the proto (tenant_id, create_time), like the original API; input takes either form.
 const jsonOut = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
+/** Decodes a REST call's request message (see serve); the chain calls it after auth. */
+const requestDecoderKey = createContextKey<(() => object) | undefined>(undefined, { description: "dynroute REST request decoder" });
+const decodeInterceptor: Interceptor = (next) => (call) => next({ ...call, message: call.contextValues.get(requestDecoderKey)!() } as typeof call);
+
+/** What serving a route needs, made once per route. */
+interface RouteServer {
+  route: HttpRoute;
+  invoke: (call: InProcessCall) => Promise<UnaryResponse>;
+  writeJson: (message: Message | undefined) => string;
+}
+
 /**
  * Serves every google.api.http binding of the given services as plain JSON
  * over HTTP, through the same interceptors as Connect and gRPC calls. Answers
@@ -36,8 +48,14 @@ const jsonOut = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
  */
 export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
   const lookup = routeTable(opts.routes);
-  const specs = new Map<HttpRoute["method"], UnaryImplSpec>();
-  for (const { methods } of opts.services) for (const spec of Object.values(methods)) if (spec.kind === "unary") specs.set(spec.method, spec);
+  const interceptors = [...opts.callInterceptors, decodeInterceptor, ...opts.messageInterceptors];
+  const invokers = new Map<HttpRoute["method"], RouteServer["invoke"]>();
+  for (const { methods } of opts.services) for (const spec of Object.values(methods)) if (spec.kind === "unary") invokers.set(spec.method, unaryInvoker(spec, interceptors));
+  const servers = new Map<HttpRoute, RouteServer>();
+  for (const route of opts.routes) {
+    const invoke = invokers.get(route.method);
+    if (invoke) servers.set(route, { route, invoke, writeJson: jsonWriter(route.responseBody ? route.responseBody.message! : route.method.output, jsonOut) });
+  }
 
   return async (req, res) => {
     // Split by hand: URL parsing costs more than the rest of routing (measured), and routes want the raw path.
@@ -65,10 +83,10 @@ export function createRestGateway(opts: RestGatewayOptions): PlainRoute {
       send(req, res, httpError(405, Code.Unimplemented, `${method} is not allowed here; use ${allowed.join(", ")}`, { allow: [...allowed, "OPTIONS"].join(", ") }));
       return true;
     }
-    const spec = specs.get(match.route.method);
-    if (!spec) return false;
+    const server = servers.get(match.route);
+    if (!server) return false;
 
-    const answer = await serve(match.route, spec, match.vars, url, req, opts).catch((err: unknown) => errorAnswer(err));
+    const answer = await serve(server, match.vars, url, req, opts).catch((err: unknown) => errorAnswer(err));
     send(req, res, answer);
     return true;
   };
@@ -81,9 +99,10 @@ interface RequestTarget {
   target: string;
 }
 
-type Answer = ErrorAnswer | { status: number; headers: Headers; body: JsonValue | undefined };
+/** An error, or a call's answer with its body already written as JSON text (none for 204 and 304). */
+type Answer = ErrorAnswer | { status: number; headers: Headers; json: string | undefined };
 
-async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, string>, url: RequestTarget, req: PlainRequest, opts: RestGatewayOptions): Promise<Answer> {
+async function serve({ route, invoke, writeJson }: RouteServer, vars: Map<string, string>, url: RequestTarget, req: PlainRequest, opts: RestGatewayOptions): Promise<Answer> {
   let rawBody: string | undefined;
   let mergePatch = false;
   if (route.body) {
@@ -102,20 +121,15 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
   const header = webHeaders(req.headers);
   let decoded: object | undefined;
   // Decoding runs after auth, so callers without a token learn nothing about the request's shape.
-  const decode: Interceptor = (next) => (call) => {
+  const contextValues = createContextValues();
+  contextValues.set(requestDecoderKey, () => {
     if (conditions.error) throw conditions.error;
     decoded = decodeRequest(route, { vars, query: url.searchParams, body: parseJson(rawBody), ifMatch: expectedRevision(route, conditions), mergePatch });
-    return next({ ...call, message: decoded } as typeof call);
-  };
+    return decoded;
+  });
   let res;
   try {
-    res = await invokeUnary(spec, [...opts.callInterceptors, decode, ...opts.messageInterceptors], {
-      protocolName: "rest",
-      requestMethod: req.method ?? "GET",
-      url: url.target,
-      header,
-      signal: NEVER_ABORTED,
-    });
+    res = await invoke({ protocolName: "rest", requestMethod: req.method ?? "GET", url: url.target, header, signal: NEVER_ABORTED, contextValues });
   } catch (err) {
     return failedCall(ConnectError.from(err), route, conditions, decoded);
   }
@@ -123,18 +137,16 @@ async function serve(route: HttpRoute, spec: UnaryImplSpec, vars: Map<string, st
   const headers = res.header;
   const etag = route.etagField && `"${String(valueAt(res.message, route.etagField))}"`;
   if (etag) headers.set("etag", etag);
-  if (etag && conditions.ifNoneMatch !== undefined && !noneMatch(conditions.ifNoneMatch, etag)) return { status: 304, headers, body: undefined };
-  if (route.method.output.fields.length === 0) return { status: 204, headers, body: undefined };
-  const body = route.responseBody
-    ? toJson(route.responseBody.message!, valueAt(res.message, [route.responseBody]) as never, jsonOut)
-    : toJson(route.method.output, res.message, jsonOut);
+  if (etag && conditions.ifNoneMatch !== undefined && !noneMatch(conditions.ifNoneMatch, etag)) return { status: 304, headers, json: undefined };
+  if (route.method.output.fields.length === 0) return { status: 204, headers, json: undefined };
+  const json = writeJson(route.responseBody ? (valueAt(res.message, [route.responseBody]) as Message | undefined) : res.message);
   if (route.createdLocation) {
     const { template, fields } = route.createdLocation;
     const message = res.message;
     headers.set("location", expandPath(template, (variable) => String(valueAt(message, fields.get(variable)!))));
-    return { status: 201, headers, body };
+    return { status: 201, headers, json };
   }
-  return { status: 200, headers, body };
+  return { status: 200, headers, json };
 }
 
 /**
@@ -233,10 +245,11 @@ async function readBody(req: PlainRequest, limit: number): Promise<Buffer | "too
 
 function send(req: PlainRequest, res: PlainResponse, answer: Answer): void {
   const headers = nodeHeaders(answer.headers);
-  if (answer.body === undefined) {
+  const json = "json" in answer ? answer.json : JSON.stringify(answer.body);
+  if (json === undefined) {
     res.writeHead(answer.status, headers);
     res.end();
     return;
   }
-  sendJson(req, res, answer.status, answer.body, headers);
+  sendJson(req, res, answer.status, json, headers);
 }

@@ -1,4 +1,4 @@
-import { toBinary, toJsonString } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
@@ -6,7 +6,8 @@ import { compressionNegotiate, validateReadWriteMaxBytes, type Compression } fro
 import { codeToHttpStatus, contentTypeUnaryJson, contentTypeUnaryProto, contentTypeUnaryRegExp, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
 import type http from "node:http";
 import type http2 from "node:http2";
-import { invokeUnary, type UnaryImplSpec } from "../rpc/invoke-unary.js";
+import { unaryInvoker, type UnaryImplSpec } from "../rpc/invoke-unary.js";
+import { jsonWriter } from "../rpc/json-writer.js";
 import { deferMessage, readUpTo } from "./deferred-parse.js";
 import { nodeHeaders, webHeaders } from "./web-headers.js";
 
@@ -46,6 +47,9 @@ export function connectUnary(spec: UnaryImplSpec, opts: ConnectUnaryOptions): Co
   const getAllowed = idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
   const { compressMinBytes } = validateReadWriteMaxBytes(opts.readMaxBytes, undefined, undefined);
   const compressions = [...opts.compressions];
+  // connect writes JSON answers with protobuf-es's toJsonString and its default options.
+  const writeJson = jsonWriter(output);
+  const invoke = unaryInvoker(spec, opts.interceptors);
 
   /** Answers the call whose message `read` yields; undefined: the request went to connect after all. */
   async function serve(req: NodeRequest, res: NodeResponse, read: () => Promise<Uint8Array | undefined>, binary: boolean) {
@@ -57,7 +61,7 @@ export function connectUnary(spec: UnaryImplSpec, opts: ConnectUnaryOptions): Co
       if (bytes === undefined) return;
       const contextValues = createContextValues();
       deferMessage(contextValues, input, bytes, !binary);
-      const answer = await invokeUnary(spec, opts.interceptors, {
+      const answer = await invoke({
         protocolName: "connect",
         requestMethod: req.method!,
         url: req.url!,
@@ -65,7 +69,7 @@ export function connectUnary(spec: UnaryImplSpec, opts: ConnectUnaryOptions): Co
         signal: NEVER_ABORTED,
         contextValues,
       });
-      body = binary ? toBinary(output, answer.message) : utf8.encode(toJsonString(output, answer.message));
+      body = binary ? toBinary(output, answer.message) : utf8.encode(writeJson(answer.message));
       answer.header.set("content-type", binary ? contentTypeUnaryProto : contentTypeUnaryJson);
       header = trailerMux(answer.header, answer.trailer);
     } catch (e) {
