@@ -13,10 +13,12 @@ const ctx = (idempotency?: WriteContext["idempotency"]): WriteContext => ({ keyI
 const settle = (p: Promise<{ revision: bigint }>) => p.then((r) => r.revision, (err: { code?: string }) => err.code ?? String(err));
 
 let db: PrivateMariaDb;
+let url: string;
 let store: MysqlStore;
 beforeAll(async () => {
   db = await PrivateMariaDb.start();
-  store = createMysqlStore({ url: await createDatabase(db.adminUrl), logger: pino({ level: "silent" }) });
+  url = await createDatabase(db.adminUrl);
+  store = createMysqlStore({ url, logger: pino({ level: "silent" }) });
   await store.ready;
 });
 afterAll(async () => {
@@ -101,6 +103,30 @@ describe("creates grouped into shared transactions", () => {
     expect(keyed[1]).toBe(keyed[0]);
     expect(await retried).toBe(replayed.revision);
     expect((await store.get("t", "keyed.group.example")).revision).toBe(keyed[0]);
+  });
+
+  it("see a claim committed while a write of the group waited for its name lock, after another write of the group read", async () => {
+    // Another tenant's wildcard, its name tree locked exclusively as a wildcard create locks it, not yet committed.
+    const wildcard = await createConnection(url);
+    await wildcard.query("START TRANSACTION");
+    await wildcard.query("INSERT INTO name_locks (name) VALUES ('wild.example') ON DUPLICATE KEY UPDATE name = name");
+    await wildcard.query(
+      "INSERT INTO mappings (tenant_id, domain, backends, labels, status, tls_mode, revision, create_time, update_time) VALUES ('w', '*.wild.example', '[]', '{}', 'enabled', '', 0, NOW(3), NOW(3))",
+    );
+    const first = fillers("fe");
+    // In one group: the first read of the transaction, then a name under the wildcard, whose name lock waits for it.
+    const before = settle(store.create("t", input("oke.group.example"), ctx()));
+    const under = settle(store.create("t", input("b.wild.example"), ctx()));
+    // The group's statement that waits: it is still running only while the lock is held.
+    const admin = await createConnection(db.adminUrl);
+    const waiting = "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE info LIKE 'INSERT IGNORE INTO name_locks (name) VALUES (''wild.example'')%'";
+    while (Number(((await admin.query(waiting)) as unknown as [[{ n: number }]])[0][0].n) === 0) await new Promise((r) => setTimeout(r, 10));
+    await admin.end();
+    await wildcard.query("COMMIT");
+    await wildcard.end();
+    await Promise.all(first);
+    expect(typeof (await before)).toBe("bigint");
+    expect(await under).toBe("already_exists");
   });
 
   it("run each write alone again when the server refuses one write's row of a statement the group's writes share", async () => {

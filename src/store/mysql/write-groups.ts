@@ -50,6 +50,8 @@ const MEMBERS = 64;
  *
  * Revisions keep commit order per domain: each write's outbox row is still
  * appended after its insert took the domain's lock, and a group commits at once.
+ * Each write reads claims after its locks, as alone: statements of write
+ * transactions see what is committed when they run (see createMysqlStore).
  */
 export class WriteGroups {
   private waiting: Member[] = [];
