@@ -45,9 +45,10 @@ export function mysqlTx(conn: TxConnection): MappingTx {
     async lockNameTree(registrable, exclusive) {
       // InnoDB locks the row an INSERT finds: IGNORE takes a shared lock on it, ON DUPLICATE KEY UPDATE an
       // exclusive one (a row it inserts is locked exclusively either way, once per registrable domain).
-      conn.hold(
+      conn.lock(
         exclusive ? "INSERT INTO name_locks (name) VALUES (?) ON DUPLICATE KEY UPDATE name = name" : "INSERT IGNORE INTO name_locks (name) VALUES (?)",
         [registrable],
+        false,
       );
     },
     async othersClaim(tenantId, names, subtree) {
@@ -56,7 +57,8 @@ export function mysqlTx(conn: TxConnection): MappingTx {
       return rows[0]?.domain as string | undefined;
     },
     async lockTenant(tenantId) {
-      const rows = await conn.run<RowDataPacket[]>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ? FOR UPDATE`, [tenantId]);
+      // Write transactions never change a tenant's settings.
+      const rows = await conn.lock<RowDataPacket[]>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ? FOR UPDATE`, [tenantId], true);
       return rows[0] && rowToSettings(rows[0] as TenantRow);
     },
     async countMappings(tenantId) {

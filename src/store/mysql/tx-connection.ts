@@ -46,6 +46,8 @@ interface Statement {
  */
 export class TxConnection {
   private statements: Statement[] = [{ sql: "START TRANSACTION" }];
+  /** The locks taken (see lock), by statement: the first one's answer, or HELD. */
+  private locks = new Map<string, Promise<Result> | typeof HELD>();
   /** The merged statements of the batch being formed, by kind. */
   private merging = new Map<Merge, Statement>();
   private flushDue = false;
@@ -73,6 +75,24 @@ export class TxConnection {
   }
 
   /**
+   * Like run, for a lock this transaction keeps until it ends, read where
+   * nothing in the transaction changes what it reads: the statement goes once
+   * (the first time it is issued), and each later issue gets its answer (as
+   * when several writes of a group lock the same tenant). `answer` false:
+   * held, as with hold.
+   */
+  lock(sql: string, params: readonly unknown[], answer: false): void;
+  lock<T extends Result>(sql: string, params: readonly unknown[], answer: true): Promise<T>;
+  lock<T extends Result>(sql: string, params: readonly unknown[], answer: boolean): Promise<T> | void {
+    const formatted = this.conn.format(sql, params);
+    const earlier = this.locks.get(formatted);
+    if (earlier) return answer ? (earlier as Promise<T>) : undefined;
+    const first = answer ? this.send1(formatted) : (this.statements.push({ sql: formatted }), HELD);
+    this.locks.set(formatted, first);
+    return answer ? (first as Promise<T>) : undefined;
+  }
+
+  /**
    * Holds a part of a merged statement: it joins the batch's statement of the
    * same kind, wherever that was held, so it may run before statements held
    * ahead of it. Only for writes nothing else in the transaction reads or
@@ -87,13 +107,17 @@ export class TxConnection {
   }
 
   run<T extends Result>(sql: string, params: readonly unknown[] = [], explain?: (err: unknown) => unknown): Promise<T> {
+    return this.send1(this.conn.format(sql, params), explain) as Promise<T>;
+  }
+
+  private send1(sql: string, explain?: (err: unknown) => unknown): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
-      this.statements.push({ sql: this.conn.format(sql, params), waiter: { resolve, reject }, ...(explain && { explain }) });
+      this.statements.push({ sql, waiter: { resolve, reject }, ...(explain && { explain }) });
       if (!this.flushDue) {
         this.flushDue = true;
         this.schedule(() => void this.flush());
       }
-    }) as Promise<T>;
+    });
   }
 
   commit(): Promise<void> {
@@ -161,6 +185,9 @@ function splitMerged({ merge, parts }: Merged, limit: number, format: (sql: stri
   statements.push({ sql: merge.build(chunk, format) });
   return statements;
 }
+
+/** A lock statement sent without an answer (see TxConnection.lock). */
+const HELD = Symbol("held");
 
 const SEPARATOR = ";\n";
 /** The smallest max_allowed_packet a server can have: a batch this short needs no look-up. */
