@@ -13,10 +13,12 @@ const ctx = (idempotency?: WriteContext["idempotency"]): WriteContext => ({ keyI
 const settle = (p: Promise<{ revision: bigint }>) => p.then((r) => r.revision, (err: { code?: string }) => err.code ?? String(err));
 
 let db: PrivateMariaDb;
+let url: string;
 let store: MysqlStore;
 beforeAll(async () => {
   db = await PrivateMariaDb.start();
-  store = createMysqlStore({ url: await createDatabase(db.adminUrl), logger: pino({ level: "silent" }) });
+  url = await createDatabase(db.adminUrl);
+  store = createMysqlStore({ url, logger: pino({ level: "silent" }) });
   await store.ready;
 });
 afterAll(async () => {
@@ -32,7 +34,7 @@ const commits = async () => {
 };
 
 describe("creates grouped into shared transactions", () => {
-  // Two writes fill the groups in flight; the writes after them wait and go as one group.
+  // Two writes fill the group in flight and the one forming; the writes after them wait and go as one group.
   const fillers = (tag: string) => [0, 1].map((i) => store.create("t", input(`${tag}${i}.group.example`), ctx()));
 
   it("commit the others when a write fails having only read: a zone, another tenant's claim, a quota", async () => {
@@ -103,19 +105,64 @@ describe("creates grouped into shared transactions", () => {
     expect((await store.get("t", "keyed.group.example")).revision).toBe(keyed[0]);
   });
 
+  it("see a claim committed while a write of the group waited for its name lock, after another write of the group read", async () => {
+    // Another tenant's wildcard, its name tree locked exclusively as a wildcard create locks it, not yet committed.
+    const wildcard = await createConnection(url);
+    await wildcard.query("START TRANSACTION");
+    await wildcard.query("INSERT INTO name_locks (name) VALUES ('wild.example') ON DUPLICATE KEY UPDATE name = name");
+    await wildcard.query(
+      "INSERT INTO mappings (tenant_id, domain, backends, labels, status, tls_mode, revision, create_time, update_time) VALUES ('w', '*.wild.example', '[]', '{}', 'enabled', '', 0, NOW(3), NOW(3))",
+    );
+    const first = fillers("fe");
+    // In one group: the first read of the transaction, then names under the wildcard: the name lock of the first
+    // waits for it, the second shares that lock (one statement for both).
+    const before = settle(store.create("t", input("oke.group.example"), ctx()));
+    const under = [settle(store.create("t", input("b.wild.example"), ctx())), settle(store.create("u", input("c.wild.example"), ctx()))];
+    // The group's statement that waits: it is still running only while the lock is held.
+    const admin = await createConnection(db.adminUrl);
+    const waiting = "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE info LIKE 'INSERT IGNORE INTO name_locks (name) VALUES (''wild.example'')%'";
+    while (Number(((await admin.query(waiting)) as unknown as [[{ n: number }]])[0][0].n) === 0) await new Promise((r) => setTimeout(r, 10));
+    await admin.end();
+    await wildcard.query("COMMIT");
+    await wildcard.end();
+    await Promise.all(first);
+    expect(typeof (await before)).toBe("bigint");
+    expect(await Promise.all(under)).toEqual(["already_exists", "already_exists"]);
+  });
+
+  it("run each write alone again when the server refuses one write's row of a statement the group's writes share", async () => {
+    // The audit rows of a group go as one INSERT, ahead of COMMIT: a request id too long for its column fails it.
+    const first = fillers("fd");
+    const fresh = [...Array(5).keys()].map((i) => settle(store.create("t", input(`okd${i}.group.example`), ctx())));
+    const tooLong = settle(store.create("t", input("long.group.example"), { keyId: "admin", requestId: "r".repeat(200) }));
+    await Promise.all(first);
+    const revisions = await Promise.all(fresh);
+    expect(revisions.every((r) => typeof r === "bigint")).toBe(true);
+    expect(await tooLong).toBe("ER_DATA_TOO_LONG");
+    await expect(store.get("t", "long.group.example")).rejects.toMatchObject({ code: "not_found" });
+    const audit = await store.listAudit({ limit: 100 });
+    for (const [i, revision] of revisions.entries()) {
+      expect(audit.filter((e) => e.domain === `okd${i}.group.example`).map((e) => e.after?.revision)).toEqual([revision]);
+    }
+  });
+
   it("keep each write's outcome when the group's statements together outgrow the server's max_allowed_packet", async () => {
     // Each write is well below the limit; only a group's last round trip (its audit rows and idempotency results,
-    // twice the labels of each write, ahead of COMMIT) is above it. The server refuses that packet unrun.
+    // twice the labels of each write, ahead of COMMIT) is above it, and so is the one INSERT of its audit rows
+    // alone. The server refuses such a packet unrun.
     const admin = await createConnection(db.adminUrl);
     await admin.query("SET GLOBAL max_allowed_packet = 1048576");
     const small = createMysqlStore({ url: await createDatabase(db.adminUrl), logger: pino({ level: "silent" }) });
     try {
       await small.ready;
-      const labels = Object.fromEntries([...Array(64).keys()].map((i) => [`label-${i}-${"k".repeat(50)}`, "v".repeat(63)]));
+      const labels = Object.fromEntries([...Array(160).keys()].map((i) => [`label-${i}-${"k".repeat(50)}`, "v".repeat(63)]));
       const big = (domain: string): MappingInput => ({ ...input(domain), labels });
+      const before = await commits();
       const writes = [...Array(66).keys()].map((i) => settle(small.create("t", big(`big${i}.group.example`), ctx({ key: `k-big-${i}`, fingerprint: `fb${i}` }))));
       const outcomes = await Promise.all(writes);
       expect(outcomes.filter((r) => typeof r !== "bigint")).toEqual([]);
+      // Together, not each alone again after a refused packet.
+      expect((await commits()) - before).toBeLessThan(10);
     } finally {
       await small.close();
       await admin.query("SET GLOBAL max_allowed_packet = DEFAULT");

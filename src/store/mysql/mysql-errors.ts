@@ -4,6 +4,7 @@ interface MysqlError {
   code?: string;
   errno?: number;
   fatal?: boolean;
+  sqlState?: string;
 }
 
 const DUPLICATE_ENTRY = 1062;
@@ -34,6 +35,12 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as MysqlError;
   return e.fatal === true || (e.code !== undefined && unavailableCodes.has(e.code)) || (e.errno !== undefined && notPrimaryErrnos.has(e.errno));
 }
+
+/**
+ * The server answered a statement with an error and kept the connection: that
+ * statement did not run, nor anything after it in its batch (a COMMIT there included).
+ */
+export const isRefused = (err: unknown) => typeof (err as MysqlError).sqlState === "string" && !isConnectionError(err);
 
 /** Maps a driver error to a StoreError when it has a meaning for callers; rethrows the rest. */
 export function toStoreError(err: unknown): never {

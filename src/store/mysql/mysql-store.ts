@@ -112,7 +112,14 @@ export function createMysqlStore(opts: MysqlStoreOptions): MysqlStore {
   const size = opts.poolSize ?? 10;
   // Write transactions send several statements per round trip (see TxConnection), on connections of their own; the
   // relay drains one batch at a time on a connection of its own: API calls filling the pools must not delay it.
-  return new MysqlStore(pool(size), pool(size, true), pool(1), opts);
+  const writePool = pool(size, true);
+  // Each statement of a write reads what is committed when it runs. Under REPEATABLE READ the first plain read of a
+  // transaction fixes its snapshot: a group of creates (WriteGroups) or a createMany reads claims for one name, then
+  // waits for the name lock of the next, and would not see a claim committed during that wait (another tenant's
+  // wildcard over the name). Locks are taken as before; the relay's drain runs READ COMMITTED too.
+  // Queued ahead of anything the pool's caller sends; a connection that cannot take it is of no use.
+  writePool.pool.on("connection", (conn) => conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", (err: unknown) => err && conn.destroy()));
+  return new MysqlStore(pool(size), writePool, pool(1), opts);
 }
 
 export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, OutboxStore, KeyStore, AuditStore, TenantStore, IdempotencyStore {

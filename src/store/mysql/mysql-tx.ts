@@ -11,7 +11,7 @@ import {
 } from "../sql-shared.js";
 import { auditValues, INSERT_AUDIT, INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY, SETTLE_IDEMPOTENCY, MAPPING_COLUMNS, othersClaimQuery, rowToRecord, rowToSettings, TENANT_COLUMNS, type MappingRow, type TenantRow } from "../sql-shared.js";
 import { isDuplicate } from "./mysql-errors.js";
-import type { TxConnection } from "./tx-connection.js";
+import type { Merge, TxConnection } from "./tx-connection.js";
 
 /** The write statements of one MySQL transaction; those without a result are held for the next round trip. */
 export function mysqlTx(conn: TxConnection): MappingTx {
@@ -40,14 +40,15 @@ export function mysqlTx(conn: TxConnection): MappingTx {
       return BigInt(res.insertId);
     },
     async setRevision(id, revision) {
-      conn.hold("UPDATE mappings SET revision = ? WHERE id = ?", [revision.toString(), id.toString()]);
+      conn.merge(SET_REVISIONS, [id, revision]);
     },
     async lockNameTree(registrable, exclusive) {
       // InnoDB locks the row an INSERT finds: IGNORE takes a shared lock on it, ON DUPLICATE KEY UPDATE an
       // exclusive one (a row it inserts is locked exclusively either way, once per registrable domain).
-      conn.hold(
+      conn.lock(
         exclusive ? "INSERT INTO name_locks (name) VALUES (?) ON DUPLICATE KEY UPDATE name = name" : "INSERT IGNORE INTO name_locks (name) VALUES (?)",
         [registrable],
+        false,
       );
     },
     async othersClaim(tenantId, names, subtree) {
@@ -56,7 +57,8 @@ export function mysqlTx(conn: TxConnection): MappingTx {
       return rows[0]?.domain as string | undefined;
     },
     async lockTenant(tenantId) {
-      const rows = await conn.run<RowDataPacket[]>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ? FOR UPDATE`, [tenantId]);
+      // Write transactions never change a tenant's settings.
+      const rows = await conn.lock<RowDataPacket[]>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ? FOR UPDATE`, [tenantId], true);
       return rows[0] && rowToSettings(rows[0] as TenantRow);
     },
     async countMappings(tenantId) {
@@ -65,7 +67,7 @@ export function mysqlTx(conn: TxConnection): MappingTx {
       return Number(rows[0]?.n ?? 0);
     },
     async appendAudit(event, ctx, now) {
-      conn.hold(INSERT_AUDIT, auditValues(event, ctx, now));
+      conn.merge(INSERT_AUDITS, auditValues(event, ctx, now));
     },
     async claimIdempotency(scope, key, fingerprint, now) {
       try {
@@ -119,6 +121,23 @@ export function mysqlTx(conn: TxConnection): MappingTx {
     },
   };
 }
+
+/**
+ * The revisions a batch sets (of a group's creates: one per create), in one
+ * statement. Nothing in a write transaction reads a revision it set.
+ */
+const SET_REVISIONS: Merge = {
+  build: (parts, format) =>
+    parts.length === 1
+      ? format("UPDATE mappings SET revision = ? WHERE id = ?", [parts[0]![1], parts[0]![0]])
+      : format(`UPDATE mappings SET revision = CASE id ${"WHEN ? THEN ? ".repeat(parts.length)}END WHERE id IN (?)`, [...parts.flat(), parts.map((p) => p[0])]),
+};
+
+const [AUDIT_HEAD, AUDIT_ROW] = INSERT_AUDIT.split(" VALUES ") as [string, string];
+/** The audit events a batch appends, as one multi-row INSERT: nothing in a write transaction reads them. */
+const INSERT_AUDITS: Merge = {
+  build: (parts, format) => `${AUDIT_HEAD} VALUES ${parts.map((p) => format(AUDIT_ROW, p)).join(", ")}`,
+};
 
 /** The only unique key these statements can hit is the mapping's domain. */
 const duplicateAs = (domain: string) => (err: unknown) => (isDuplicate(err) ? domainTaken(domain) : err);
