@@ -94,6 +94,7 @@ import {
 } from "../sql-shared.js";
 import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
+import { StatementCache } from "./statement-cache.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
 
@@ -144,13 +145,19 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   private readonly commitListeners: Array<(changes: CommittedChanges) => void> = [];
   private closed = false;
 
+  private readonly statements: StatementCache;
+  /** For SQL written in the code. */
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
+  /** For SQL built from the input (lists of placeholders, a list's filters). */
+  private readonly prepareShaped: (sql: string) => BetterSqlite3.Statement;
 
   constructor(
     readonly db: Database,
     private readonly wal: WalSync,
   ) {
-    this.prepare = statementCache(db);
+    this.statements = new StatementCache(db);
+    this.prepare = this.statements.fixed;
+    this.prepareShaped = this.statements.shaped;
   }
 
   create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
@@ -159,7 +166,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   get(tenantId: string, domain: string): Promise<MappingView> {
     return this.serial(() => {
-      const row = this.prepare(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`).get(domain, tenantId) as MappingViewRow | undefined;
+      const row = this.prepare(SELECT_ONE_VIEW).get(domain, tenantId) as MappingViewRow | undefined;
       if (!row) throw notFound(domain);
       return rowToView(row);
     });
@@ -168,11 +175,11 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   list(tenantId: string, q: ListQuery): Promise<ListResult> {
     return this.serial(() => {
       const { filter, page } = listConditions(tenantId, q, "json_extract(labels, ?)");
-      const rows = this.db
-        .prepare(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`)
+      const rows = this
+        .prepareShaped(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`)
         .all(...page.params, q.limit + 1, q.offset) as MappingViewRow[];
       const result: ListResult = { records: rows.slice(0, q.limit).map(rowToView), hasMore: rows.length > q.limit };
-      if (q.withTotal) result.total = (this.db.prepare(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`).get(...filter.params) as { n: number }).n;
+      if (q.withTotal) result.total = (this.prepareShaped(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`).get(...filter.params) as { n: number }).n;
       return result;
     });
   }
@@ -195,7 +202,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   getCertificate(tenantId: string, name: string): Promise<CertificateRecord> {
     return this.serial(() => {
-      const row = this.prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`).get(name, tenantId) as CertificateRow | undefined;
+      const row = this.prepare(SELECT_CERTIFICATE).get(name, tenantId) as CertificateRow | undefined;
       if (!row) throw certificateNotFound(name);
       return rowToCertificate(row);
     });
@@ -215,14 +222,14 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   findKey(id: string): Promise<KeyRecord | undefined> {
     return this.serial(() => {
-      const row = this.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined;
+      const row = this.prepare(SELECT_KEY).get(id) as KeyRow | undefined;
       return row && rowToKey(row);
     });
   }
 
   listKeys(q: { tenantId?: string; showRevoked: boolean }): Promise<KeyRecord[]> {
     const { where, params } = keyConditions(q);
-    return this.serial(() => (this.db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY create_time DESC, id`).all(...params) as KeyRow[]).map(rowToKey));
+    return this.serial(() => (this.prepareShaped(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY create_time DESC, id`).all(...params) as KeyRow[]).map(rowToKey));
   }
 
   async revokeKey(id: string, now: Date): Promise<KeyRecord | undefined> {
@@ -237,7 +244,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   listAudit(q: AuditQuery): Promise<AuditRecord[]> {
     const { where, params } = auditConditions(q);
-    return this.serial(() => (this.db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where} ORDER BY id DESC LIMIT ?`).all(...params, q.limit) as AuditRow[]).map(rowToAudit));
+    return this.serial(() => (this.prepareShaped(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where} ORDER BY id DESC LIMIT ?`).all(...params, q.limit) as AuditRow[]).map(rowToAudit));
   }
 
   pruneAudit(before: Date): Promise<number> {
@@ -250,7 +257,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   getTenant(tenantId: string): Promise<TenantRecord> {
     return this.serial(() => {
-      const settings = this.prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`).get(tenantId) as TenantRow | undefined;
+      const settings = this.prepare(SELECT_TENANT).get(tenantId) as TenantRow | undefined;
       const count = this.prepare("SELECT COUNT(*) AS mapping_count FROM mappings WHERE tenant_id = ?").get(tenantId) as { mapping_count: number };
       return rowToTenant({ tenant_id: tenantId, zones: null, mapping_quota: null, ...settings, mapping_count: count.mapping_count });
     });
@@ -270,19 +277,21 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
-    return this.serial(() => (this.prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as MappingRow[]).map(rowToRecord));
+    return this.serial(() => (this.prepare(SCAN_MAPPINGS).all(afterId, limit) as MappingRow[]).map(rowToRecord));
   }
 
   /**
    * This daemon is the only relay (it owns the file), so no row locks are
    * needed; the store is not held while Redis applies, so a slow Redis never
-   * blocks the API. Rows are deleted only after `apply` resolves.
+   * blocks the API. Rows are deleted only after `apply` resolves: those up to
+   * the last id read, which are the rows read (the first `limit` by id), as
+   * AUTOINCREMENT gives every later row a higher id than any before it.
    */
   async drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
     const rows = await this.published(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
     if (rows.length === 0) return 0;
     await apply(rows.map((r) => ({ domain: r.domain, revision: BigInt(r.id), backends: r.backends === null ? null : JSON.parse(r.backends), committedAt: new Date(r.created_at) })));
-    await this.mutate(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.prepare("DELETE FROM outbox WHERE id <= ?").run(rows[rows.length - 1]!.id));
     return rows.length;
   }
 
@@ -290,7 +299,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     const rows = await this.published(() => this.prepare("SELECT id, name, chain_pem, sealed_key FROM certificate_outbox ORDER BY id LIMIT ?").all(limit) as CertificateOutboxRow[]);
     if (rows.length === 0) return 0;
     await apply(rows.map(toCertificateChange));
-    await this.mutate(() => this.db.prepare(`DELETE FROM certificate_outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.prepare("DELETE FROM certificate_outbox WHERE id <= ?").run(rows[rows.length - 1]!.id));
     return rows.length;
   }
 
@@ -321,7 +330,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
     if (names.length === 0) return Promise.resolve(new Map());
     return this.serial(() => {
-      const rows = this.db.prepare(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
+      const rows = this.prepareShaped(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
       return new Map(rows.map((r) => [r.name, rowToAcme(r)]));
     });
   }
@@ -340,7 +349,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   certifiedNames(names: readonly string[]): Promise<Set<string>> {
     if (names.length === 0) return Promise.resolve(new Set());
-    return this.published(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
+    return this.published(() => new Set((this.prepareShaped(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -357,7 +366,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   mappedDomains(domains: readonly string[]): Promise<Set<string>> {
     if (domains.length === 0) return Promise.resolve(new Set());
     return this.published(
-      () => new Set((this.db.prepare(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as MappingRow[]).map((r) => r.domain)),
+      () => new Set((this.prepareShaped(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as MappingRow[]).map((r) => r.domain)),
     );
   }
 
@@ -429,7 +438,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     const result = await this.durably(async () => {
       this.db.exec("BEGIN IMMEDIATE");
       try {
-        const value = await fn(notingOutbox(sqliteTx(this.db, this.prepare), written));
+        const value = await fn(notingOutbox(sqliteTx(this.statements), written));
         this.db.exec("COMMIT");
         return value;
       } catch (err) {
@@ -442,17 +451,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 }
 
-/** Prepares each distinct statement once; only for fixed SQL (lists of placeholders would grow it without bound). */
-function statementCache(db: Database): (sql: string) => BetterSqlite3.Statement {
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  return (sql) => {
-    let stmt = cache.get(sql);
-    if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
-    return stmt;
-  };
-}
-
-function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statement): MappingTx {
+function sqliteTx({ fixed: prepare, shaped: prepareShaped }: StatementCache): MappingTx {
   const unique = (domain: string, run: () => unknown) => {
     try {
       return run();
@@ -469,7 +468,7 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async lockMapping(domain) {
       // BEGIN IMMEDIATE already holds the write lock: reading is locking.
-      const row = prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ?`).get(domain) as MappingRow | undefined;
+      const row = prepare(LOCK_MAPPING).get(domain) as MappingRow | undefined;
       return row && rowToRecord(row);
     },
     async updateMapping(id, next, now) {
@@ -491,10 +490,10 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     async lockNameTree() {},
     async othersClaim(tenantId, names, subtree) {
       const q = othersClaimQuery(tenantId, names, subtree);
-      return (db.prepare(q.sql).get(...q.params) as { domain: string } | undefined)?.domain;
+      return (prepareShaped(q.sql).get(...q.params) as { domain: string } | undefined)?.domain;
     },
     async lockTenant(tenantId) {
-      const row = prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`).get(tenantId) as TenantRow | undefined;
+      const row = prepare(SELECT_TENANT).get(tenantId) as TenantRow | undefined;
       return row && rowToSettings(row);
     },
     async countMappings(tenantId) {
@@ -513,11 +512,11 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async claimants(names) {
       if (names.length === 0) return new Map();
-      const rows = db.prepare(`SELECT domain, tenant_id FROM mappings WHERE domain IN (${names.map(() => "?").join(",")})`).all(...names) as MappingRow[];
+      const rows = prepareShaped(`SELECT domain, tenant_id FROM mappings WHERE domain IN (${names.map(() => "?").join(",")})`).all(...names) as MappingRow[];
       return new Map(rows.map((r) => [r.domain, r.tenant_id]));
     },
     async lockCertificate(name) {
-      const row = prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`).get(name) as CertificateRow | undefined;
+      const row = prepare(LOCK_CERTIFICATE).get(name) as CertificateRow | undefined;
       return row && rowToCertificate(row);
     },
     async putCertificate(tenantId, input, now) {
@@ -540,6 +539,15 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
   };
 }
+
+// Statements of the hot paths, built once (not per call) so their cache lookup hashes one string once.
+const SELECT_ONE_VIEW = `${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`;
+const LOCK_MAPPING = `SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ?`;
+const SCAN_MAPPINGS = `SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`;
+const SELECT_TENANT = `SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`;
+const SELECT_KEY = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`;
+const SELECT_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`;
+const LOCK_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`;
 
 interface OutboxRow {
   id: number;
