@@ -95,6 +95,7 @@ import {
 import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 import { StatementCache } from "./statement-cache.js";
+import { TurnBatch } from "./turn-batch.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
 
@@ -146,6 +147,9 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   private closed = false;
 
   private readonly statements: StatementCache;
+  /** The statements of a write transaction. */
+  private readonly tx: MappingTx;
+  private readonly writes = new TurnBatch<QueuedWrite>((group) => void this.commitGroup(group));
   /** For SQL written in the code. */
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
   /** For SQL built from the input (lists of placeholders, a list's filters). */
@@ -158,6 +162,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     this.statements = new StatementCache(db);
     this.prepare = this.statements.fixed;
     this.prepareShaped = this.statements.shaped;
+    this.tx = sqliteTx(this.statements);
   }
 
   create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
@@ -406,12 +411,12 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
    * A write (every one goes through here, so WalSync counts it): refused once
    * the file could not be made durable; returns once committed, not yet durable.
    */
-  private mutate<T>(fn: () => T | Promise<T>): Promise<T> {
+  private mutate<T>(fn: () => T | Promise<T>, writes = 1): Promise<T> {
     return this.serial(async () => {
       if (this.wal.failure) throw this.wal.failure;
       const value = await fn();
       // Not awaited by this write; the next calls queue behind it. One that fails is tried again at the next turn.
-      if (this.wal.committed()) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
+      if (this.wal.committed(writes)) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
       return value;
     });
   }
@@ -433,21 +438,64 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     return rows;
   }
 
-  private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
-    const written = noChanges();
-    const result = await this.durably(async () => {
-      this.db.exec("BEGIN IMMEDIATE");
-      try {
-        const value = await fn(notingOutbox(sqliteTx(this.statements), written));
-        this.db.exec("COMMIT");
-        return value;
-      } catch (err) {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
-        throw err;
-      }
+  private transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.writes.add({ fn, resolve: resolve as (value: unknown) => void, reject }));
+  }
+
+  /**
+   * The writes asked for in one turn of the event loop, in one transaction:
+   * they share its COMMIT (the WAL frames of the pages they all touch are
+   * written once, the biggest part of a create's cost in the store) and its
+   * sync. Each runs in a savepoint of its own, so one that fails is undone and
+   * fails alone, as it would by itself; each is answered, and its changes are
+   * passed on, only once the transaction is on disk.
+   */
+  private async commitGroup(group: readonly QueuedWrite[]): Promise<void> {
+    let outcomes: WriteOutcome[];
+    try {
+      outcomes = await this.mutate(() => this.runGroup(group), group.length);
+      await this.wal.durable();
+    } catch (err) {
+      for (const w of group) w.reject(err);
+      return;
+    }
+    // Every write answered first (their callers run later, after the listeners), so a listener cannot leave one unanswered.
+    group.forEach((w, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) w.resolve(outcome.value);
+      else w.reject(storeError(outcome.error));
     });
-    for (const listener of this.commitListeners) listener(written);
-    return result;
+    for (const outcome of outcomes) if (outcome.ok) for (const listener of this.commitListeners) listener(outcome.written);
+  }
+
+  private async runGroup(group: readonly QueuedWrite[]): Promise<WriteOutcome[]> {
+    const alone = group.length === 1;
+    const outcomes: WriteOutcome[] = [];
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const w of group) outcomes.push(await this.runWrite(w, alone));
+      this.db.exec(outcomes.some((o) => o.ok) ? "COMMIT" : "ROLLBACK");
+      return outcomes;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /** One write of a group; alone it needs no savepoint, as its group commits only if it succeeded. */
+  private async runWrite(w: QueuedWrite, alone: boolean): Promise<WriteOutcome> {
+    const written = noChanges();
+    if (!alone) this.db.exec("SAVEPOINT write");
+    try {
+      const value = await w.fn(notingOutbox(this.tx, written));
+      if (!alone) this.db.exec("RELEASE write");
+      return { ok: true, value, written };
+    } catch (error) {
+      // After some errors (I/O, disk full) SQLite has rolled back the whole transaction, the group's other writes too: all fail.
+      if (!this.db.inTransaction) throw error;
+      if (!alone) this.db.exec("ROLLBACK TO write; RELEASE write");
+      return { ok: false, error };
+    }
   }
 }
 
@@ -549,6 +597,15 @@ const SELECT_KEY = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`;
 const SELECT_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`;
 const LOCK_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`;
 
+/** A write transaction waiting for its group (see commitGroup). */
+interface QueuedWrite {
+  fn: (tx: MappingTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+type WriteOutcome = { ok: true; value: unknown; written: CommittedChanges } | { ok: false; error: unknown };
+
 interface OutboxRow {
   id: number;
   domain: string;
@@ -559,8 +616,11 @@ interface OutboxRow {
 // The file cannot be written or read now (disk full, I/O error, permissions): callers see unavailable.
 const unavailable = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|PROTOCOL|NOMEM)/;
 
-function toStoreError(err: unknown): never {
+function storeError(err: unknown): unknown {
   const code = (err as { code?: string }).code;
-  if (code && unavailable.test(code)) throw new StoreError("unavailable", `the embedded database cannot be used now (${code}); retry later`, { cause: err });
-  throw err;
+  return code && unavailable.test(code) ? new StoreError("unavailable", `the embedded database cannot be used now (${code}); retry later`, { cause: err }) : err;
+}
+
+function toStoreError(err: unknown): never {
+  throw storeError(err);
 }
