@@ -75,7 +75,6 @@ import {
   MAPPING_COLUMNS,
   rowToView,
   SELECT_VIEW,
-  type MappingViewRow,
   othersClaimQuery,
   rowToAudit,
   rowToKey,
@@ -96,6 +95,7 @@ import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 import { StatementCache } from "./statement-cache.js";
 import { TurnBatch } from "./turn-batch.js";
+import { rawViews, viewRow } from "./view-rows.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
 
@@ -149,6 +149,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   private readonly statements: StatementCache;
   /** The statements of a write transaction. */
   private readonly tx: MappingTx;
+  private readonly selectOneView: BetterSqlite3.Statement;
   private readonly writes = new TurnBatch<QueuedWrite>((group) => void this.commitGroup(group));
   /** For SQL written in the code. */
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
@@ -163,6 +164,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     this.prepare = this.statements.fixed;
     this.prepareShaped = this.statements.shaped;
     this.tx = sqliteTx(this.statements);
+    this.selectOneView = rawViews(db.prepare(SELECT_ONE_VIEW));
   }
 
   create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
@@ -171,19 +173,18 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   get(tenantId: string, domain: string): Promise<MappingView> {
     return this.serial(() => {
-      const row = this.prepare(SELECT_ONE_VIEW).get(domain, tenantId) as MappingViewRow | undefined;
+      const row = this.selectOneView.get(domain, tenantId) as unknown[] | undefined;
       if (!row) throw notFound(domain);
-      return rowToView(row);
+      return rowToView(viewRow(row));
     });
   }
 
   list(tenantId: string, q: ListQuery): Promise<ListResult> {
     return this.serial(() => {
       const { filter, page } = listConditions(tenantId, q, "json_extract(labels, ?)");
-      const rows = this
-        .prepareShaped(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`)
-        .all(...page.params, q.limit + 1, q.offset) as MappingViewRow[];
-      const result: ListResult = { records: rows.slice(0, q.limit).map(rowToView), hasMore: rows.length > q.limit };
+      const rows = rawViews(this.prepareShaped(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`))
+        .all(...page.params, q.limit + 1, q.offset) as unknown[][];
+      const result: ListResult = { records: rows.slice(0, q.limit).map((r) => rowToView(viewRow(r))), hasMore: rows.length > q.limit };
       if (q.withTotal) result.total = (this.prepareShaped(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`).get(...filter.params) as { n: number }).n;
       return result;
     });
@@ -588,7 +589,7 @@ function sqliteTx({ fixed: prepare, shaped: prepareShaped }: StatementCache): Ma
   };
 }
 
-// Statements of the hot paths, built once (not per call) so their cache lookup hashes one string once.
+// SQL of the hot paths, built once (not per call) so their cache lookup hashes one string once.
 const SELECT_ONE_VIEW = `${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`;
 const LOCK_MAPPING = `SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ?`;
 const SCAN_MAPPINGS = `SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`;
