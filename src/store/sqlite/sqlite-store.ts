@@ -75,7 +75,6 @@ import {
   MAPPING_COLUMNS,
   rowToView,
   SELECT_VIEW,
-  type MappingViewRow,
   othersClaimQuery,
   rowToAudit,
   rowToKey,
@@ -94,6 +93,9 @@ import {
 } from "../sql-shared.js";
 import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
+import { StatementCache } from "./statement-cache.js";
+import { TurnBatch } from "./turn-batch.js";
+import { rawViews, viewRow } from "./view-rows.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
 
@@ -144,13 +146,25 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   private readonly commitListeners: Array<(changes: CommittedChanges) => void> = [];
   private closed = false;
 
+  private readonly statements: StatementCache;
+  /** The statements of a write transaction. */
+  private readonly tx: MappingTx;
+  private readonly selectOneView: BetterSqlite3.Statement;
+  private readonly writes = new TurnBatch<QueuedWrite>((group) => void this.commitGroup(group));
+  /** For SQL written in the code. */
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
+  /** For SQL built from the input (lists of placeholders, a list's filters). */
+  private readonly prepareShaped: (sql: string) => BetterSqlite3.Statement;
 
   constructor(
     readonly db: Database,
     private readonly wal: WalSync,
   ) {
-    this.prepare = statementCache(db);
+    this.statements = new StatementCache(db);
+    this.prepare = this.statements.fixed;
+    this.prepareShaped = this.statements.shaped;
+    this.tx = sqliteTx(this.statements);
+    this.selectOneView = rawViews(db.prepare(SELECT_ONE_VIEW));
   }
 
   create(tenantId: string, input: MappingInput, ctx: WriteContext): Promise<MappingRecord> {
@@ -159,20 +173,19 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   get(tenantId: string, domain: string): Promise<MappingView> {
     return this.serial(() => {
-      const row = this.prepare(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`).get(domain, tenantId) as MappingViewRow | undefined;
+      const row = this.selectOneView.get(domain, tenantId) as unknown[] | undefined;
       if (!row) throw notFound(domain);
-      return rowToView(row);
+      return rowToView(viewRow(row));
     });
   }
 
   list(tenantId: string, q: ListQuery): Promise<ListResult> {
     return this.serial(() => {
       const { filter, page } = listConditions(tenantId, q, "json_extract(labels, ?)");
-      const rows = this.db
-        .prepare(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`)
-        .all(...page.params, q.limit + 1, q.offset) as MappingViewRow[];
-      const result: ListResult = { records: rows.slice(0, q.limit).map(rowToView), hasMore: rows.length > q.limit };
-      if (q.withTotal) result.total = (this.db.prepare(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`).get(...filter.params) as { n: number }).n;
+      const rows = rawViews(this.prepareShaped(`${SELECT_VIEW} FROM (SELECT ${MAPPING_COLUMNS} FROM mappings WHERE ${page.where} ORDER BY id LIMIT ? OFFSET ?) m ${JOIN_ACME} ORDER BY m.id`))
+        .all(...page.params, q.limit + 1, q.offset) as unknown[][];
+      const result: ListResult = { records: rows.slice(0, q.limit).map((r) => rowToView(viewRow(r))), hasMore: rows.length > q.limit };
+      if (q.withTotal) result.total = (this.prepareShaped(`SELECT COUNT(*) AS n FROM mappings WHERE ${filter.where}`).get(...filter.params) as { n: number }).n;
       return result;
     });
   }
@@ -195,7 +208,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   getCertificate(tenantId: string, name: string): Promise<CertificateRecord> {
     return this.serial(() => {
-      const row = this.prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`).get(name, tenantId) as CertificateRow | undefined;
+      const row = this.prepare(SELECT_CERTIFICATE).get(name, tenantId) as CertificateRow | undefined;
       if (!row) throw certificateNotFound(name);
       return rowToCertificate(row);
     });
@@ -215,14 +228,14 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   findKey(id: string): Promise<KeyRecord | undefined> {
     return this.serial(() => {
-      const row = this.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined;
+      const row = this.prepare(SELECT_KEY).get(id) as KeyRow | undefined;
       return row && rowToKey(row);
     });
   }
 
   listKeys(q: { tenantId?: string; showRevoked: boolean }): Promise<KeyRecord[]> {
     const { where, params } = keyConditions(q);
-    return this.serial(() => (this.db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY create_time DESC, id`).all(...params) as KeyRow[]).map(rowToKey));
+    return this.serial(() => (this.prepareShaped(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY create_time DESC, id`).all(...params) as KeyRow[]).map(rowToKey));
   }
 
   async revokeKey(id: string, now: Date): Promise<KeyRecord | undefined> {
@@ -237,7 +250,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   listAudit(q: AuditQuery): Promise<AuditRecord[]> {
     const { where, params } = auditConditions(q);
-    return this.serial(() => (this.db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where} ORDER BY id DESC LIMIT ?`).all(...params, q.limit) as AuditRow[]).map(rowToAudit));
+    return this.serial(() => (this.prepareShaped(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where} ORDER BY id DESC LIMIT ?`).all(...params, q.limit) as AuditRow[]).map(rowToAudit));
   }
 
   pruneAudit(before: Date): Promise<number> {
@@ -250,7 +263,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   getTenant(tenantId: string): Promise<TenantRecord> {
     return this.serial(() => {
-      const settings = this.prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`).get(tenantId) as TenantRow | undefined;
+      const settings = this.prepare(SELECT_TENANT).get(tenantId) as TenantRow | undefined;
       const count = this.prepare("SELECT COUNT(*) AS mapping_count FROM mappings WHERE tenant_id = ?").get(tenantId) as { mapping_count: number };
       return rowToTenant({ tenant_id: tenantId, zones: null, mapping_quota: null, ...settings, mapping_count: count.mapping_count });
     });
@@ -270,19 +283,21 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   scanMappings(afterId: bigint, limit: number): Promise<MappingRecord[]> {
-    return this.serial(() => (this.prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as MappingRow[]).map(rowToRecord));
+    return this.serial(() => (this.prepare(SCAN_MAPPINGS).all(afterId, limit) as MappingRow[]).map(rowToRecord));
   }
 
   /**
    * This daemon is the only relay (it owns the file), so no row locks are
    * needed; the store is not held while Redis applies, so a slow Redis never
-   * blocks the API. Rows are deleted only after `apply` resolves.
+   * blocks the API. Rows are deleted only after `apply` resolves: those up to
+   * the last id read, which are the rows read (the first `limit` by id), as
+   * AUTOINCREMENT gives every later row a higher id than any before it.
    */
   async drainOutbox(limit: number, apply: (changes: RouteChange[]) => Promise<void>): Promise<number> {
     const rows = await this.published(() => this.prepare("SELECT id, domain, backends, created_at FROM outbox ORDER BY id LIMIT ?").all(limit) as OutboxRow[]);
     if (rows.length === 0) return 0;
     await apply(rows.map((r) => ({ domain: r.domain, revision: BigInt(r.id), backends: r.backends === null ? null : JSON.parse(r.backends), committedAt: new Date(r.created_at) })));
-    await this.mutate(() => this.db.prepare(`DELETE FROM outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.prepare("DELETE FROM outbox WHERE id <= ?").run(rows[rows.length - 1]!.id));
     return rows.length;
   }
 
@@ -290,7 +305,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     const rows = await this.published(() => this.prepare("SELECT id, name, chain_pem, sealed_key FROM certificate_outbox ORDER BY id LIMIT ?").all(limit) as CertificateOutboxRow[]);
     if (rows.length === 0) return 0;
     await apply(rows.map(toCertificateChange));
-    await this.mutate(() => this.db.prepare(`DELETE FROM certificate_outbox WHERE id IN (${rows.map(() => "?").join(",")})`).run(...rows.map((r) => r.id)));
+    await this.mutate(() => this.prepare("DELETE FROM certificate_outbox WHERE id <= ?").run(rows[rows.length - 1]!.id));
     return rows.length;
   }
 
@@ -321,7 +336,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   acmeStates(names: readonly string[]): Promise<Map<string, AcmeState>> {
     if (names.length === 0) return Promise.resolve(new Map());
     return this.serial(() => {
-      const rows = this.db.prepare(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
+      const rows = this.prepareShaped(`SELECT ${ACME_COLUMNS} FROM acme_states WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as AcmeRow[];
       return new Map(rows.map((r) => [r.name, rowToAcme(r)]));
     });
   }
@@ -340,7 +355,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
 
   certifiedNames(names: readonly string[]): Promise<Set<string>> {
     if (names.length === 0) return Promise.resolve(new Set());
-    return this.published(() => new Set((this.db.prepare(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
+    return this.published(() => new Set((this.prepareShaped(`SELECT name FROM certificates WHERE name IN (${names.map(() => "?").join(",")})`).all(...names) as CertificateRow[]).map((r) => r.name)));
   }
 
   outboxStats(): Promise<OutboxStats> {
@@ -357,7 +372,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   mappedDomains(domains: readonly string[]): Promise<Set<string>> {
     if (domains.length === 0) return Promise.resolve(new Set());
     return this.published(
-      () => new Set((this.db.prepare(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as MappingRow[]).map((r) => r.domain)),
+      () => new Set((this.prepareShaped(`SELECT domain FROM mappings WHERE domain IN (${domains.map(() => "?").join(",")})`).all(...domains) as MappingRow[]).map((r) => r.domain)),
     );
   }
 
@@ -397,12 +412,12 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
    * A write (every one goes through here, so WalSync counts it): refused once
    * the file could not be made durable; returns once committed, not yet durable.
    */
-  private mutate<T>(fn: () => T | Promise<T>): Promise<T> {
+  private mutate<T>(fn: () => T | Promise<T>, writes = 1): Promise<T> {
     return this.serial(async () => {
       if (this.wal.failure) throw this.wal.failure;
       const value = await fn();
       // Not awaited by this write; the next calls queue behind it. One that fails is tried again at the next turn.
-      if (this.wal.committed()) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
+      if (this.wal.committed(writes)) void this.serial(() => this.wal.checkpoint()).catch(() => undefined);
       return value;
     });
   }
@@ -424,35 +439,68 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     return rows;
   }
 
-  private async transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
-    const written = noChanges();
-    const result = await this.durably(async () => {
-      this.db.exec("BEGIN IMMEDIATE");
-      try {
-        const value = await fn(notingOutbox(sqliteTx(this.db, this.prepare), written));
-        this.db.exec("COMMIT");
-        return value;
-      } catch (err) {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
-        throw err;
-      }
+  private transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.writes.add({ fn, resolve: resolve as (value: unknown) => void, reject }));
+  }
+
+  /**
+   * The writes asked for in one turn of the event loop, in one transaction:
+   * they share its COMMIT (the WAL frames of the pages they all touch are
+   * written once, the biggest part of a create's cost in the store) and its
+   * sync. Each runs in a savepoint of its own, so one that fails is undone and
+   * fails alone, as it would by itself; each is answered, and its changes are
+   * passed on, only once the transaction is on disk.
+   */
+  private async commitGroup(group: readonly QueuedWrite[]): Promise<void> {
+    let outcomes: WriteOutcome[];
+    try {
+      outcomes = await this.mutate(() => this.runGroup(group), group.length);
+      await this.wal.durable();
+    } catch (err) {
+      for (const w of group) w.reject(err);
+      return;
+    }
+    // Every write answered first (their callers run later, after the listeners), so a listener cannot leave one unanswered.
+    group.forEach((w, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) w.resolve(outcome.value);
+      else w.reject(storeError(outcome.error));
     });
-    for (const listener of this.commitListeners) listener(written);
-    return result;
+    for (const outcome of outcomes) if (outcome.ok) for (const listener of this.commitListeners) listener(outcome.written);
+  }
+
+  private async runGroup(group: readonly QueuedWrite[]): Promise<WriteOutcome[]> {
+    const alone = group.length === 1;
+    const outcomes: WriteOutcome[] = [];
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const w of group) outcomes.push(await this.runWrite(w, alone));
+      this.db.exec(outcomes.some((o) => o.ok) ? "COMMIT" : "ROLLBACK");
+      return outcomes;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /** One write of a group; alone it needs no savepoint, as its group commits only if it succeeded. */
+  private async runWrite(w: QueuedWrite, alone: boolean): Promise<WriteOutcome> {
+    const written = noChanges();
+    if (!alone) this.db.exec("SAVEPOINT write");
+    try {
+      const value = await w.fn(notingOutbox(this.tx, written));
+      if (!alone) this.db.exec("RELEASE write");
+      return { ok: true, value, written };
+    } catch (error) {
+      // After some errors (I/O, disk full) SQLite has rolled back the whole transaction, the group's other writes too: all fail.
+      if (!this.db.inTransaction) throw error;
+      if (!alone) this.db.exec("ROLLBACK TO write; RELEASE write");
+      return { ok: false, error };
+    }
   }
 }
 
-/** Prepares each distinct statement once; only for fixed SQL (lists of placeholders would grow it without bound). */
-function statementCache(db: Database): (sql: string) => BetterSqlite3.Statement {
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  return (sql) => {
-    let stmt = cache.get(sql);
-    if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
-    return stmt;
-  };
-}
-
-function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statement): MappingTx {
+function sqliteTx({ fixed: prepare, shaped: prepareShaped }: StatementCache): MappingTx {
   const unique = (domain: string, run: () => unknown) => {
     try {
       return run();
@@ -469,7 +517,7 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async lockMapping(domain) {
       // BEGIN IMMEDIATE already holds the write lock: reading is locking.
-      const row = prepare(`SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ?`).get(domain) as MappingRow | undefined;
+      const row = prepare(LOCK_MAPPING).get(domain) as MappingRow | undefined;
       return row && rowToRecord(row);
     },
     async updateMapping(id, next, now) {
@@ -491,10 +539,10 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     async lockNameTree() {},
     async othersClaim(tenantId, names, subtree) {
       const q = othersClaimQuery(tenantId, names, subtree);
-      return (db.prepare(q.sql).get(...q.params) as { domain: string } | undefined)?.domain;
+      return (prepareShaped(q.sql).get(...q.params) as { domain: string } | undefined)?.domain;
     },
     async lockTenant(tenantId) {
-      const row = prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`).get(tenantId) as TenantRow | undefined;
+      const row = prepare(SELECT_TENANT).get(tenantId) as TenantRow | undefined;
       return row && rowToSettings(row);
     },
     async countMappings(tenantId) {
@@ -513,11 +561,11 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
     },
     async claimants(names) {
       if (names.length === 0) return new Map();
-      const rows = db.prepare(`SELECT domain, tenant_id FROM mappings WHERE domain IN (${names.map(() => "?").join(",")})`).all(...names) as MappingRow[];
+      const rows = prepareShaped(`SELECT domain, tenant_id FROM mappings WHERE domain IN (${names.map(() => "?").join(",")})`).all(...names) as MappingRow[];
       return new Map(rows.map((r) => [r.domain, r.tenant_id]));
     },
     async lockCertificate(name) {
-      const row = prepare(`SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`).get(name) as CertificateRow | undefined;
+      const row = prepare(LOCK_CERTIFICATE).get(name) as CertificateRow | undefined;
       return row && rowToCertificate(row);
     },
     async putCertificate(tenantId, input, now) {
@@ -541,6 +589,24 @@ function sqliteTx(db: Database, prepare: (sql: string) => BetterSqlite3.Statemen
   };
 }
 
+// SQL of the hot paths, built once (not per call) so their cache lookup hashes one string once.
+const SELECT_ONE_VIEW = `${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain = ? AND m.tenant_id = ?`;
+const LOCK_MAPPING = `SELECT ${MAPPING_COLUMNS} FROM mappings WHERE domain = ?`;
+const SCAN_MAPPINGS = `SELECT ${MAPPING_COLUMNS} FROM mappings WHERE id > ? ORDER BY id LIMIT ?`;
+const SELECT_TENANT = `SELECT ${TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?`;
+const SELECT_KEY = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`;
+const SELECT_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`;
+const LOCK_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`;
+
+/** A write transaction waiting for its group (see commitGroup). */
+interface QueuedWrite {
+  fn: (tx: MappingTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+type WriteOutcome = { ok: true; value: unknown; written: CommittedChanges } | { ok: false; error: unknown };
+
 interface OutboxRow {
   id: number;
   domain: string;
@@ -551,8 +617,11 @@ interface OutboxRow {
 // The file cannot be written or read now (disk full, I/O error, permissions): callers see unavailable.
 const unavailable = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|PROTOCOL|NOMEM)/;
 
-function toStoreError(err: unknown): never {
+function storeError(err: unknown): unknown {
   const code = (err as { code?: string }).code;
-  if (code && unavailable.test(code)) throw new StoreError("unavailable", `the embedded database cannot be used now (${code}); retry later`, { cause: err });
-  throw err;
+  return code && unavailable.test(code) ? new StoreError("unavailable", `the embedded database cannot be used now (${code}); retry later`, { cause: err }) : err;
+}
+
+function toStoreError(err: unknown): never {
+  throw storeError(err);
 }

@@ -7,7 +7,7 @@ import { StoreError } from "../store.js";
 export type FileSync = (fd: number) => Promise<void>;
 export const datasync: FileSync = promisify(fdatasync);
 
-/** Commits between checkpoints: small ones, so the database file's sync (writes wait for it) stays short. */
+/** Writes between checkpoints: small ones, so the database file's sync (writes wait for it) stays short. */
 const CHECKPOINT_EVERY = 250;
 
 /**
@@ -19,12 +19,13 @@ const CHECKPOINT_EVERY = 250;
  * write the WAL, never sync it; consistent after a power loss, by SQLite's
  * own guarantee) and no automatic checkpoints, and this class does the syncs
  * on the thread pool:
- *  - `committed()` right after each commit, on the event loop, counts it.
+ *  - `committed(writes)` right after each commit, on the event loop, counts
+ *    it (and the writes it carried, towards the next checkpoint).
  *  - `durable()` resolves once every commit counted before the call is on
  *    disk: one fdatasync of the WAL covers every commit made before it
  *    started, so concurrent writes share it (group commit); with nothing
  *    counted since the last sync it resolves at once.
- *  - `checkpoint()` every CHECKPOINT_EVERY commits, as NORMAL's checkpoint
+ *  - `checkpoint()` every CHECKPOINT_EVERY writes, as NORMAL's checkpoint
  *    orders it: the WAL synced first, frames copied into the database file
  *    (synchronous=OFF for that one statement, so SQLite itself does not sync
  *    on the event loop), then the database file synced, all before the next
@@ -45,6 +46,7 @@ export class WalSync {
   private commits = 1;
   /** Commits known to be on disk (counted before the last successful sync started). */
   private synced = 0;
+  private writesSinceCheckpoint = 0;
   /** Set by the first failed sync; see the class comment. */
   failure: StoreError | undefined;
 
@@ -60,9 +62,13 @@ export class WalSync {
     this.dbFd = openSync(file, "r");
   }
 
-  /** Counts a commit (call it before anything else can run); true when a checkpoint is due. */
-  committed(): boolean {
-    return ++this.commits % CHECKPOINT_EVERY === 0;
+  /** Counts a commit of `writes` writes (call it before anything else can run); true when a checkpoint is due. */
+  committed(writes = 1): boolean {
+    this.commits++;
+    this.writesSinceCheckpoint += writes;
+    if (this.writesSinceCheckpoint < CHECKPOINT_EVERY) return false;
+    this.writesSinceCheckpoint = 0;
+    return true;
   }
 
   /** Resolves once every commit counted before the call is on disk. */
