@@ -300,6 +300,22 @@ describe("hostile requests", () => {
     }
   });
 
+  it("keeps no memory per distinct Host header a client makes up (a routed name with a long port)", async () => {
+    await api("PUT", "/v1/e2e/mapping", { domain: "ports.e2e.example", backends: [a().url] });
+    await waitFor("the route", async () => expect((await via("ports.e2e.example")).status).toBe(200), 5000);
+    // Each Host header differs from $host (nginx drops the port) and from every other, and is as long as nginx
+    // takes: 6000 of them are ~47 MB of header text, in whichever worker served them.
+    const port = (i: number) => String(i).padStart(7800, "0");
+    const before = router.workerRss().reduce((sum, n) => sum + n, 0);
+    let routed = 0;
+    for (let round = 0; round < 12; round++) {
+      const ask = Array.from({ length: 500 }, (_, i) => `HEAD / HTTP/1.1\r\nHost: ports.e2e.example:${port(round * 500 + i)}\r\n${i === 499 ? "Connection: close\r\n" : ""}\r\n`);
+      routed += [...(await rawExchange(router.port, ask.join(""))).matchAll(/HTTP\/1\.1 200 /g)].length;
+    }
+    expect(routed).toBe(6000);
+    expect(router.workerRss().reduce((sum, n) => sum + n, 0) - before).toBeLessThan(16 * 1024 * 1024);
+  });
+
   it("routes, forwards and logs an absolute-form request by the host of its target", async () => {
     await api("PUT", "/v1/e2e/mapping", { domain: "target.e2e.example", backends: [b().url] });
     await waitFor("the route", async () => expect((await via("target.e2e.example")).status).toBe(200), 5000);

@@ -40,13 +40,16 @@ local index_epoch, generation_seen -- without a route cache: the epoch at which 
 -- and LuaJIT compiles no pattern substitution (bench/router-callgrind.sh with a port in the Host
 -- header: 36.1k instructions a request without this, 31.3k with).
 local normalized = lrucache.new(10000)
+-- The longest Host header remembered: a name (253) with a trailing dot and a port. A longer one is made up (nginx
+-- takes ~8k), and remembering those would let any client fill a worker's memory, ~8 kB a request.
+local REMEMBERED = 260
 
 function _M.normalize_header(raw)
   if not raw then return nil end
   local host = normalized:get(raw)
   if not host then
     host = raw:lower():gsub(":%d*$", ""):gsub("%.$", "")
-    normalized:set(raw, host)
+    if #raw <= REMEMBERED then normalized:set(raw, host) end
   end
   return host
 end
