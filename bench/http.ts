@@ -10,6 +10,7 @@ import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createDatabase, PrivateMariaDb } from "../test/harness/mariadb.js";
 import { freePort } from "../test/harness/ports.js";
 import { cpuSeconds } from "../test/harness/proc-cpu.js";
@@ -47,6 +48,7 @@ async function main() {
   const results: Result[] = [];
   const run = async (scenario: string, kind: Result["kind"], pid: number, url: string, script: string, connections = CONNECTIONS) => {
     if (!wanted(kind)) return;
+    await idle(procs);
     progress(scenario);
     // Pages take long at 50 connections on 2 cores: a generous timeout keeps their tail in the figures.
     const timeoutSeconds = kind === "page" ? 30 : undefined;
@@ -107,6 +109,21 @@ async function main() {
       if (p.exitCode === null) await once(p, "exit");
     }
     await Promise.all([db.destroy(), redis.destroy()]);
+  }
+}
+
+/**
+ * Waits (at most 30 s) until the servers of the bench use at most 4% of a core: wrk stops sending when its time
+ * is up, but a server may still be working through what it queued (a page row's pages took a second of the
+ * next row's, which then measured a p99 several times its own).
+ */
+async function idle(procs: readonly ChildProcess[]) {
+  const busy = () => procs.reduce((sum, p) => sum + (p.exitCode === null && p.pid !== undefined ? cpuSeconds(p.pid) : 0), 0);
+  for (let waited = 0, before = busy(); waited < 30_000; waited += 250) {
+    await sleep(250);
+    const now = busy();
+    if (now - before <= 0.01) return;
+    before = now;
   }
 }
 
