@@ -24,9 +24,6 @@ export interface RestGatewayOptions {
   maxBodyBytes: number;
 }
 
-// REST answers are written only after the handler resolves, and no handler
-// watches for cancellation, so one signal that never fires serves every call.
-const NEVER_ABORTED = new AbortController().signal;
 // Field names as in the proto (tenant_id, create_time), like the original API; input takes either form.
 const jsonOut = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
@@ -129,7 +126,7 @@ async function serve({ route, invoke, writeJson }: RouteServer, vars: Map<string
   });
   let res;
   try {
-    res = await invoke({ protocolName: "rest", requestMethod: req.method ?? "GET", url: url.target, header, signal: NEVER_ABORTED, contextValues });
+    res = await invoke({ protocolName: "rest", requestMethod: req.method ?? "GET", url: url.target, header, contextValues });
   } catch (err) {
     return failedCall(ConnectError.from(err), route, conditions, decoded);
   }

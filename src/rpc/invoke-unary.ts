@@ -10,10 +10,13 @@ export interface InProcessCall {
   requestMethod: string;
   url: string;
   header: Headers;
-  signal: AbortSignal;
   /** Values the call starts with (e.g. its parsed message, see deferMessage). */
   contextValues?: ContextValues;
 }
+
+// The answer is written only after the handler resolves (a cancelled call is never answered), and no handler
+// watches for cancellation, so one signal that never fires serves every call.
+const NEVER_ABORTED = new AbortController().signal;
 
 // The call's context, for the handler at the end of a chain built once (see unaryInvoker).
 const handlerContextKey = createContextKey<HandlerContext | undefined>(undefined, { description: "dynroute handler context" });
@@ -53,7 +56,7 @@ export function unaryInvoker(spec: UnaryImplSpec, interceptors: readonly Interce
       protocolName: call.protocolName,
       requestMethod: call.requestMethod,
       url: call.url,
-      signal: call.signal,
+      signal: NEVER_ABORTED,
       timeoutMs: () => undefined,
       requestHeader: call.header,
       responseHeader: new Headers(),
@@ -67,7 +70,7 @@ export function unaryInvoker(spec: UnaryImplSpec, interceptors: readonly Interce
       method,
       requestMethod: call.requestMethod,
       url: call.url,
-      signal: call.signal,
+      signal: NEVER_ABORTED,
       header: call.header,
       contextValues: values,
       message: empty,

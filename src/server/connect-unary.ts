@@ -28,8 +28,6 @@ export interface ConnectUnaryOptions {
  */
 export type ConnectUnaryServer = (req: NodeRequest, res: NodeResponse, fallback: (body: AsyncIterable<Uint8Array>) => void) => boolean;
 
-// A cancelled call is never answered, and no handler watches for cancellation (as for REST calls).
-const NEVER_ABORTED = new AbortController().signal;
 const utf8 = new TextEncoder();
 
 /**
@@ -66,7 +64,6 @@ export function connectUnary(spec: UnaryImplSpec, opts: ConnectUnaryOptions): Co
         requestMethod: req.method!,
         url: req.url!,
         header: webHeaders(req.headers),
-        signal: NEVER_ABORTED,
         contextValues,
       });
       body = binary ? toBinary(output, answer.message) : utf8.encode(writeJson(answer.message));

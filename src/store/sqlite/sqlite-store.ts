@@ -146,7 +146,6 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   private readonly commitListeners: Array<(changes: CommittedChanges) => void> = [];
   private closed = false;
 
-  private readonly statements: StatementCache;
   /** The statements of a write transaction. */
   private readonly tx: MappingTx;
   private readonly selectOneView: BetterSqlite3.Statement;
@@ -160,10 +159,10 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     readonly db: Database,
     private readonly wal: WalSync,
   ) {
-    this.statements = new StatementCache(db);
-    this.prepare = this.statements.fixed;
-    this.prepareShaped = this.statements.shaped;
-    this.tx = sqliteTx(this.statements);
+    const statements = new StatementCache(db);
+    this.prepare = statements.fixed;
+    this.prepareShaped = statements.shaped;
+    this.tx = sqliteTx(statements);
     this.selectOneView = rawViews(db.prepare(SELECT_ONE_VIEW));
   }
 
@@ -422,9 +421,9 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     });
   }
 
-  /** A write acknowledged only once it is on disk. */
-  private async durably<T>(fn: () => T | Promise<T>): Promise<T> {
-    const value = await this.mutate(fn);
+  /** A write acknowledged only once it is on disk; `writes`: how many writes it carries, for WalSync's count. */
+  private async durably<T>(fn: () => T | Promise<T>, writes = 1): Promise<T> {
+    const value = await this.mutate(fn, writes);
     await this.wal.durable();
     return value;
   }
@@ -454,8 +453,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   private async commitGroup(group: readonly QueuedWrite[]): Promise<void> {
     let outcomes: WriteOutcome[];
     try {
-      outcomes = await this.mutate(() => this.runGroup(group), group.length);
-      await this.wal.durable();
+      outcomes = await this.durably(() => this.runGroup(group), group.length);
     } catch (err) {
       for (const w of group) w.reject(err);
       return;
