@@ -202,24 +202,26 @@ describe("console", () => {
 
   it("works from the keyboard: focus goes to each page's heading, new rows and back after a cancel", async () => {
     const page = await newPage();
+    // The page's heading, not a link or button of the page before it with the same text ("New mapping").
+    const headingFocused = (title: string) => until(page, `document.activeElement.tagName === "H1" && document.activeElement.textContent === ${JSON.stringify(title)}`);
     const focused = () => page.evaluate(`(document.activeElement.getAttribute("aria-label") || document.activeElement.textContent || document.activeElement.id).trim()`);
     const tabTo = async (name: string) => {
       for (let i = 0; i < 40 && (await focused()) !== name; i++) await page.keyboard.press("Tab");
       expect(await focused()).toBe(name);
     };
     await page.goto(daemon.baseUrl);
-    await until(page, `document.activeElement.textContent === "Sign in to dynroute"`);
+    await headingFocused("Sign in to dynroute");
     await page.keyboard.press("Tab");
     expect(await focused()).toBe("api-key");
     await page.keyboard.type(TOKEN);
     await page.keyboard.press("Tab");
     await page.keyboard.type(TENANT);
     await page.keyboard.press("Enter");
-    await until(page, `document.activeElement.textContent === "Mappings of ${TENANT}"`);
+    await headingFocused(`Mappings of ${TENANT}`);
 
     await tabTo("New mapping");
     await page.keyboard.press("Enter");
-    await until(page, `document.activeElement.textContent === "New mapping"`);
+    await headingFocused("New mapping");
     await page.keyboard.press("Tab");
     await page.keyboard.type("keyboard.example.org");
     await page.keyboard.press("Tab");
@@ -325,6 +327,8 @@ describe("console", () => {
 
     // The history tells the story, newest first, with what changed.
     await page.getByRole("link", { name: "History", exact: true }).first().click();
+    // Filled once the history page is up, or the list page's own field would take the text.
+    await page.getByRole("heading", { name: `History of tenant ${TENANT}` }).waitFor();
     await page.getByLabel("Domain", { exact: true }).fill("new-name.example.org");
     await page.getByRole("button", { name: "Show" }).click();
     await page.getByRole("heading", { name: "History of new-name.example.org" }).waitFor();
