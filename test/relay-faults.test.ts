@@ -8,7 +8,7 @@ import { createDatabase, PrivateMariaDb } from "./harness/mariadb.js";
 import { PrivateRedis } from "./harness/redis.js";
 import { startTestDaemon, TOKEN } from "./harness/daemon.js";
 import { spawnDaemon, type DaemonProcess } from "./harness/process.js";
-import { eventuallyRedisMatchesMySQL } from "./harness/convergence.js";
+import { eventuallyRedisMatchesMySQL, routeHash } from "./harness/convergence.js";
 import { waitFor } from "./harness/ports.js";
 import { pino } from "pino";
 import { createMysqlStore, type MysqlStore } from "../src/store/mysql/mysql-store.js";
@@ -385,7 +385,7 @@ describe("daemon and MySQL faults", () => {
       await locker.query("SELECT fence FROM relay_lease WHERE id = 1 FOR UPDATE");
       const { mapping } = await daemon.client("connect").createMapping({ tenantId: "t", mapping: { domain: "at-once.example", backends: ["http://a:1"] } });
       const route = `${daemon.config.redis.prefix}route:at-once.example`;
-      await waitFor("the route", async () => expect(await redis.hgetall(route)).toEqual({ rev: String(mapping!.revision), backends: '["http://a:1"]' }), 5_000); // well within the lease (10 s)
+      await waitFor("the route", async () => expect(await routeHash(redis, route)).toEqual({ rev: String(mapping!.revision), backends: '["http://a:1"]' }), 5_000); // well within the lease (10 s)
       expect((await daemon.store.outboxStats()).depth, "the row waits for the stalled drain").toBe(1);
       await locker.rollback();
       await waitFor("the row to be drained", async () => expect((await daemon.store.outboxStats()).depth).toBe(0));

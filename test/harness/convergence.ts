@@ -57,6 +57,15 @@ export async function assertRedisMatchesStore(truth: Truth, redis: Redis, layout
   }
 }
 
+/**
+ * A route's hash as routers read it: without the stamp a reconciliation adds
+ * ("seen"), which any periodic or startup run may write between two reads.
+ */
+export async function routeHash(redis: Redis, key: string): Promise<Record<string, string>> {
+  const { seen: _seen, ...route } = await redis.hgetall(key);
+  return route;
+}
+
 /** Retries the assertion until the relay has caught up (or the timeout). */
 export function eventuallyRedisMatchesStore(truth: Truth, redis: Redis, layout: Layout, timeoutMs = 20_000): Promise<void> {
   return waitFor("Redis to match the store", () => assertRedisMatchesStore(truth, redis, layout), timeoutMs);
