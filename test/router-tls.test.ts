@@ -199,10 +199,14 @@ describe("TLS in the router", () => {
     // One worker and a small certificate cache: 2,100 names push the real one out of the worker's own cache (2,000
     // entries); in the shared cache, names without a certificate would push it out too if they were kept there.
     const port = await freePort();
-    const small = await PrivateRouter.start(redis.url, "tls:", { ROUTER_CACHE_TTL: "300", ROUTER_WORKERS: "1", ROUTER_CERT_CACHE_SIZE: "32k", ROUTER_LISTEN_TLS: `127.0.0.1:${port}` });
+    const small = await PrivateRouter.start(redis.url, "tls:", { ROUTER_CACHE_TTL: "300", ROUTER_WORKERS: "1", ROUTER_CERT_CACHE_SIZE: "32k", ROUTER_LISTEN_TLS: `127.0.0.1:${port}`, ROUTER_ERROR_LOG_LEVEL: "notice" });
     try {
+      // The subscriber's first SUBSCRIBE and the upload's "!cert:" message each make every cached certificate stale:
+      // the certificate is cached only after both, or the last handshake would miss for that and not for the flood.
+      await expect.poll(() => small.errorLog()).toContain("dynroute: subscribed to");
       const leaf = ca.issue(["kept.apps.acme.example"]);
       expect((await upload("kept.apps.acme.example", leaf)).status).toBe(200);
+      await expect.poll(async () => (await small.metrics()).get("dynroute_router_invalidations_total") ?? 0).toBeGreaterThanOrEqual(1);
       await expect.poll(async () => ((await handshake(port, "kept.apps.acme.example")) as { fingerprint?: string }).fingerprint).toBe(fingerprintOf(leaf.chain));
       for (let batch = 0; batch < 42; batch++) {
         const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => handshake(port, `n${batch * 50 + i}.flood.example`)));
