@@ -9,6 +9,8 @@ export const DOMAIN = "get.bench.example";
 /** A tenant of SEEDED mappings, for the list scenarios. */
 export const PAGE_TENANT = "page";
 export const SEEDED = 1000;
+/** The name of seeded mapping `n` (also spliced into wrk scripts as Lua). */
+export const seededName = (n: string) => `m${n}.page.example`;
 
 export interface Daemon {
   base: string;
@@ -42,7 +44,7 @@ export async function startDaemon(store: "mysql" | "sqlite", opts: { mysqlUrl: s
  */
 export async function seed(createUrl: string, headers: Record<string, string>): Promise<void> {
   const one = async (n: number) => {
-    const res = await put(createUrl, { domain: `m${n}.page.example`, backends: ["http://a:1", "http://b:2"], labels: { team: "bench" } }, headers);
+    const res = await put(createUrl, { domain: seededName(String(n)), backends: ["http://a:1", "http://b:2"], labels: { team: "bench" } }, headers);
     if (res.status >= 300) throw new Error(`seeding answered ${res.status}`);
   };
   await one(0);

@@ -27,8 +27,12 @@ const REVIVE_MS = 100;
  */
 export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtlMs: number): RedisClients {
   let closing = false;
-  const connect = (name: string, commandTimeout: number) => createRedis(target, logger.child({ redis: name }), commandTimeout, () => closing);
-  const clients = { relay: connect("relay", leaseTtlMs), api: connect("api", API_COMMAND_TIMEOUT_MS) };
+  const connect = (name: string, options: RedisOptions) => createRedis(target, logger.child({ redis: name }), options, () => closing);
+  const clients = {
+    relay: connect("relay", { commandTimeout: leaseTtlMs }),
+    // Concurrent calls' lookups (a batch of GETs answered together) leave in one write: each of its own costs more.
+    api: connect("api", { commandTimeout: API_COMMAND_TIMEOUT_MS, enableAutoPipelining: true }),
+  };
   return {
     ...clients,
     close() {
@@ -45,7 +49,7 @@ export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtl
  * reconnects by itself. Commands in flight when the connection drops fail at
  * once too (no retry): ioredis would otherwise hold them until it is ready
  * again and resend them, which after a failover takes seconds, or never comes.
- * `commandTimeout` bounds the rest. Logs only when reachability changes.
+ * `options.commandTimeout` bounds the rest. Logs only when reachability changes.
  *
  * With a Sentinel target it asks the sentinels for the master on every
  * (re)connection, checks the server it reaches is a master, and drops the
@@ -53,12 +57,12 @@ export function createRedisClients(target: RedisTarget, logger: Logger, leaseTtl
  * refused as READONLY (a demoted master), so it follows failovers; the relay
  * then sees a new run_id and reconciles.
  */
-function createRedis(target: RedisTarget, logger: Logger, commandTimeout: number, closing: () => boolean): Redis {
+function createRedis(target: RedisTarget, logger: Logger, options: RedisOptions, closing: () => boolean): Redis {
   const redis = openRedis(target, {
+    ...options,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: 2000,
-    commandTimeout,
     // Soon after a failover's promotion (a refused connection costs next to nothing).
     retryStrategy: (attempt) => Math.min(50 * attempt, 250),
     sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),

@@ -94,7 +94,7 @@ import {
 import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 import { StatementCache } from "./statement-cache.js";
-import { TurnBatch } from "./turn-batch.js";
+import { TurnBatch } from "../turn-batch.js";
 import { rawViews, viewRow } from "./view-rows.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
