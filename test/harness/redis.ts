@@ -46,6 +46,16 @@ export class PrivateRedis {
     });
   }
 
+  /** Stops the process without closing its connections (SIGSTOP): a server that no longer answers. */
+  freeze(): void {
+    this.proc?.kill("SIGSTOP");
+  }
+
+  /** Lets a frozen server run again (SIGCONT). */
+  thaw(): void {
+    this.proc?.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;

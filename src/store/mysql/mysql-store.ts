@@ -89,6 +89,8 @@ import {
 const TX_ATTEMPTS = 4;
 /** Names in one batched GET's SELECT: a busy pool's worth of GETs at least. */
 const GETS_AT_ONCE = 64;
+/** What the ASCII domain column can hold. */
+const ascii = /^[\x00-\x7f]*$/;
 
 interface PendingGet {
   tenantId: string;
@@ -179,11 +181,15 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   }
 
   private async getPart(part: PendingGet[]): Promise<void> {
-    const domains = [...new Set(part.map((g) => g.domain))];
+    // A name the ASCII column cannot hold is not found: MariaDB refuses the comparison ("Illegal mix of
+    // collations"), which would fail the statement for every GET of the batch.
+    const domains = [...new Set(part.map((g) => g.domain).filter((d) => ascii.test(d)))];
     // Padded to a power of two with its last name: a few statement shapes, each prepared once per connection.
     const names = [...domains, ...Array<string>(2 ** Math.ceil(Math.log2(domains.length)) - domains.length).fill(domains[domains.length - 1]!)];
     try {
-      const [rows] = await this.read(() => this.pool.execute<RowDataPacket[]>(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain IN (${names.map(() => "?").join(", ")})`, names));
+      this.assertReady();
+      const rows =
+        names.length === 0 ? [] : (await this.read(() => this.pool.execute<RowDataPacket[]>(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain IN (${names.map(() => "?").join(", ")})`, names)))[0];
       const byDomain = new Map((rows as MappingViewRow[]).map((r) => [r.domain, r]));
       for (const g of part) {
         const row = byDomain.get(g.domain);
