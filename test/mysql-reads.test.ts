@@ -1,11 +1,10 @@
 // Concurrent GETs on MySQL share one SELECT per turn (MysqlStore.get): each must still get exactly what it would
 // get alone, its own tenant's mapping or not found.
-import { createConnection } from "mysql2/promise";
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createMysqlStore, type MysqlStore } from "../src/store/mysql/mysql-store.js";
 import type { MappingInput, WriteContext } from "../src/store/store.js";
-import { createDatabase, PrivateMariaDb } from "./harness/mariadb.js";
+import { createDatabase, globalStatus, PrivateMariaDb } from "./harness/mariadb.js";
 
 const input = (domain: string): MappingInput => ({ domain, backends: [`http://${domain}:1`], labels: {}, status: "enabled", tls: "" });
 const ctx: WriteContext = { keyId: "admin", requestId: "r" };
@@ -22,12 +21,7 @@ afterAll(async () => {
   await db.destroy();
 });
 
-const executed = async () => {
-  const conn = await createConnection(db.adminUrl);
-  const [[row]] = (await conn.query("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'")) as unknown as [[{ Value: string }]];
-  await conn.end();
-  return Number(row.Value);
-};
+const executed = () => globalStatus(db.adminUrl, "Com_stmt_execute");
 
 it("answers the GETs of one turn together, each with its own tenant's mapping or not found", async () => {
   const many = [...Array(100).keys()].map((i) => `n${i}.reads.example`);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMysqlStore, type MysqlStore } from "../src/store/mysql/mysql-store.js";
 import type { MappingInput, WriteContext } from "../src/store/store.js";
 import { peekOutbox } from "./harness/convergence.js";
-import { createDatabase, PrivateMariaDb } from "./harness/mariadb.js";
+import { createDatabase, globalStatus, PrivateMariaDb } from "./harness/mariadb.js";
 
 const input = (domain: string): MappingInput => ({ domain, backends: ["http://a:1"], labels: {}, status: "enabled", tls: "" });
 const ctx = (idempotency?: WriteContext["idempotency"]): WriteContext => ({ keyId: "admin", requestId: "r", ...(idempotency && { idempotency }) });
@@ -26,12 +26,7 @@ afterAll(async () => {
   await db.destroy();
 });
 
-const commits = async () => {
-  const conn = await createConnection(db.adminUrl);
-  const [[row]] = (await conn.query("SHOW GLOBAL STATUS LIKE 'Com_commit'")) as unknown as [[{ Value: string }]];
-  await conn.end();
-  return Number(row.Value);
-};
+const commits = () => globalStatus(db.adminUrl, "Com_commit");
 
 describe("creates grouped into shared transactions", () => {
   // Two writes fill the group in flight and the one forming; the writes after them wait and go as one group.

@@ -94,3 +94,14 @@ export async function createDatabase(adminUrl: string): Promise<string> {
   url.pathname = `/${name}`;
   return url.toString();
 }
+
+/** A server-wide status counter (SHOW GLOBAL STATUS), such as Com_commit: what a test's statements cost the server. */
+export async function globalStatus(adminUrl: string, name: string): Promise<number> {
+  const conn = await createConnection(adminUrl);
+  try {
+    const [[row]] = (await conn.query("SHOW GLOBAL STATUS LIKE ?", [name])) as unknown as [[{ Value: string }]];
+    return Number(row.Value);
+  } finally {
+    await conn.end();
+  }
+}
