@@ -54,13 +54,13 @@ import {
   type IdempotencyStore,
 } from "../store.js";
 import { noChanges, notingOutbox } from "../noted-outbox.js";
+import { TurnBatch } from "../turn-batch.js";
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
 import { mysqlTx } from "./mysql-tx.js";
 import { TxConnection } from "./tx-connection.js";
 import { WriteGroups } from "./write-groups.js";
-import { TurnBatch } from "../turn-batch.js";
 import {
   AUDIT_COLUMNS,
   auditConditions,
@@ -90,7 +90,7 @@ const TX_ATTEMPTS = 4;
 /** Names in one batched GET's SELECT: a busy pool's worth of GETs at least. */
 const GETS_AT_ONCE = 64;
 /** What the ASCII domain column can hold. */
-const ascii = /^[\x00-\x7f]*$/;
+const ASCII = /^[\x00-\x7f]*$/;
 
 interface PendingGet {
   tenantId: string;
@@ -181,16 +181,8 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   }
 
   private async getPart(part: PendingGet[]): Promise<void> {
-    // A name the ASCII column cannot hold is not found: MariaDB refuses the comparison ("Illegal mix of
-    // collations"), which would fail the statement for every GET of the batch.
-    const domains = [...new Set(part.map((g) => g.domain).filter((d) => ascii.test(d)))];
-    // Padded to a power of two with its last name: a few statement shapes, each prepared once per connection.
-    const names = [...domains, ...Array<string>(2 ** Math.ceil(Math.log2(domains.length)) - domains.length).fill(domains[domains.length - 1]!)];
     try {
-      this.assertReady();
-      const rows =
-        names.length === 0 ? [] : (await this.read(() => this.pool.execute<RowDataPacket[]>(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain IN (${names.map(() => "?").join(", ")})`, names)))[0];
-      const byDomain = new Map((rows as MappingViewRow[]).map((r) => [r.domain, r]));
+      const byDomain = new Map((await this.selectViews(part.map((g) => g.domain))).map((r) => [r.domain, r]));
       for (const g of part) {
         const row = byDomain.get(g.domain);
         if (row && row.tenant_id === g.tenantId) g.resolve(rowToView(row));
@@ -199,6 +191,19 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
     } catch (err) {
       for (const g of part) g.reject(err);
     }
+  }
+
+  /** The mappings of these names (of any tenant), in one SELECT. */
+  private async selectViews(domains: readonly string[]): Promise<MappingViewRow[]> {
+    this.assertReady();
+    // A name the ASCII column cannot hold matches nothing; MariaDB would refuse to compare it ("Illegal mix of
+    // collations") and fail the statement for every name in it.
+    const names = [...new Set(domains.filter((d) => ASCII.test(d)))];
+    if (names.length === 0) return [];
+    // Padded to a power of two with its last name: a few statement shapes, each prepared once per connection.
+    while ((names.length & (names.length - 1)) !== 0) names.push(names[names.length - 1]!);
+    const [rows] = await this.read(() => this.pool.execute<RowDataPacket[]>(`${SELECT_VIEW} FROM mappings m ${JOIN_ACME} WHERE m.domain IN (${names.map(() => "?").join(", ")})`, names));
+    return rows as MappingViewRow[];
   }
 
   async list(tenantId: string, q: ListQuery): Promise<ListResult> {
