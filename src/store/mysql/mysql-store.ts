@@ -54,7 +54,7 @@ import {
   type IdempotencyStore,
 } from "../store.js";
 import { noChanges, notingOutbox } from "../noted-outbox.js";
-import { TurnBatch } from "../turn-batch.js";
+import { TurnBatch, type BatchedCall } from "../turn-batch.js";
 import { migrate } from "./migrate.js";
 import * as outbox from "./mysql-outbox.js";
 import { isConnectionError, isRetryable, toStoreError } from "./mysql-errors.js";
@@ -92,11 +92,9 @@ const GETS_AT_ONCE = 64;
 /** What the ASCII domain column can hold. */
 const ASCII = /^[\x00-\x7f]*$/;
 
-interface PendingGet {
+interface GetInput {
   tenantId: string;
   domain: string;
-  resolve: (view: MappingView) => void;
-  reject: (err: unknown) => void;
 }
 
 export interface MysqlStoreOptions {
@@ -144,7 +142,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   private readonly commitListeners: Array<(changes: CommittedChanges) => void> = [];
   /** Names this store's relay in relay_lease (for operators reading the row). */
   private readonly leaseHolder = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
-  private readonly gets = new TurnBatch<PendingGet>((gets) => this.getTogether(gets));
+  private readonly gets = new TurnBatch<GetInput, MappingView>((gets) => this.getTogether(gets));
   private readonly groups = new WriteGroups({
     alone: (write) => this.transaction(write),
     together: (body) => this.onConnection(body, setImmediate),
@@ -167,7 +165,7 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
   }
 
   get(tenantId: string, domain: string): Promise<MappingView> {
-    return new Promise((resolve, reject) => this.gets.add({ tenantId, domain, resolve, reject }));
+    return this.gets.call({ tenantId, domain });
   }
 
   /**
@@ -176,17 +174,17 @@ export class MysqlStore implements MappingStore, CertificateStore, AcmeStore, Ou
    * the daemon more than everything else a GET does, and its Redis lookups
    * then leave together too. A mapping of another tenant is not found.
    */
-  private getTogether(gets: PendingGet[]): void {
+  private getTogether(gets: BatchedCall<GetInput, MappingView>[]): void {
     for (let at = 0; at < gets.length; at += GETS_AT_ONCE) void this.getPart(gets.slice(at, at + GETS_AT_ONCE));
   }
 
-  private async getPart(part: PendingGet[]): Promise<void> {
+  private async getPart(part: BatchedCall<GetInput, MappingView>[]): Promise<void> {
     try {
-      const byDomain = new Map((await this.selectViews(part.map((g) => g.domain))).map((r) => [r.domain, r]));
-      for (const g of part) {
-        const row = byDomain.get(g.domain);
-        if (row && row.tenant_id === g.tenantId) g.resolve(rowToView(row));
-        else g.reject(notFound(g.domain));
+      const byDomain = new Map((await this.selectViews(part.map((g) => g.input.domain))).map((r) => [r.domain, r]));
+      for (const { input, resolve, reject } of part) {
+        const row = byDomain.get(input.domain);
+        if (row && row.tenant_id === input.tenantId) resolve(rowToView(row));
+        else reject(notFound(input.domain));
       }
     } catch (err) {
       for (const g of part) g.reject(err);

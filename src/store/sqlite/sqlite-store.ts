@@ -94,7 +94,7 @@ import {
 import { noChanges, notingOutbox } from "../noted-outbox.js";
 import { migrateSqlite } from "./sqlite-schema.js";
 import { StatementCache } from "./statement-cache.js";
-import { TurnBatch } from "../turn-batch.js";
+import { TurnBatch, type BatchedCall } from "../turn-batch.js";
 import { rawViews, viewRow } from "./view-rows.js";
 import { WalSync, type FileSync } from "./wal-sync.js";
 
@@ -149,7 +149,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   /** The statements of a write transaction. */
   private readonly tx: MappingTx;
   private readonly selectOneView: BetterSqlite3.Statement;
-  private readonly writes = new TurnBatch<QueuedWrite>((group) => void this.commitGroup(group));
+  private readonly writes = new TurnBatch<Write, unknown>((group) => void this.commitGroup(group));
   /** For SQL written in the code. */
   private readonly prepare: (sql: string) => BetterSqlite3.Statement;
   /** For SQL built from the input (lists of placeholders, a list's filters). */
@@ -439,7 +439,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
   }
 
   private transaction<T>(fn: (tx: MappingTx) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => this.writes.add({ fn, resolve: resolve as (value: unknown) => void, reject }));
+    return this.writes.call(fn) as Promise<T>;
   }
 
   /**
@@ -486,7 +486,7 @@ export class SqliteStore implements MappingStore, CertificateStore, AcmeStore, O
     const written = noChanges();
     if (!alone) this.db.exec("SAVEPOINT write");
     try {
-      const value = await w.fn(notingOutbox(this.tx, written));
+      const value = await w.input(notingOutbox(this.tx, written));
       if (!alone) this.db.exec("RELEASE write");
       return { ok: true, value, written };
     } catch (error) {
@@ -596,12 +596,9 @@ const SELECT_KEY = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`;
 const SELECT_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? AND tenant_id = ?`;
 const LOCK_CERTIFICATE = `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ?`;
 
-/** A write transaction waiting for its group (see commitGroup). */
-interface QueuedWrite {
-  fn: (tx: MappingTx) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
+/** A write transaction's body; one waiting for its group is a QueuedWrite (see commitGroup). */
+type Write = (tx: MappingTx) => Promise<unknown>;
+type QueuedWrite = BatchedCall<Write, unknown>;
 
 type WriteOutcome = { ok: true; value: unknown; written: CommittedChanges } | { ok: false; error: unknown };
 
